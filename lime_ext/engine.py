@@ -1,0 +1,120 @@
+"""The batched perturbation engine: binary masks over superpixels -> perturbed images -> predictions.
+
+Everything happens on the classifier's device, a batch at a time: ``keep = Z[:, segments]`` (one gather),
+then ``where(keep, image, hidden)`` on already-normalised tensors. No per-sample Python loop, no PIL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+HideColor = float | int | Sequence[float] | str | None
+
+
+def auto_batch_size(device: torch.device | str, height: int = 224, width: int = 224) -> int:
+    """A batch size that keeps the device busy without running out of memory.
+
+    CPU: 32 (larger batches do not run faster on a few cores). CUDA: about half of the free memory at a
+    budget of ~200 bytes per input element (ImageNet CNNs in inference), between 16 and 512.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return 32
+    free, _ = torch.cuda.mem_get_info(device)
+    per_image = 3 * height * width * 4 * 200
+    return int(max(16, min(512, (free // 2) // per_image // 16 * 16)))
+
+
+def hidden_image(image: np.ndarray, segments: np.ndarray, hide_color: HideColor) -> np.ndarray:
+    """The image shown where a superpixel is switched off, uint8 (H,W,3).
+
+    ``'mean'`` (or None, lime's meaning) paints each superpixel with its mean colour, truncated to uint8 as
+    lime does; a number or an RGB triple in 0..255 paints a constant colour (0 = black, the seeds' default).
+    """
+    if hide_color is None or (isinstance(hide_color, str) and hide_color == "mean"):
+        num = int(segments.max()) + 1
+        flat = segments.ravel()
+        counts = np.bincount(flat, minlength=num).astype(np.float64)
+        means = (
+            np.stack(
+                [
+                    np.bincount(flat, weights=image[..., c].ravel().astype(np.float64), minlength=num)
+                    for c in range(3)
+                ],
+                axis=1,
+            )
+            / np.maximum(counts, 1)[:, None]
+        )
+        return means.astype(np.uint8)[segments]
+    if isinstance(hide_color, str):
+        raise ValueError(
+            f"hide colour must be 'mean', a number or an RGB triple in 0..255, got {hide_color!r}"
+        )
+    colour = np.broadcast_to(np.asarray(hide_color, dtype=np.float64), (3,))
+    if np.any(colour < 0) or np.any(colour > 255):
+        raise ValueError(f"hide colour {hide_color!r} is outside 0..255")
+    return np.broadcast_to(colour.astype(np.uint8), image.shape).copy()
+
+
+class PerturbationEngine:
+    """Predictions for perturbed copies of one image.
+
+    Args:
+        image: RGB uint8 (H,W,3), the model-input frame.
+        segments: int (H,W) superpixel ids 0..M-1.
+        classifier: a :class:`~lime_ext.classifier.TorchClassifier` (or anything with ``prepare``,
+            ``forward_prepared``, ``session`` and ``device``).
+        hide_color: see :func:`hidden_image`.
+        batch_size: images per forward pass; ``None`` picks :func:`auto_batch_size` for the device.
+    """
+
+    def __init__(
+        self,
+        image: np.ndarray,
+        segments: np.ndarray,
+        classifier,
+        hide_color: HideColor = 0,
+        batch_size: int | None = None,
+    ) -> None:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image must be RGB uint8 (H,W,3), got {image.dtype} {image.shape}")
+        if segments.shape != image.shape[:2]:
+            raise ValueError(f"segments {segments.shape} do not match the image {image.shape[:2]}")
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch size must be at least 1, got {batch_size}")
+        self.classifier = classifier
+        self.device = torch.device(classifier.device)
+        self.num_segments = int(segments.max()) + 1
+        self.batch_size = int(batch_size) if batch_size else auto_batch_size(self.device, *image.shape[:2])
+        hidden = hidden_image(image, segments, hide_color)
+        self._image = self._prepared(image)
+        self._hidden = self._prepared(hidden)
+        self._segments = torch.from_numpy(np.ascontiguousarray(segments, dtype=np.int64)).to(self.device)
+
+    def _prepared(self, rgb: np.ndarray) -> torch.Tensor:
+        tensor = (
+            torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1).float().div_(255.0)
+        )
+        return self.classifier.prepare(tensor).contiguous()
+
+    def perturb(self, masks: torch.Tensor) -> torch.Tensor:
+        """Model inputs for masks (B,M) in {0,1} on the device: (B,3,H,W), superpixel j kept where mask[:, j] = 1."""
+        keep = masks.bool()[:, self._segments]  # (B,H,W): one gather
+        return torch.where(keep[:, None], self._image[None], self._hidden[None])
+
+    def predict(self, masks: np.ndarray, progress: bool = False) -> np.ndarray:
+        """Classifier outputs for every row of ``masks`` (N,M): float32 (N,C), in row order."""
+        if masks.ndim != 2 or masks.shape[1] != self.num_segments:
+            raise ValueError(f"masks must be (N,{self.num_segments}), got {masks.shape}")
+        z = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.uint8)).to(self.device)
+        outputs = []
+        starts = range(0, len(z), self.batch_size)
+        with self.classifier.session():
+            for start in tqdm(starts, desc="perturbations", unit="batch", disable=not progress, leave=False):
+                batch = self.perturb(z[start : start + self.batch_size])
+                outputs.append(self.classifier.forward_prepared(batch).float())
+        return torch.cat(outputs).cpu().numpy()
