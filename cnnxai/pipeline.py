@@ -21,6 +21,7 @@ PRIOR_FUSIONS = ("mean", "max", "superpixel")
 class CamLimeResult:
     """Plain LIME and the CAM-prior explanation fitted on the same neighbourhood (a paired comparison)."""
 
+    target: int
     ours: Explanation
     lime: Explanation
     cams: LayerCams
@@ -91,4 +92,4 @@ def explain_with_cam_prior(
     ours = neighbourhood.fit(labels=[label], prior={label: prior}, cam_mode=cam_mode)
     lime = neighbourhood.fit(labels=[label], cam_mode="none")
     timings["fit_s"] = time.perf_counter() - start
-    return CamLimeResult(ours, lime, cams, prior, neighbourhood, timings)
+    return CamLimeResult(label, ours, lime, cams, prior, neighbourhood, timings)
