@@ -19,25 +19,40 @@ PRIOR_FUSIONS = ("mean", "max", "superpixel")
 
 @dataclass(frozen=True)
 class CamLimeResult:
-    """Plain LIME and the CAM-prior explanation fitted on the same neighbourhood (a paired comparison)."""
+    """Plain LIME and the CAM-prior explanation fitted on the same neighbourhood (a paired comparison).
 
-    target: int
+    ``labels`` are the explained classes, the first being the main one (``target``); ``priors[label]`` is
+    that class's prior (M,); ``cam_maps[label]`` its fused CAM (H,W) in [0,1] on the image frame;
+    ``probabilities`` (C,) the classifier's output on the image.
+    """
+
+    labels: list[int]
     ours: Explanation
     lime: Explanation
     cams: LayerCams
-    prior: np.ndarray
+    priors: dict[int, np.ndarray]
+    cam_maps: dict[int, np.ndarray]
+    probabilities: np.ndarray
     neighbourhood: Neighbourhood
     timings: dict
 
+    @property
+    def target(self) -> int:
+        return self.labels[0]
 
-def cam_prior(cams: LayerCams, segments: np.ndarray, fusion: str = "mean") -> np.ndarray:
-    """The prior (M,) of one image's CAMs: pixel-level fusion ('mean' CamLIME's rule, or 'max') of all
-    layers then per-superpixel means, or 'superpixel': the mean of the per-layer priors."""
+    @property
+    def prior(self) -> np.ndarray:
+        return self.priors[self.target]
+
+
+def cam_prior(cams: LayerCams, segments: np.ndarray, fusion: str = "mean", index: int = 0) -> np.ndarray:
+    """The prior (M,) of batch element ``index``: pixel-level fusion ('mean', CamLIME's rule, or 'max') of
+    all layers then per-superpixel means, or 'superpixel': the mean of the per-layer priors."""
     if fusion not in PRIOR_FUSIONS:
         raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(PRIOR_FUSIONS)}")
     if fusion == "superpixel":
-        return fuse_segment_priors([segment_prior(m[0], segments) for m in cams.maps.values()])
-    fused = fuse_layer_maps(list(cams.maps.values()), segments.shape, rule=fusion)
+        return fuse_segment_priors([segment_prior(m[index], segments) for m in cams.maps.values()])
+    fused = fuse_layer_maps([m[index : index + 1] for m in cams.maps.values()], segments.shape, rule=fusion)
     return segment_prior(fused[0], segments)
 
 
@@ -47,6 +62,7 @@ def explain_with_cam_prior(
     layers: str | Sequence[str],
     method: str = "gradcam",
     target: int | None = None,
+    top_labels: int = 1,
     num_samples: int = 1000,
     seed: int = 0,
     batch_size: int | None = None,
@@ -61,8 +77,9 @@ def explain_with_cam_prior(
 ) -> CamLimeResult:
     """Explain ``image`` (RGB uint8 (H,W,3), model-input frame) with GradLIME/CamLIME and plain LIME.
 
-    The target is ``target`` or the top prediction; both fits share one segmentation and one set of
-    perturbations and predictions, so their difference comes from the prior alone.
+    The explained classes are ``[target]`` or, without a target, the ``top_labels`` best predicted ones;
+    each gets its own class-specific CAM prior (all from one batched CAM pass). Both fits share one
+    segmentation and one set of perturbations and predictions, so their difference comes from the prior alone.
     """
     classifier = classifier or TorchClassifier(model)
     timings: dict[str, float] = {}
@@ -77,11 +94,24 @@ def explain_with_cam_prior(
     x = classifier.prepare(
         torch.from_numpy(np.array(image)).to(classifier.device).permute(2, 0, 1).float() / 255.0
     )
+    with classifier.session():
+        probabilities = classifier.forward_prepared(x[None])[0].cpu().numpy()
+    if target is not None:
+        if not 0 <= int(target) < len(probabilities):
+            raise ValueError(
+                f"target class {target} is out of range: the model has {len(probabilities)} classes (0..{len(probabilities) - 1})"
+            )
+        labels = [int(target)]
+    else:
+        labels = [int(c) for c in np.argsort(probabilities)[::-1][: max(1, int(top_labels))]]
+    batch = x[None].expand(len(labels), -1, -1, -1)
     cams = compute_cams(
-        model, x, layers, method=method, targets=target, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth
+        model, batch, layers, method=method, targets=labels, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth
     )
-    label = int(cams.targets[0])
-    prior = cam_prior(cams, segments, fusion)
+    priors = {label: cam_prior(cams, segments, fusion, i) for i, label in enumerate(labels)}
+    display_rule = "max" if fusion == "max" else "mean"
+    fused = cams.fused(display_rule).cpu().numpy()
+    cam_maps = {label: fused[i] for i, label in enumerate(labels)}
     timings["cam_s"] = time.perf_counter() - start
 
     neighbourhood = explainer.sample(
@@ -89,7 +119,16 @@ def explain_with_cam_prior(
     )
     timings["predict_s"] = neighbourhood.info["timings"]["predict_s"]
     start = time.perf_counter()
-    ours = neighbourhood.fit(labels=[label], prior={label: prior}, cam_mode=cam_mode)
-    lime = neighbourhood.fit(labels=[label], cam_mode="none")
+    legacy_maps = _legacy_maps(cams, labels) if cam_mode == "legacy" else None
+    ours = neighbourhood.fit(labels=labels, prior=priors, cam_mode=cam_mode, cam_map=legacy_maps)
+    lime = neighbourhood.fit(labels=labels, cam_mode="none")
     timings["fit_s"] = time.perf_counter() - start
-    return CamLimeResult(label, ours, lime, cams, prior, neighbourhood, timings)
+    return CamLimeResult(labels, ours, lime, cams, priors, cam_maps, probabilities, neighbourhood, timings)
+
+
+def _legacy_maps(cams: LayerCams, labels: list[int]) -> dict[int, np.ndarray]:
+    """What the public code resized into (N,M): the layer-resolution CAM, min-max normalised (layers fused at
+    the smallest layer's size)."""
+    size = min((tuple(m.shape[-2:]) for m in cams.maps.values()), key=lambda hw: hw[0] * hw[1])
+    fused = fuse_layer_maps(list(cams.maps.values()), size, rule="mean").cpu().numpy()
+    return {label: fused[i] for i, label in enumerate(labels)}

@@ -1,0 +1,8 @@
+"""GradLIME: explain CNN image classifiers with LIME + class-activation priors. Run with --help for the options."""
+
+import sys
+
+from cnnxai.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("gradlime"))
