@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -234,10 +235,6 @@ class ExplainRun:
             fusion=args.fusion, segmenter=args.segmenter, hide_color=args.hide_color, aug_smooth=args.aug_smooth,
             eigen_smooth=args.eigen_smooth, classifier=self.classifier, progress=not args.quiet,
         )  # fmt: skip
-        if result.neighbourhood.num_segments < 2:
-            raise UserInputError(
-                f"{source}: segmentation found a single superpixel; nothing to explain (try --segmenter slic)"
-            )
         explain_s = time.perf_counter() - start
         label = result.target
         title = TITLES[self.variant]
@@ -267,7 +264,7 @@ class ExplainRun:
         options = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
         return {
             "tool": f"{TITLES[self.variant]}.py",
-            "command": " ".join(sys.argv),
+            "command": shlex.join(sys.argv),
             "options": options,
             "seed": args.seed,
             "image": {
@@ -355,8 +352,9 @@ def run(args: argparse.Namespace, variant: str) -> int:
         except UserInputError as error:
             if not is_folder:
                 raise
-            failures.append((source, str(error)))
-            print(f"error: {error}", file=sys.stderr)
+            message = str(error) if source in str(error) else f"{source}: {error}"
+            failures.append((source, message))
+            print(f"error: {message}", file=sys.stderr)
     if failures:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         with open(failures_file, "w", newline="") as handle:

@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from importlib import metadata
@@ -111,12 +110,7 @@ def write_explanation(
         name = f"attribution_class{label}.npy"
         np.save(folder / name, result.ours.attribution_map(label))
         files.append(name)
-    manifest = {
-        **manifest,
-        "files": files + ["manifest.json"],
-        "versions": package_versions(),
-        "argv": sys.argv,
-    }
+    manifest = {**manifest, "files": files + ["manifest.json"], "versions": package_versions()}
     with open(folder / "manifest.json", "w") as handle:
         json.dump(manifest, handle, indent=2, default=_jsonable)
         handle.write("\n")

@@ -12,6 +12,7 @@ from torch import nn
 
 from cam_ext import compute_cams, fuse_layer_maps, fuse_segment_priors
 from cam_ext.compute import LayerCams
+from cnnxai.errors import UserInputError
 from lime_ext import CamLimeExplainer, Explanation, Neighbourhood, TorchClassifier, segment_prior
 
 PRIOR_FUSIONS = ("mean", "max", "superpixel")
@@ -89,6 +90,10 @@ def explain_with_cam_prior(
     start = time.perf_counter()
     segments = explainer.segment(image, seed)
     timings["segmentation_s"] = time.perf_counter() - start
+    if segments.max() < 1:
+        raise UserInputError(
+            f"segmentation ({segmenter}) found a single superpixel: nothing to explain; try --segmenter slic"
+        )
 
     start = time.perf_counter()
     x = classifier.prepare(

@@ -265,7 +265,9 @@ def test_entry_points_run_as_scripts(tmp_path):
     assert failed.returncode == 2 and failed.stderr.count("\n") == 1 and "no such file" in failed.stderr
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "googlenet", "alexnet", "densenet121", "inception_v3"])
+@pytest.mark.parametrize(
+    "name", ["resnet18", "mobilenet_v2", "googlenet", "alexnet", "densenet121", "inception_v3"]
+)
 def test_torchvision_entries_load_a_weights_file_and_their_default_layers_exist(name, tmp_path):
     """A state dict of torchvision's own architecture (as the published files are) loads, runs and has the
     default CAM layer. Random weights stand in for the real ones, which cannot be downloaded here."""
@@ -288,3 +290,13 @@ def test_default_layers_of_the_larger_models_exist(name):
 
     model = _torchvision_architecture(MODELS[name].torchvision_name)
     assert len(resolve_layers(model, list(MODELS[name].layers))) == len(MODELS[name].layers)
+
+
+def test_uniform_image_with_one_superpixel_is_exit_2(tmp_path, capsys):
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((64, 64, 3), 128, dtype=np.uint8)).save(flat)
+    out = tmp_path / "out"
+    code = main("gradlime", ["--image-path", str(flat), "--segmenter", "felzenszwalb", "--quiet", "--output-dir", str(out)])
+    stderr = capsys.readouterr().err
+    assert code == 2 and "single superpixel" in stderr and stderr.count("\n") == 1
+    assert not out.exists() or not any(out.iterdir())
