@@ -77,6 +77,18 @@ def hide_color_option(text: str):
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def compare_option(text: str) -> list[str]:
+    from cnnxai.explainers import REGISTRY
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in REGISTRY]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown explainer(s) {', '.join(unknown)}; list them with: python -m cnnxai.explainers --list"
+        )
+    return names
+
+
 def build_parser(variant: str) -> OneLineParser:
     title = TITLES[variant]
     what = (
@@ -185,6 +197,12 @@ def build_parser(variant: str) -> OneLineParser:
         choices=list(PREPROCESSING),
         help="crop: resize short side 256, centre crop 224; square: the seeds' 256x256 resize, then crop",
     )
+    add(
+        "--compare",
+        type=compare_option,
+        default=[],
+        help="other explainers to show beside ours, comma-separated (python -m cnnxai.explainers --list); each adds a panel and writes <name>.npy",
+    )
     add("--amp", action="store_true", help="float16 autocast for the perturbation forwards (CUDA only)")
     add("--output-dir", default="results", help="where <image>/ folders are written")
     add("--quiet", action="store_true", help="no progress bars; one line per image")
@@ -235,8 +253,9 @@ class ExplainRun:
             fusion=args.fusion, segmenter=args.segmenter, hide_color=args.hide_color, aug_smooth=args.aug_smooth,
             eigen_smooth=args.eigen_smooth, classifier=self.classifier, progress=not args.quiet,
         )  # fmt: skip
-        explain_s = time.perf_counter() - start
         label = result.target
+        compare = self._compare(frame, result)
+        explain_s = time.perf_counter() - start
         title = TITLES[self.variant]
         manifest = self._manifest(result, source, image, explain_s)
         out = Path(args.output_dir) / name
@@ -249,12 +268,45 @@ class ExplainRun:
                 lambda path: explanation_figure(
                     path, frame, result.cam_maps[label], result.lime, result.ours, label, self.class_names[label],
                     float(result.probabilities[label]), f"{self._cam_name()} ({', '.join(self.layers)})", title,
-                    args.num_features,
+                    args.num_features, compare,
                 ),
+                compare,
             )  # fmt: skip
         manifest["timings"]["write_s"] = time.perf_counter() - start
         self._report(result, source, out)
         return manifest
+
+    def _compare(self, frame: np.ndarray, result) -> dict[str, np.ndarray]:
+        """The --compare explainers' maps for the main label; the LIME family reuses the run's perturbations."""
+        if not self.args.compare:
+            return {}
+        from cnnxai.explainers import explain
+
+        args = self.args
+        settings = {
+            "num_samples": args.num_samples,
+            "segmenter": args.segmenter,
+            "hide_color": args.hide_color,
+        }
+        shared = {
+            ("segments", args.seed, args.segmenter): result.neighbourhood.segments,
+            (
+                "neighbourhood",
+                args.seed,
+                args.num_samples,
+                args.segmenter,
+                str(args.hide_color),
+            ): result.neighbourhood,
+        }
+        maps = {}
+        for name in args.compare:
+            attribution = explain(
+                name, self.model, frame, result.target, seed=args.seed, device=self.device, batch_size=args.batch_size,
+                shared=shared, layers=self.layers, fusion=args.fusion, cam_mode=args.cam_mode, cam_method=self.method,
+                aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth, **settings,
+            )  # fmt: skip
+            maps[name] = attribution.map
+        return maps
 
     def _cam_name(self) -> str:
         return {"gradcam": "Grad-CAM"}.get(self.method, self.method)

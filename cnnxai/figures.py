@@ -33,9 +33,18 @@ def explanation_figure(
     cam_title: str,
     ours_title: str,
     num_features: int,
+    compare: dict[str, np.ndarray] | None = None,
 ) -> None:
-    """Save the 1x4 figure to ``path`` (PNG, or PDF by suffix). ``cam_map`` is (H,W) in [0,1] on the same frame."""
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.6), constrained_layout=True)
+    """Save the figure to ``path`` (PNG, or PDF by suffix): 1x4 panels, plus one per ``compare`` map (name ->
+    signed (H,W) attribution, shown on a symmetric blue-white-red scale). ``cam_map`` is (H,W) in [0,1]."""
+    compare = compare or {}
+    panels = 4 + len(compare)
+    columns = min(panels, 5)
+    rows = -(-panels // columns)
+    fig, grid = plt.subplots(
+        rows, columns, figsize=(4 * columns, 4.6 * rows), constrained_layout=True, squeeze=False
+    )
+    axes = grid.ravel()
     axes[0].imshow(image)
     axes[0].set_title(f"Original: {class_name}\np = {probability:.3f} (class {label})")
     axes[1].imshow(image)
@@ -47,6 +56,11 @@ def explanation_figure(
     axes[2].set_title(f"LIME, top {num_features}\nR² = {lime_fit.score:.3f}")
     axes[3].imshow(superpixel_panel(ours, label, num_features))
     axes[3].set_title(f"{ours_title}, top {num_features}\nR² = {ours_fit.score:.3f}")
+    for axis, (name, attribution) in zip(axes[4:panels], compare.items(), strict=True):
+        limit = float(np.abs(attribution).max()) or 1.0
+        shown = axis.imshow(attribution, cmap="bwr", vmin=-limit, vmax=limit)
+        axis.set_title(f"{name}\n(signed, symmetric scale)")
+        fig.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
     for axis in axes:
         axis.set_axis_off()
     fig.savefig(path, dpi=150)

@@ -93,8 +93,10 @@ def write_explanation(
     result: CamLimeResult,
     manifest: dict,
     draw_figure: Callable[[Path], None],
+    compare: dict[str, np.ndarray] | None = None,
 ) -> list[str]:
-    """Write every output of one image into ``folder`` (already created, temporary); returns the file names."""
+    """Write every output of one image into ``folder`` (already created, temporary); returns the file names.
+    ``compare`` maps explainer names to attribution maps saved as ``<name>.npy``."""
     files = []
     draw_figure(folder / "explanation.png")
     files.append("explanation.png")
@@ -110,6 +112,9 @@ def write_explanation(
         name = f"attribution_class{label}.npy"
         np.save(folder / name, result.ours.attribution_map(label))
         files.append(name)
+    for method, attribution in (compare or {}).items():
+        np.save(folder / f"{method}.npy", attribution)
+        files.append(f"{method}.npy")
     manifest = {**manifest, "files": files + ["manifest.json"], "versions": package_versions()}
     with open(folder / "manifest.json", "w") as handle:
         json.dump(manifest, handle, indent=2, default=_jsonable)

@@ -164,6 +164,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, list[str]]:
         "image too small": ["--image-path", str(tmp_path / "tiny.png")],
         "nonsense option": ["--image-path", good, "--cam-mode", "magic"],
         "bad hide colour": ["--image-path", good, "--hide-color", "purple"],
+        "unknown compare method": ["--image-path", good, "--compare", "lime,magic_cam"],
     }
 
 
@@ -171,6 +172,7 @@ CASE_NAMES = [
     "missing path", "folder without images", "zero-byte image", "truncated image", "corrupt image", "text file named .jpg",
     "unknown model", "unknown layer", "missing weights", "missing weights file", "num samples below 2",
     "batch size below 1", "target out of range", "image too small", "nonsense option", "bad hide colour",
+    "unknown compare method",
 ]  # fmt: skip
 
 
@@ -296,7 +298,36 @@ def test_uniform_image_with_one_superpixel_is_exit_2(tmp_path, capsys):
     flat = tmp_path / "flat.png"
     Image.fromarray(np.full((64, 64, 3), 128, dtype=np.uint8)).save(flat)
     out = tmp_path / "out"
-    code = main("gradlime", ["--image-path", str(flat), "--segmenter", "felzenszwalb", "--quiet", "--output-dir", str(out)])
+    code = main(
+        "gradlime",
+        ["--image-path", str(flat), "--segmenter", "felzenszwalb", "--quiet", "--output-dir", str(out)],
+    )
     stderr = capsys.readouterr().err
     assert code == 2 and "single superpixel" in stderr and stderr.count("\n") == 1
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_compare_adds_panels_and_maps_and_reuses_the_perturbations(tmp_path, photo_file, capsys):
+    out = tmp_path / "out"
+    args = [
+        "--image-path",
+        str(photo_file),
+        "--output-dir",
+        str(out),
+        "--compare",
+        "lime,gradcam,control_random",
+    ]
+    code, _, err = run_cli("gradlime", args, capsys)
+    assert code == 0, err
+    folder = out / "cat"
+    maps = {name: np.load(folder / f"{name}.npy") for name in ("lime", "gradcam", "control_random")}
+    assert all(m.shape == (224, 224) and m.dtype == np.float32 for m in maps.values())
+    # --compare lime is the run's own LIME fit: same perturbations, same attributions as superpixels.csv
+    rows = [r for r in csv.DictReader(open(folder / "superpixels.csv"))]
+    segments_weight = {int(r["segment_id"]): float(r["lime_weight"]) for r in rows}
+    assert sorted(np.unique(maps["lime"]).tolist()) == sorted(
+        {np.float32(w).item() for w in segments_weight.values()}
+    )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert {"lime.npy", "gradcam.npy", "control_random.npy"} <= set(manifest["files"])
+    assert Image.open(folder / "explanation.png").size[1] > 1000  # 7 panels wrap onto a second row

@@ -1,0 +1,107 @@
+"""Captum's gradient and occlusion methods, on the normalised input, summed over colour channels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from captum.attr import (
+    Deconvolution,
+    GradientShap,
+    InputXGradient,
+    IntegratedGradients,
+    Occlusion,
+    Saliency,
+)
+
+from cam_ext import evaluation_mode
+from cnnxai.explainers.registry import Attribution, ExplainContext, channel_sum, register
+
+
+def _target_and_input(context: ExplainContext) -> tuple[torch.Tensor, int]:
+    return context.input_tensor.requires_grad_(True), context.target
+
+
+def _plain(method_cls, **kwargs):
+    """An explainer that is one captum ``attribute`` call on the input (no baselines, no randomness)."""
+
+    def run(context: ExplainContext) -> Attribution:
+        x, target = _target_and_input(context)
+        with evaluation_mode(context.model):
+            return channel_sum(method_cls(context.model).attribute(x, target=target, **kwargs))
+
+    return run
+
+
+register("saliency", "Saliency: |d logit / d input| (captum Saliency, abs=True), summed over channels")(
+    _plain(Saliency, abs=True)
+)
+register("gradient", "Gradient: signed d logit / d input (captum Saliency, abs=False), summed over channels")(
+    _plain(Saliency, abs=False)
+)
+register("input_x_gradient", "Input x Gradient (captum), summed over channels")(_plain(InputXGradient))
+register("deconvolution", "Deconvolution (captum): ReLU backward passes only positive gradients")(
+    _plain(Deconvolution)
+)
+
+
+@register(
+    "ig",
+    "Integrated Gradients (captum): zero baseline (the mean colour), 50 steps, Gauss-Legendre, internal batching",
+)
+def integrated_gradients(context: ExplainContext) -> Attribution:
+    x, target = _target_and_input(context)
+    steps = int(context.option("ig_steps", 50))
+    with evaluation_mode(context.model):
+        attributions, delta = IntegratedGradients(context.model).attribute(
+            x, baselines=torch.zeros_like(x), target=target, n_steps=steps,
+            internal_batch_size=context.batch_size or 32, return_convergence_delta=True,
+        )  # fmt: skip
+    result = channel_sum(attributions)
+    result.extras["convergence_delta"] = float(delta.abs().max())
+    return result
+
+
+@contextmanager
+def _seeded_global_rng(seed: int) -> Iterator[None]:
+    """captum draws from torch's and numpy's global RNGs: seed both for the call, restore the caller's after."""
+    numpy_state = np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+
+
+@register(
+    "gradient_shap",
+    "GradientSHAP (captum): baselines {zeros, x}, 50 samples, noise std 0.0001; seeded",
+    random=True,
+)
+def gradient_shap(context: ExplainContext) -> Attribution:
+    x, target = _target_and_input(context)
+    baselines = torch.cat([torch.zeros_like(x), x.detach()])
+    samples = int(context.option("shap_samples", 50))
+    with evaluation_mode(context.model), _seeded_global_rng(context.seed):
+        attributions = GradientShap(context.model).attribute(
+            x, baselines=baselines, target=target, n_samples=samples, stdevs=1e-4
+        )
+    return channel_sum(attributions)
+
+
+@register(
+    "occlusion",
+    "Occlusion (captum): 15x15 windows of all channels, stride 8, replaced by 0 (the mean colour)",
+)
+def occlusion(context: ExplainContext) -> Attribution:
+    x = context.input_tensor
+    with evaluation_mode(context.model), torch.no_grad():
+        attributions = Occlusion(context.model).attribute(
+            x, target=context.target, sliding_window_shapes=(3, 15, 15), strides=(3, 8, 8), baselines=0,
+            perturbations_per_eval=context.batch_size or 32,
+        )  # fmt: skip
+    return channel_sum(attributions)

@@ -1,0 +1,184 @@
+"""The explainer registry: analytic checks (IG completeness, GNL, RISE, KernelSHAP) and every method on a tiny model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnxai.explainers import REGISTRY, explain
+from cnnxai.explainers.guided import GuidedReLU, guided_nonlinearities
+from cnnxai.explainers.kernel_shap import shap_values, shapley_coalitions
+from lime_ext import TorchClassifier
+from tests.conftest import make_tiny_cnn, small_photo
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {
+    "layers": ["4"],
+    "num_samples": 40,
+    "rise_masks": 64,
+    "ig_steps": 8,
+    "shap_samples": 4,
+    "segmenter": "slic",
+}
+
+
+def relu_mlp_cnn() -> nn.Module:
+    torch.manual_seed(3)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
+    )  # fmt: skip
+    with torch.no_grad():
+        model[7].weight.mul_(20)  # logit gaps well above float noise
+    return model.eval()
+
+
+def smooth_cnn() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
+    ).eval()
+
+
+def test_integrated_gradients_are_complete():
+    model, image = relu_mlp_cnn(), small_photo(24)
+    x = TorchClassifier(model).prepare(torch.from_numpy(image).permute(2, 0, 1).float() / 255)[None]
+    with torch.no_grad():
+        gaps = model(x)[0] - model(torch.zeros_like(x))[0]
+    target = int(gaps.abs().argmax())
+    gap = float(gaps[target])
+    assert abs(gap) > 0.01
+    result = explain("ig", model, image, target=target, ig_steps=300)
+    assert float(result.map.sum()) == pytest.approx(gap, rel=1e-2)  # sum of attributions = f(x) - f(baseline)
+    assert result.extras["per_channel"].shape == (3, 24, 24)
+
+
+def test_guided_ig_equals_ig_without_relu_or_maxpool():
+    model, image = smooth_cnn(), small_photo(24)
+    guided = explain("guided_ig_gnl", model, image, target=2, ig_steps=16)
+    plain = explain("ig", model, image, target=2, ig_steps=16)
+    np.testing.assert_allclose(guided.map, plain.map, rtol=1e-5, atol=1e-7)
+
+
+def test_guided_ig_differs_with_relu_and_leaves_the_model_exactly_as_it_was():
+    model, image = relu_mlp_cnn(), small_photo(24)
+    model[2].train()  # a mixed mode that must survive
+    modules_before = [(name, id(module), module.training) for name, module in model.named_modules()]
+    state_before = {k: v.clone() for k, v in model.state_dict().items()}
+    guided = explain("guided_ig_gnl", model, image, target=0, ig_steps=16)
+    plain = explain("ig", model, image, target=0, ig_steps=16)
+    assert not np.allclose(guided.map, plain.map, atol=1e-6)
+    assert [(name, id(module), module.training) for name, module in model.named_modules()] == modules_before
+    assert all(torch.equal(state_before[k], v) for k, v in model.state_dict().items())
+    assert not any(isinstance(m, GuidedReLU) for m in model.modules())
+
+
+def test_guided_swap_is_undone_when_the_model_raises():
+    model = relu_mlp_cnn()
+    with pytest.raises(RuntimeError, match="boom"), guided_nonlinearities(model) as swapped:
+        assert swapped == 3 and isinstance(model[1], GuidedReLU)
+        raise RuntimeError("boom")
+    assert type(model[1]) is nn.ReLU and type(model[2]) is nn.MaxPool2d
+
+
+def test_guided_relu_backward_passes_only_positive_gradients():
+    z = torch.tensor([-1.0, 2.0, 3.0, 7.0], requires_grad=True)
+    (GuidedReLU(6.0)(z) * torch.tensor([5.0, -4.0, 3.0, 2.0])).sum().backward()
+    assert z.grad.tolist() == [0.0, 0.0, 3.0, 0.0]  # off, negative gradient, passes, above 6
+
+
+def test_functional_relu_model_is_refused():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(3, 2, 3), nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.fc(F.relu(self.conv(x)).mean(dim=(2, 3)))
+
+    with pytest.raises(ValueError, match="calls relu"):
+        explain("guided_ig_gnl", Functional().eval(), small_photo(16), target=0, ig_steps=4)
+
+
+def test_rise_peaks_in_the_quadrant_the_model_looks_at():
+    class TopLeft(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.tensor(10.0))
+
+        def forward(self, x):
+            half = x.shape[-1] // 2
+            evidence = self.scale * x[:, :, :half, :half].mean(dim=(1, 2, 3))
+            return torch.stack([evidence, torch.zeros_like(evidence)], dim=1)
+
+    image = np.full((32, 32, 3), 255, dtype=np.uint8)  # white: positive after ImageNet normalisation
+    saliency = explain("rise", TopLeft().eval(), image, target=0, rise_masks=1000, seed=1).map
+    quadrants = [
+        saliency[:16, :16].mean(),
+        saliency[:16, 16:].mean(),
+        saliency[16:, :16].mean(),
+        saliency[16:, 16:].mean(),
+    ]
+    assert int(np.argmax(quadrants)) == 0 and quadrants[0] > 1.05 * max(quadrants[1:])
+
+
+def test_kernel_shap_recovers_a_linear_game_and_keeps_efficiency():
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=9)
+    z = shapley_coalitions(300, 9, rng)
+    assert z[0].all() and not z[1].any() and 0 < z[2:].sum(axis=1).min() and z[2:].sum(axis=1).max() < 9
+    values = z @ weights + 0.5
+    np.testing.assert_allclose(shap_values(z, values), weights, atol=1e-9)
+    phi = explain(
+        "kernel_shap", make_tiny_cnn(), small_photo(32), target=1, num_samples=60, segmenter="slic"
+    ).extras["shap_values"]
+    classifier = TorchClassifier(make_tiny_cnn())
+    with torch.no_grad():
+        full = classifier(torch.from_numpy(small_photo(32)).permute(2, 0, 1).float()[None] / 255)[0, 1]
+        empty = classifier(torch.zeros(1, 3, 32, 32))[0, 1]
+    assert phi.sum() == pytest.approx(float(full - empty), abs=1e-5)
+
+
+def test_lime_family_shares_one_perturbation_set():
+    shared: dict = {}
+    model, image = make_tiny_cnn(), small_photo(32)
+    lime = explain("lime", model, image, 1, shared=shared, **FAST)
+    gradlime = explain("gradlime", model, image, 1, shared=shared, **FAST)
+    assert sum(1 for key in shared if key[0] == "neighbourhood") == 1
+    ours = gradlime.extras["explanation"].labels[1]
+    np.testing.assert_allclose(ours.attributions, ours.prior * ours.weights)
+    assert lime.extras["explanation"].segments is gradlime.extras["explanation"].segments
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_explainer_returns_a_finite_map_of_the_input_shape(name):
+    result = explain(name, make_tiny_cnn(), small_photo(32), target=2, seed=0, **FAST)
+    assert result.map.shape == (32, 32) and result.map.dtype == np.float32
+    assert np.isfinite(result.map).all()
+
+
+@pytest.mark.parametrize("name", [n for n, spec in REGISTRY.items() if spec.random])
+def test_random_explainers_are_deterministic_under_a_seed(name):
+    runs = [
+        explain(name, make_tiny_cnn(), small_photo(32), target=2, seed=seed, **FAST).map for seed in (4, 4, 5)
+    ]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_list_command_names_every_explainer():
+    listing = subprocess.run(
+        [sys.executable, "-m", "cnnxai.explainers", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert [line.split()[0] for line in listing.strip().splitlines()] == list(REGISTRY)
