@@ -88,3 +88,16 @@ class RawActivations(ActivationsAndGradients):
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()  # never swallows the exception (unlike BaseCAM.__exit__)
+
+
+def forward_with_hooks(
+    model: nn.Module, x: torch.Tensor, hooks: Sequence[tuple[nn.Module, Callable]]
+) -> None:
+    """One no-grad forward pass of ``model`` on ``x`` with temporary forward hooks (removed also on error)."""
+    handles = [module.register_forward_hook(hook) for module, hook in hooks]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()

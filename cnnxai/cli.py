@@ -203,6 +203,11 @@ def build_parser(variant: str) -> OneLineParser:
         default=[],
         help="other explainers to show beside ours, comma-separated (python -m cnnxai.explainers --list); each adds a panel and writes <name>.npy",
     )
+    add(
+        "--normlime-reference",
+        default=None,
+        help="with --compare normlime: the reference image folder its clusters and global weights are fitted on (cached); default: the built-in photos",
+    )
     add("--amp", action="store_true", help="float16 autocast for the perturbation forwards (CUDA only)")
     add("--output-dir", default="results", help="where <image>/ folders are written")
     add("--quiet", action="store_true", help="no progress bars; one line per image")
@@ -241,6 +246,10 @@ class ExplainRun:
         except LayerNotFoundError as error:
             raise UserInputError(f"--layers: {error}") from None
         self.classifier = TorchClassifier(self.model, amp=args.amp)
+        if args.normlime_reference is not None and not Path(args.normlime_reference).is_dir():
+            raise UserInputError(
+                f"--normlime-reference {args.normlime_reference}: no such folder; give a folder of reference images"
+            )
 
     def explain(self, image: np.ndarray, source: str, name: str) -> dict:
         """Explain one loaded image and write its outputs; returns the manifest."""
@@ -288,6 +297,8 @@ class ExplainRun:
             "segmenter": args.segmenter,
             "hide_color": args.hide_color,
         }
+        if args.normlime_reference is not None:
+            settings["normlime_reference"] = args.normlime_reference
         shared = {
             ("segments", args.seed, args.segmenter): result.neighbourhood.segments,
             (

@@ -165,6 +165,14 @@ def _bad_inputs(tmp_path: Path) -> dict[str, list[str]]:
         "nonsense option": ["--image-path", good, "--cam-mode", "magic"],
         "bad hide colour": ["--image-path", good, "--hide-color", "purple"],
         "unknown compare method": ["--image-path", good, "--compare", "lime,magic_cam"],
+        "missing normlime reference": [
+            "--image-path",
+            good,
+            "--compare",
+            "normlime",
+            "--normlime-reference",
+            str(tmp_path / "refs"),
+        ],
     }
 
 
@@ -172,7 +180,7 @@ CASE_NAMES = [
     "missing path", "folder without images", "zero-byte image", "truncated image", "corrupt image", "text file named .jpg",
     "unknown model", "unknown layer", "missing weights", "missing weights file", "num samples below 2",
     "batch size below 1", "target out of range", "image too small", "nonsense option", "bad hide colour",
-    "unknown compare method",
+    "unknown compare method", "missing normlime reference",
 ]  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,9 @@ FAST = {
     "ig_steps": 8,
     "shap_samples": 4,
     "segmenter": "slic",
+    "normlime_samples": 20,
+    "normlime_clusters": 4,
+    "normlime_cache": tempfile.mkdtemp(prefix="normlime-test-"),  # never the user's ~/.cache
 }
 
 
@@ -182,3 +186,57 @@ def test_list_command_names_every_explainer():
         check=True,
     ).stdout
     assert [line.split()[0] for line in listing.strip().splitlines()] == list(REGISTRY)
+
+
+class RedDetector(nn.Module):
+    """Class 0 when the image has strongly red pixels; its first convolution (1x1, identity) passes RGB on."""
+
+    def __init__(self):
+        super().__init__()
+        self.colour = nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            self.colour.weight.copy_(torch.eye(3)[:, :, None, None])
+            self.colour.bias.zero_()
+
+    def forward(self, x):
+        rgb = self.colour(x)
+        redness = torch.relu(rgb[:, 0] - rgb[:, 1] - 1.0).mean(dim=(1, 2))
+        return torch.stack([40.0 * redness, torch.ones_like(redness)], dim=1)
+
+
+def colour_blocks(rng: np.random.Generator, red: bool) -> np.ndarray:
+    """48x48 image of 16x16 blocks in grey / blue / green, with one red block when ``red``."""
+    palette = np.array([[128, 128, 128], [30, 60, 200], [40, 180, 60]], dtype=np.uint8)
+    blocks = palette[rng.integers(0, 3, size=(3, 3))]
+    if red:
+        blocks[rng.integers(0, 3), rng.integers(0, 3)] = [220, 20, 20]
+    return np.kron(blocks, np.ones((16, 16, 1), dtype=np.uint8))
+
+
+def test_normlime_global_weights_single_out_the_deciding_cluster(tmp_path):
+    from cnnxai.explainers.normlime import first_conv_features, fit_normlime, region_features
+
+    rng = np.random.default_rng(0)
+    images = [colour_blocks(rng, red=i % 2 == 0) for i in range(12)]
+    model = RedDetector().eval()
+    fitted = fit_normlime(model, images, num_clusters=4, num_samples=120, segmenter="slic", seed=0)
+    red = np.full((48, 48, 3), [220, 20, 20], dtype=np.uint8)
+    x = TorchClassifier(model).prepare(torch.from_numpy(red).permute(2, 0, 1).float() / 255)[None]
+    red_cluster = int(
+        fitted.clusters(region_features(first_conv_features(model, x), np.zeros((48, 48), dtype=int)))[0]
+    )
+    for variant in ("standard", "logreg"):
+        weights = fitted.global_weights(variant, 0)
+        assert int(np.argmax(weights)) == red_cluster, (variant, weights)
+
+
+def test_normlime_is_cached_and_reused(tmp_path):
+    options = {**FAST, "normlime_cache": str(tmp_path)}
+    first = explain("normlime", make_tiny_cnn(), small_photo(32), 1, **options)
+    cached = list(tmp_path.glob("*.npz"))
+    assert len(cached) == 1
+    again = explain(
+        "normlime_logreg", make_tiny_cnn(), small_photo(32), 1, **options
+    )  # same fit, other variant
+    assert list(tmp_path.glob("*.npz")) == cached
+    assert first.map.shape == again.map.shape == (32, 32)
