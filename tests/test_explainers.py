@@ -240,3 +240,21 @@ def test_normlime_is_cached_and_reused(tmp_path):
     )  # same fit, other variant
     assert list(tmp_path.glob("*.npz")) == cached
     assert first.map.shape == again.map.shape == (32, 32)
+
+
+def test_lrp_conserves_relevance_on_a_bias_free_network_and_restores_the_model():
+    torch.manual_seed(5)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1, bias=False), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3, bias=False),
+    ).eval()  # fmt: skip
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    image = small_photo(24)
+    x = TorchClassifier(model).prepare(torch.from_numpy(image).permute(2, 0, 1).float() / 255)[None]
+    with torch.no_grad():
+        target = int(model(x)[0].argmax())
+        logit = float(model(x)[0, target])
+    relevance = explain("lrp", model, image, target).map
+    assert float(relevance.sum()) == pytest.approx(logit, rel=1e-3)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert not any(m._forward_hooks or m._backward_hooks or m._forward_pre_hooks for m in model.modules())

@@ -105,3 +105,27 @@ def occlusion(context: ExplainContext) -> Attribution:
             perturbations_per_eval=context.batch_size or 32,
         )  # fmt: skip
     return channel_sum(attributions)
+
+
+@register(
+    "lrp",
+    "LRP (zennit EpsilonPlusFlat): flat rule on the first layer, z+ on convolutions, epsilon on dense layers; "
+    "batch norm merged into the preceding convolution; activations pass relevance",
+)
+def lrp(context: ExplainContext) -> Attribution:
+    from zennit.attribution import Gradient
+    from zennit.canonizers import SequentialMergeBatchNorm
+    from zennit.composites import EpsilonPlusFlat
+
+    x = context.input_tensor
+    with evaluation_mode(context.model):
+        logits = context.model(x).detach()
+        start = torch.zeros_like(
+            logits
+        )  # LRP starts from the target's logit, so relevance sums to about f_c(x)
+        start[0, context.target] = logits[0, context.target]
+        composite = EpsilonPlusFlat(canonizers=[SequentialMergeBatchNorm()])
+        # zennit registers its hooks and merges batch norms for the block only, and undoes both on exit
+        with Gradient(model=context.model, composite=composite) as attributor:
+            _, relevance = attributor(x, start)
+    return channel_sum(relevance)
