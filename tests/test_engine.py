@@ -112,3 +112,27 @@ def test_segmenters_are_seeded_and_contiguous(method):
     assert np.array_equal(np.unique(first), np.arange(first.max() + 1))
     with pytest.raises(ValueError, match="unknown segmenter"):
         segment_image(image, "watershed")
+
+
+def test_numpy_classifier_adapter_sees_lime_style_uint8_images():
+    """A lime-style classifier_fn gets (N,H,W,3) images in 0..255 equal to lime's perturbed copies."""
+    from lime_ext import NumpyClassifier
+
+    seen = []
+
+    def classifier_fn(images: np.ndarray) -> np.ndarray:
+        seen.append(images.copy())
+        means = images.reshape(len(images), -1, 3).mean(axis=1) / 255.0
+        return np.concatenate([means, 1 - means], axis=1)
+
+    image = small_photo(24)
+    segments = segment_image(image, "slic", n_segments=8)
+    engine = PerturbationEngine(image, segments, NumpyClassifier(classifier_fn), hide_color=0, batch_size=5)
+    masks = sample_binary_masks(12, engine.num_segments, np.random.default_rng(2))
+    outputs = engine.predict(masks)
+    images = np.concatenate(seen)
+    expected, _ = slow_reference(
+        image, segments, lambda x: torch.zeros(1, 1), masks, hidden_image(image, segments, 0)
+    )
+    np.testing.assert_array_equal(images, expected)
+    assert outputs.shape == (12, 6)
