@@ -34,8 +34,6 @@ class RawActivations(ActivationsAndGradients):
         self.model = None
         self.reshape_transform = reshape_transform
         self.detach = False
-        self.gradients: list[torch.Tensor] = []
-        self.activations: list[torch.Tensor] = []
         self.by_name: dict[str, torch.Tensor] = {}
         self.handles = [module.register_forward_hook(self._hook_for(name)) for name, module in named_layers]
         self.names = [name for name, _ in named_layers]
@@ -74,8 +72,6 @@ class RawActivations(ActivationsAndGradients):
 
     def clear(self) -> None:
         self.by_name.clear()
-        self.activations = []
-        self.gradients = []
 
     def release(self) -> None:
         self.clear()

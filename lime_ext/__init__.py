@@ -5,7 +5,7 @@ from lime_ext.classifier import IMAGENET_MEAN, IMAGENET_STD, NumpyClassifier, To
 from lime_ext.engine import PerturbationEngine, auto_batch_size, hidden_image
 from lime_ext.explainer import CAM_MODES, CamLimeExplainer, Neighbourhood
 from lime_ext.explanation import Explanation, LabelExplanation
-from lime_ext.legacy import legacy_cam_matrix, legacy_design
+from lime_ext.legacy import legacy_cam_matrix
 from lime_ext.prior import is_uniform, segment_prior
 from lime_ext.sampling import explanation_rng, sample_binary_masks
 from lime_ext.segmentation import SEGMENTERS, relabel, segment_image
@@ -37,7 +37,6 @@ __all__ = [
     "hidden_image",
     "is_uniform",
     "legacy_cam_matrix",
-    "legacy_design",
     "relabel",
     "sample_binary_masks",
     "segment_image",

@@ -23,8 +23,3 @@ def legacy_cam_matrix(cam_map: np.ndarray, num_samples: int, num_segments: int) 
     grid_rows, grid_cols = np.mgrid[0 : 1 : num_samples * 1j, 0 : 1 : num_segments * 1j]
     resized = griddata(points, cam.ravel(), (grid_rows, grid_cols), method="linear")
     return np.nan_to_num(resized, nan=0.0)
-
-
-def legacy_design(masks: np.ndarray, cam_map: np.ndarray) -> np.ndarray:
-    """X = round(Z * resize(CAM, (N,M)), 4), as in the public code."""
-    return np.round(masks * legacy_cam_matrix(cam_map, *masks.shape), 4)

@@ -129,7 +129,8 @@ def test_folder_with_one_bad_file_goes_on_and_exits_1(tmp_path, photo_file, caps
     assert len(failures) == 1 and failures[0]["path"].endswith("broken.jpg")
 
 
-def _bad_inputs(tmp_path: Path) -> dict[str, list[str]]:
+def _make_bad_files(tmp_path: Path) -> None:
+    """The broken, empty and tiny files the bad-input cases point at."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "empty").mkdir()
     (tmp_path / "zero.jpg").write_bytes(b"")
@@ -139,6 +140,10 @@ def _bad_inputs(tmp_path: Path) -> dict[str, list[str]]:
     (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 2])
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
     Image.fromarray(np.zeros((6, 9, 3), dtype=np.uint8)).save(tmp_path / "tiny.png")
+
+
+def _bad_args(tmp_path: Path) -> dict[str, list[str]]:
+    """Command-line arguments of each bad-input case (files from _make_bad_files)."""
     good = str(tmp_path / "whole.jpg")
     return {
         "missing path": ["--image-path", str(tmp_path / "nope.jpg")],
@@ -176,18 +181,14 @@ def _bad_inputs(tmp_path: Path) -> dict[str, list[str]]:
     }
 
 
-CASE_NAMES = [
-    "missing path", "folder without images", "zero-byte image", "truncated image", "corrupt image", "text file named .jpg",
-    "unknown model", "unknown layer", "missing weights", "missing weights file", "num samples below 2",
-    "batch size below 1", "target out of range", "image too small", "nonsense option", "bad hide colour",
-    "unknown compare method", "missing normlime reference",
-]  # fmt: skip
+CASE_NAMES = list(_bad_args(Path("in")))
 
 
 @pytest.mark.parametrize("case", CASE_NAMES)
 def test_bad_input_is_one_line_exit_2_and_no_output(case, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached torchvision weights
-    args = _bad_inputs(tmp_path / "in")[case]
+    _make_bad_files(tmp_path / "in")
+    args = _bad_args(tmp_path / "in")[case]
     out = tmp_path / "out"
     code, _, stderr = run_cli("gradlime", [*args, "--output-dir", str(out)], capsys)
     assert code == 2, stderr
@@ -198,7 +199,8 @@ def test_bad_input_is_one_line_exit_2_and_no_output(case, tmp_path, capsys, monk
 
 def test_error_messages_name_the_problem_and_the_fix(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    cases = _bad_inputs(tmp_path / "in")
+    _make_bad_files(tmp_path / "in")
+    cases = _bad_args(tmp_path / "in")
     expectations = {
         "unknown layer": "close matches: _blocks.9",
         "missing weights": "resnet18-f37072fd.pth",

@@ -51,10 +51,6 @@ class ExplainContext:
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
 
-    def torch_generator(self, salt: int = 0) -> torch.Generator:
-        """A CPU generator from the seed (CPU, so that draws are the same on every device)."""
-        return torch.Generator().manual_seed(int(self.seed) * 1000003 + salt)
-
 
 @dataclass(frozen=True)
 class Attribution:
