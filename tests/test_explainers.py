@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.explainers.guided import GuidedReLU, guided_nonlinearities
 from cnnxai.explainers.kernel_shap import shap_values, shapley_coalitions
@@ -107,8 +108,36 @@ def test_functional_relu_model_is_refused():
         def forward(self, x):
             return self.fc(F.relu(self.conv(x)).mean(dim=(2, 3)))
 
-    with pytest.raises(ValueError, match="calls relu"):
-        explain("guided_ig_gnl", Functional().eval(), small_photo(16), target=0, ig_steps=4)
+    for method in ("guided_ig_gnl", "deconvolution"):
+        with pytest.raises(UserInputError, match="calls relu"):
+            explain(method, Functional().eval(), small_photo(16), target=0, ig_steps=4)
+
+
+def test_deconvolution_equals_captums_on_relu_and_applies_its_rule_to_relu6():
+    from captum.attr import Deconvolution
+
+    model, image = relu_mlp_cnn(), small_photo(24)
+    ours = explain("deconvolution", model, image, target=1)
+    x = TorchClassifier(model).prepare(torch.from_numpy(image).permute(2, 0, 1).float() / 255)[None]
+    theirs = Deconvolution(model).attribute(x.requires_grad_(True), target=1)[0].sum(0).detach().numpy()
+    np.testing.assert_allclose(ours.map, theirs, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(ours.map, explain("gradient", model, image, target=1).map)
+
+    six = relu_mlp_cnn()
+    six[1], six[4] = nn.ReLU6(), nn.ReLU6()  # what captum's Deconvolution leaves alone
+    modules_before = [id(m) for m in six.modules()]
+    deconv, gradient = (
+        explain("deconvolution", six, image, target=1).map,
+        explain("gradient", six, image, target=1).map,
+    )
+    assert not np.allclose(deconv, gradient)
+    captum_on_relu6 = (
+        Deconvolution(six).attribute(x.clone().requires_grad_(True), target=1)[0].sum(0).detach().numpy()
+    )
+    np.testing.assert_allclose(
+        captum_on_relu6, gradient, rtol=1e-5, atol=1e-7
+    )  # the bug this explainer avoids
+    assert [id(m) for m in six.modules()] == modules_before
 
 
 def test_rise_peaks_in_the_quadrant_the_model_looks_at():

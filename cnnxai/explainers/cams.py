@@ -20,7 +20,7 @@ def cam_map(context: ExplainContext, method: str) -> Attribution:
     cams = compute_cams(
         context.model, context.input_tensor, layers_of(context), method=method, targets=context.target,
         aug_smooth=bool(context.option("aug_smooth", False)), eigen_smooth=bool(context.option("eigen_smooth", False)),
-        batch_size=context.batch_size or 32,
+        batch_size=context.forward_batch,
     )  # fmt: skip
     rule = "max" if context.option("fusion") == "max" else "mean"
     fused = cams.fused(rule)[0].cpu().numpy().astype("float32")

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from captum.attr import (
-    Deconvolution,
     GradientShap,
     InputXGradient,
     IntegratedGradients,
@@ -42,9 +41,6 @@ register("gradient", "Gradient: signed d logit / d input (captum Saliency, abs=F
     _plain(Saliency, abs=False)
 )
 register("input_x_gradient", "Input x Gradient (captum), summed over channels")(_plain(InputXGradient))
-register("deconvolution", "Deconvolution (captum): ReLU backward passes only positive gradients")(
-    _plain(Deconvolution)
-)
 
 
 @register(
@@ -57,7 +53,7 @@ def integrated_gradients(context: ExplainContext) -> Attribution:
     with evaluation_mode(context.model):
         attributions, delta = IntegratedGradients(context.model).attribute(
             x, baselines=torch.zeros_like(x), target=target, n_steps=steps,
-            internal_batch_size=context.batch_size or 32, return_convergence_delta=True,
+            internal_batch_size=context.gradient_batch, return_convergence_delta=True,
         )  # fmt: skip
     result = channel_sum(attributions)
     result.extras["convergence_delta"] = float(delta.abs().max())
@@ -102,7 +98,7 @@ def occlusion(context: ExplainContext) -> Attribution:
     with evaluation_mode(context.model), torch.no_grad():
         attributions = Occlusion(context.model).attribute(
             x, target=context.target, sliding_window_shapes=(3, 15, 15), strides=(3, 8, 8), baselines=0,
-            perturbations_per_eval=context.batch_size or 32,
+            perturbations_per_eval=context.forward_batch,
         )  # fmt: skip
     return channel_sum(attributions)
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from cnnxai.errors import UserInputError
-from lime_ext import TorchClassifier
+from lime_ext import TorchClassifier, auto_batch_size
 
 
 @dataclass
@@ -47,6 +47,17 @@ class ExplainContext:
             / 255.0
         )
         return self.classifier.prepare(pixels)[None]
+
+    @property
+    def forward_batch(self) -> int:
+        """Inputs per forward-only pass: the caller's batch size, or the device's (see ``auto_batch_size``)."""
+        return self.batch_size or auto_batch_size(self.device)
+
+    @property
+    def gradient_batch(self) -> int:
+        """Inputs per forward+backward pass: as ``forward_batch``, at most 32 unless set (backward keeps
+        every activation, which the inference budget of ``auto_batch_size`` does not count)."""
+        return self.batch_size or min(auto_batch_size(self.device), 32)
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)

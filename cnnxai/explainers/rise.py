@@ -46,7 +46,7 @@ def rise(context: ExplainContext) -> Attribution:
     size = context.image.shape[:2]
     grids, shifts = rise_masks(num_masks, size, cells, p1, np.random.default_rng([context.seed, 7]))
     x = context.input_tensor
-    batch_size = context.batch_size or 32
+    batch_size = context.forward_batch
     saliency = torch.zeros(size, device=x.device)
     with context.classifier.session():
         for start in range(0, num_masks, batch_size):

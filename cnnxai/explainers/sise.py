@@ -78,7 +78,7 @@ def _layer_map(
         return np.zeros(tuple(size), dtype=np.float64)
     masks = F.interpolate(acts[:, kept].float(), size=tuple(size), mode="bilinear", align_corners=False)[0]
     masks = minmax_normalise(masks)  # each mask to [0,1]
-    batch_size = context.batch_size or 32
+    batch_size = context.forward_batch
     total = torch.zeros(tuple(size), device=x.device)
     for start in range(0, len(masks), batch_size):
         chunk = masks[start : start + batch_size, None]
