@@ -15,78 +15,29 @@ from pathlib import Path
 
 import numpy as np
 
-from cam_ext import CAM_METHODS, LayerNotFoundError, resolve_layers
+from cam_ext import CAM_METHODS
+from cnnxai.cli_options import (
+    DefaultsHelpFormatter,
+    OneLineParser,
+    add_lime_options,
+    add_model_options,
+    add_run_options,
+    cli_layers,
+    explainer_list_option,
+    int_at_least,
+    run_main,
+)
 from cnnxai.devices import resolve_device
-from cnnxai.errors import ImageLoadError, UserInputError
+from cnnxai.errors import UserInputError
 from cnnxai.figures import explanation_figure
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
 from cnnxai.outputs import atomic_folder, write_explanation
 from cnnxai.pipeline import PRIOR_FUSIONS, explain_with_cam_prior
-from cnnxai.preprocess import PREPROCESSING, to_model_frame
-from cnnxai.zoo import MODELS, imagenet_class_names, load_model
-from lime_ext import CAM_MODES, SEGMENTERS, TorchClassifier
+from cnnxai.preprocess import to_model_frame
+from cnnxai.zoo import imagenet_class_names, load_model
+from lime_ext import CAM_MODES, TorchClassifier
 
 TITLES = {"gradlime": "GradLIME", "camlime": "CamLIME"}
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad option as one line on stderr with exit status 2 (no usage dump)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
-class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows '(default: X)' only where a default says something (not None, not an off flag)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
-            return action.help or ""
-        return super()._get_help_string(action)
-
-
-def int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def batch_size_option(text: str) -> int | None:
-    return None if text == "auto" else int_at_least(1)(text)
-
-
-def hide_color_option(text: str):
-    """'mean', a grey level 0..255, or R,G,B."""
-    if text == "mean":
-        return "mean"
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'mean', a number 0..255 or R,G,B, got {text!r}") from None
-    if len(values) not in (1, 3) or any(not 0 <= v <= 255 for v in values):
-        raise argparse.ArgumentTypeError(
-            f"expected 'mean', a number 0..255 or R,G,B with each in 0..255, got {text!r}"
-        )
-    return values[0] if len(values) == 1 else tuple(values)
-
-
-def compare_option(text: str) -> list[str]:
-    from cnnxai.explainers import REGISTRY
-
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in REGISTRY]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown explainer(s) {', '.join(unknown)}; list them with: python -m cnnxai.explainers --list"
-        )
-    return names
 
 
 def build_parser(variant: str) -> OneLineParser:
@@ -108,24 +59,7 @@ def build_parser(variant: str) -> OneLineParser:
         default=None,
         help=f"an image file or a folder (walked recursively); default: the built-in sample photo ({SAMPLE_IMAGES[0]})",
     )
-    add("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
-    add(
-        "--model",
-        default="efficientnet_lite0",
-        choices=list(MODELS),
-        help="black-box model (see README's model table)",
-    )
-    add(
-        "--weights",
-        default=None,
-        help="weights file (state dict) for torchvision models; default: torch's cache",
-    )
-    add(
-        "--layers",
-        nargs="+",
-        default=None,
-        help="CAM target layer(s) by module path, e.g. layer3 layer4 (or layer3,layer4); several are fused; default: the model's own",
-    )
+    add_model_options(parser)
     add(
         "--fusion",
         default="mean",
@@ -139,25 +73,7 @@ def build_parser(variant: str) -> OneLineParser:
             choices=list(CAM_METHODS),
             help="class-activation method for the prior",
         )
-    add(
-        "--num-samples",
-        type=int_at_least(2),
-        default=1000,
-        help="perturbed images per explanation (the papers use 1000 to 8000)",
-    )
-    add(
-        "--batch-size",
-        type=batch_size_option,
-        default=None,
-        help="images per forward pass; default auto (CPU 32, CUDA from free memory)",
-    )
-    add("--seed", type=int, default=0, help="seed of every random draw (segmentation and perturbations)")
-    add(
-        "--segmenter",
-        default="quickshift",
-        choices=list(SEGMENTERS),
-        help="superpixels (quickshift = the papers' setting)",
-    )
+    add_lime_options(parser, "perturbed images per explanation (the papers use 1000 to 8000)")
     add(
         "--cam-mode",
         default="feature",
@@ -166,12 +82,6 @@ def build_parser(variant: str) -> OneLineParser:
     )
     add(
         "--num-features", type=int_at_least(1), default=20, help="superpixels shown in the figure and printed"
-    )
-    add(
-        "--hide-color",
-        type=hide_color_option,
-        default=0.0,
-        help="colour of hidden superpixels: 0 (black), a grey level, R,G,B, or mean (per-superpixel mean)",
     )
     add(
         "--target",
@@ -192,14 +102,8 @@ def build_parser(variant: str) -> OneLineParser:
     )
     add("--eigen-smooth", action="store_true", help="first principal component instead of the channel sum")
     add(
-        "--preprocess",
-        default="crop",
-        choices=list(PREPROCESSING),
-        help="crop: resize short side 256, centre crop 224; square: the seeds' 256x256 resize, then crop",
-    )
-    add(
         "--compare",
-        type=compare_option,
+        type=explainer_list_option,
         default=[],
         help="other explainers to show beside ours, comma-separated (python -m cnnxai.explainers --list); each adds a panel and writes <name>.npy",
     )
@@ -209,9 +113,7 @@ def build_parser(variant: str) -> OneLineParser:
         help="with --compare normlime: the reference image folder its clusters and global weights are fitted on (cached); default: the built-in photos",
     )
     add("--amp", action="store_true", help="float16 autocast for the perturbation forwards (CUDA only)")
-    add("--output-dir", default="results", help="where <image>/ folders are written")
-    add("--quiet", action="store_true", help="no progress bars; one line per image")
-    add("--debug", action="store_true", help="show tracebacks")
+    add_run_options(parser, "results", "where <image>/ folders are written")
     return parser
 
 
@@ -238,13 +140,7 @@ class ExplainRun:
         start = time.perf_counter()
         self.model, self.model_info = load_model(args.model, args.weights, self.device)
         self.load_s = time.perf_counter() - start
-        layers = [
-            part for item in (args.layers or MODELS[args.model].layers) for part in item.split(",") if part
-        ]
-        try:
-            self.layers = [name for name, _ in resolve_layers(self.model, layers)]
-        except LayerNotFoundError as error:
-            raise UserInputError(f"--layers: {error}") from None
+        self.layers = cli_layers(self.model, args.layers, args.model)
         self.classifier = TorchClassifier(self.model, amp=args.amp)
         if args.normlime_reference is not None and not Path(args.normlime_reference).is_dir():
             raise UserInputError(
@@ -431,17 +327,4 @@ def run(args: argparse.Namespace, variant: str) -> int:
 
 def main(variant: str, argv: list[str] | None = None) -> int:
     """Entry point of GradLIME.py (variant 'gradlime') and CamLIME.py ('camlime'); returns the exit status."""
-    try:
-        args = build_parser(variant).parse_args(argv)
-    except SystemExit as stop:  # --help (0) or a bad option (2, already reported in one line)
-        return int(stop.code or 0)
-    try:
-        return run(args, variant)
-    except (UserInputError, ImageLoadError) as error:
-        if args.debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_main(build_parser(variant), lambda args: run(args, variant), argv)

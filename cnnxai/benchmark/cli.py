@@ -1,0 +1,272 @@
+"""The command line of MyFaithfulness.py and MyComplexity.py: options, checks, the run and what it prints.
+
+Exit status: 0 when every image was scored; 1 when some image could not be read (its rows say why, and
+failures are listed on stderr); 2 for a bad option or input (one line on stderr naming the problem and the fix);
+130 when interrupted (run the same command again to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from cnnxai.benchmark.data import discover, parse_shard, select
+from cnnxai.benchmark.runner import (
+    ATTRIBUTION_VIEWS,
+    TARGETS,
+    BenchmarkRun,
+    BenchmarkSettings,
+    command_line,
+    summarize_folder,
+)
+from cnnxai.cli_options import (
+    DefaultsHelpFormatter,
+    OneLineParser,
+    add_lime_options,
+    add_model_options,
+    add_run_options,
+    cli_layers,
+    comma_separated,
+    explainer_list_option,
+    int_at_least,
+    run_main,
+)
+from cnnxai.devices import resolve_device
+from cnnxai.errors import UserInputError
+from cnnxai.metrics import (
+    COMPLEXITY_METRICS,
+    FAITHFULNESS_METRICS,
+    FEATURE_UNITS,
+    metric_spec,
+    resolve_settings,
+)
+from cnnxai.zoo import load_model
+
+# The seeds' comparison set (Lime, our, IG, SA, GS, IXG, DeCon, KH, LRP, Gradient, CVSF, CVRU), plus three.
+DEFAULT_METHODS = (
+    "lime", "gradlime", "ig", "saliency", "gradient_shap", "input_x_gradient", "deconvolution", "kernel_shap",
+    "lrp", "gradient", "control_sobel", "control_random", "gradcam", "rise", "guided_ig_gnl",
+)  # fmt: skip
+
+TOOLS = {
+    "faithfulness": ("MyFaithfulness", FAITHFULNESS_METRICS, "results/faithfulness"),
+    "complexity": ("MyComplexity", COMPLEXITY_METRICS, "results/complexity"),
+}
+
+
+def metric_list_option(family: tuple[str, ...]):
+    def parse(text: str) -> list[str]:
+        names = list(dict.fromkeys(metric_spec(name).name for name in comma_separated(text)))
+        foreign = [name for name in names if name not in family]
+        if foreign:
+            raise argparse.ArgumentTypeError(
+                f"{', '.join(foreign)} not measured by this tool; choose from {', '.join(family)}"
+            )
+        if not names:
+            raise argparse.ArgumentTypeError("expected at least one metric")
+        return names
+
+    def checked(text: str) -> list[str]:
+        try:
+            return parse(text)
+        except UserInputError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return checked
+
+
+def setting_option(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or "." not in key or not value:
+        raise argparse.ArgumentTypeError(
+            f"expected Metric.parameter=value (e.g. Deletion.step=448), got {text!r}"
+        )
+    return key.strip(), value.strip()
+
+
+def build_parser(tool: str) -> OneLineParser:
+    name, family, default_output = TOOLS[tool]
+    what = (
+        "Faithfulness of explainers over an image folder: "
+        + ", ".join(family)
+        + ", each per image and explainer."
+        if tool == "faithfulness"
+        else "Complexity of explainers' maps over an image folder: " + ", ".join(family) + "."
+    )
+    parser = OneLineParser(
+        prog=f"{name}.py",
+        description=f"{what} Writes scores.csv (one row per image x explainer x metric, appended as computed: "
+        "an interrupted run resumes), summary.csv/.md/.png and manifest.json"
+        + (
+            ", and curves.csv/curves_mean.csv/curves.png for Deletion and Insertion."
+            if tool == "faithfulness"
+            else "."
+        ),
+        formatter_class=DefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add(
+        "--data-dir",
+        default=None,
+        help="an ImageNet-validation folder (class folders named by WordNet id, e.g. n01440764/) or a flat folder of "
+        "images; default: the built-in sample photos (chelsea, coffee, rocket)",
+    )
+    add("--num-classes", "--NumFile", type=int_at_least(1), default=None,
+        help="classes drawn with the seed (ImageNet layout); default: all")  # fmt: skip
+    add("--per-class", "--FileSample", type=int_at_least(1), default=None,
+        help="images drawn with the seed from each class (a flat folder counts as one class); default: all")  # fmt: skip
+    add(
+        "--methods",
+        type=explainer_list_option,
+        default=list(DEFAULT_METHODS),
+        help="explainers, comma-separated (python -m cnnxai.explainers --list); default: "
+        + ",".join(DEFAULT_METHODS),
+    )
+    add(
+        "--metrics",
+        type=metric_list_option(family),
+        default=list(family),
+        help="metrics, comma-separated; default: " + ",".join(family),
+    )
+    add(
+        "--set",
+        dest="settings",
+        type=setting_option,
+        action="append",
+        default=[],
+        metavar="METRIC.PARAM=VALUE",
+        help="change a metric parameter (repeatable), e.g. --set Deletion.step=448; the defaults are the seeds' (README)",
+    )
+    add(
+        "--attribution",
+        default="signed",
+        choices=ATTRIBUTION_VIEWS,
+        help="the one post-processing of every explainer's map before scoring: as returned, positive part, or magnitude",
+    )
+    add(
+        "--target",
+        default="predicted",
+        choices=TARGETS,
+        help="the class explained and scored: the model's prediction, or the class folder's label",
+    )
+    if tool == "faithfulness":
+        add(
+            "--feature-unit",
+            default="pixel",
+            choices=FEATURE_UNITS,
+            help="pixel: a feature is a pixel, all its channels perturbed together (the seeds'); element: one colour "
+            "value, the map repeated over channels (Quantus 0.6.0's FaithfulnessCorrelation/Estimate/MonotonicityCorrelation)",
+        )
+        add(
+            "--sufficiency-batch",
+            type=int_at_least(2),
+            default=16,
+            help="images per group: Sufficiency compares explanations within a group (with 1 it is always 0, the seeds' bug)",
+        )
+    add_model_options(parser)
+    add_lime_options(parser, "perturbed images of the LIME family and KernelSHAP (the seeds used 8000)")
+    add(
+        "--tf32",
+        action="store_true",
+        help="let CUDA convolve the metrics' inputs in TF32 (faster on recent GPUs; logits move by ~1e-3, "
+        "as much as the changes measured); off: full float32",
+    )
+    add("--rise-masks", type=int_at_least(1), default=4000, help="RISE's random masks")
+    add("--ig-steps", type=int_at_least(2), default=50, help="integration steps of ig and guided_ig_gnl")
+    add(
+        "--shard",
+        default=None,
+        help="i/n: compute only the i-th of n parts of the images (rows in <output-dir>/shards/i-of-n/)",
+    )
+    add(
+        "--summarize",
+        action="store_true",
+        help="compute nothing: rebuild the summary from the rows in --output-dir",
+    )
+    add(
+        "--overwrite",
+        action="store_true",
+        help="delete an earlier run's rows and summary in --output-dir first",
+    )
+    add_run_options(parser, default_output, "where scores.csv, the summary and the manifest are written")
+    return parser
+
+
+RUN_FILES = ("scores.csv", "curves.csv", "manifest.json", "summary.csv", "summary.md", "summary.png",
+             "curves_mean.csv", "curves.png")  # fmt: skip
+
+
+def clear_run(folder: Path, shard: tuple[int, int]) -> None:
+    """Remove what a run writes (and only that) from ``folder``; for a shard, only that shard's rows."""
+    for name in RUN_FILES:
+        (folder / name).unlink(missing_ok=True)
+    if shard == (1, 1):
+        shutil.rmtree(folder / "shards", ignore_errors=True)
+    else:
+        shutil.rmtree(folder / "shards" / f"{shard[0]}-of-{shard[1]}", ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tool: str) -> int:
+    name, _, _ = TOOLS[tool]
+    folder = Path(args.output_dir)
+    if args.summarize:
+        print(summarize_folder(folder).read_text(), end="")
+        return 0
+    overrides = dict(args.settings)
+    if len(overrides) != len(args.settings):
+        raise UserInputError("--set: a parameter is given twice; give each once")
+    metric_settings = resolve_settings(list(args.metrics), overrides)
+    shard = parse_shard(args.shard) if args.shard else (1, 1)
+    dataset = discover(args.data_dir)
+    if args.target == "true" and dataset.layout != "imagenet":
+        raise UserInputError(
+            f"--target true needs class folders named by WordNet id; this is a {dataset.layout} input"
+        )
+    images = select(dataset, args.num_classes, args.per_class, args.seed)
+    device = resolve_device(args.device)
+    if args.overwrite:
+        clear_run(folder, shard)
+    model, model_info = load_model(args.model, args.weights, device)
+    layers = cli_layers(model, args.layers, args.model)
+    explainer_options = {
+        "layers": layers, "num_samples": args.num_samples, "segmenter": args.segmenter,
+        "hide_color": args.hide_color, "rise_masks": args.rise_masks, "ig_steps": args.ig_steps,
+    }  # fmt: skip
+    sufficiency = "Sufficiency" in args.metrics
+    settings = BenchmarkSettings(
+        tool=name, methods=tuple(args.methods), metrics=tuple(args.metrics), metric_settings=metric_settings,
+        explainer_options=explainer_options, feature_unit=getattr(args, "feature_unit", "pixel"),
+        attribution=args.attribution, group_size=args.sufficiency_batch if sufficiency else 1,
+        target=args.target, seed=args.seed, preprocess=args.preprocess, tf32=args.tf32,
+    )  # fmt: skip
+    selection = {
+        "num_classes": args.num_classes,
+        "per_class": args.per_class,
+        "classes": len(dataset.classes),
+    }
+    benchmark = BenchmarkRun(
+        settings, model, model_info, dataset, images, folder, shard, args.batch_size, selection,
+        command_line(), progress=not args.quiet, debug=args.debug,
+    )  # fmt: skip
+    status = benchmark.run()
+    print((folder / "summary.md").read_text(), end="")
+    written = "scores.csv, manifest.json" + (
+        ", curves.csv" if any(m in ("Deletion", "Insertion") for m in args.metrics) else ""
+    )
+    print(f"wrote {benchmark.rows_folder}/ ({written}) and {folder}/summary.md, summary.csv, summary.png")
+    if status["failures"]:
+        print(
+            f"{len(status['failures'])} image(s) could not be read; their rows hold NaN and the reason",
+            flush=True,
+        )
+        return 1
+    return 0
+
+
+def main(tool: str, argv: list[str] | None = None) -> int:
+    """Entry point of MyFaithfulness.py (tool 'faithfulness') and MyComplexity.py ('complexity')."""
+    return run_main(
+        build_parser(tool), lambda args: run(args, tool), argv,
+        interrupted="interrupted: the rows computed so far are kept; run the same command again to resume",
+    )  # fmt: skip

@@ -1,0 +1,405 @@
+"""A benchmark run: every image x explainer x metric, appended to scores.csv as it is computed, resumable.
+
+Work is done a unit at a time: one group of images (the Sufficiency batch; a single image when Sufficiency is
+not asked for) with one explainer. Within a group, each image is loaded, predicted and prepared once
+(:class:`~cnnxai.metrics.ImageMetrics`) and every explainer is scored on it with the same random draws, and
+the LIME family shares one perturbation set per image. Nothing about a unit depends on which units ran
+before it, so an interrupted, resumed or sharded run writes the same rows as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnxai.benchmark.data import BenchmarkImage, Dataset, ImageGroup, make_groups, shard_groups
+from cnnxai.benchmark.store import SCORE_COLUMNS, ResultStore, read_rows, run_lock
+from cnnxai.benchmark.summary import load_rows, result_folders, summarise, write_curves, write_summary
+from cnnxai.errors import UserInputError
+from cnnxai.explainers import REGISTRY, explain
+from cnnxai.metrics import METRICS, ImageMetrics, MetricResult, sufficiency
+from cnnxai.metrics.perturbation import full_float32
+from cnnxai.metrics.result import undefined
+from cnnxai.outputs import package_versions
+from cnnxai.preprocess import to_model_frame
+from lime_ext import TorchClassifier
+
+ATTRIBUTION_VIEWS = ("signed", "positive", "absolute")
+TARGETS = ("predicted", "true")
+CURVE_METRICS = ("Deletion", "Insertion")
+UNREADABLE = "image could not be read"
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """Everything that decides the rows of a run (a resumed run must have the same).
+
+    ``attribution`` is the one post-processing every explainer's map gets before it is scored: 'signed' (as
+    the explainer returns it), 'positive' (negative parts set to 0) or 'absolute'. ``group_size`` is the
+    number of images scored together (Sufficiency's batch); ``target`` 'predicted' or 'true' (the class folder).
+    """
+
+    tool: str
+    methods: tuple[str, ...]
+    metrics: tuple[str, ...]
+    metric_settings: dict[str, dict[str, Any]]
+    explainer_options: dict[str, Any] = field(default_factory=dict)
+    feature_unit: str = "pixel"
+    attribution: str = "signed"
+    group_size: int = 1
+    target: str = "predicted"
+    seed: int = 0
+    preprocess: str = "crop"
+    tf32: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in REGISTRY]
+        if unknown:
+            raise UserInputError(
+                f"unknown explainer(s) {', '.join(unknown)}; list them with: python -m cnnxai.explainers --list"
+            )
+        if self.attribution not in ATTRIBUTION_VIEWS:
+            raise UserInputError(
+                f"attribution view {self.attribution!r}: choose one of {', '.join(ATTRIBUTION_VIEWS)}"
+            )
+        if self.target not in TARGETS:
+            raise UserInputError(f"target {self.target!r}: choose one of {', '.join(TARGETS)}")
+
+
+def postprocess(attribution: np.ndarray, view: str) -> np.ndarray:
+    """The same post-processing for every explainer: float32 (H,W), signed, positive part or magnitude."""
+    attribution = np.asarray(attribution, dtype=np.float32)
+    if view == "positive":
+        return np.maximum(attribution, 0)
+    if view == "absolute":
+        return np.abs(attribution)
+    return attribution
+
+
+@dataclass
+class PreparedImage:
+    """One image, ready to explain and score; ``error`` says why it cannot be (then nothing else is set)."""
+
+    image: BenchmarkImage
+    error: str = ""
+    frame: np.ndarray | None = None
+    metrics: ImageMetrics | None = None
+    shared: dict = field(default_factory=dict)
+
+
+class BenchmarkRun:
+    """One run (or one shard of it) of a benchmark into ``folder``.
+
+    Args:
+        settings: what is computed (see :class:`BenchmarkSettings`).
+        model, model_info: the classifier on its device and its zoo record (name, weights file and hash).
+        dataset, images: what was found and the images drawn from it (see ``cnnxai.benchmark.data``).
+        folder: the output folder; a shard writes its rows to ``folder/shards/<i>-of-<n>/``.
+        shard: (i, n), 1-based; (1, 1) is the whole run.
+        batch_size: inputs per forward pass for the explainers and metrics (None: from the device).
+        command: the command line, for the manifest.
+        progress: show a progress bar; debug: let an explainer's error stop the run (else its rows say why).
+    """
+
+    def __init__(
+        self,
+        settings: BenchmarkSettings,
+        model: nn.Module,
+        model_info: dict,
+        dataset: Dataset,
+        images: Sequence[BenchmarkImage],
+        folder: Path,
+        shard: tuple[int, int] = (1, 1),
+        batch_size: int | None = None,
+        selection: dict | None = None,
+        command: str = "",
+        progress: bool = True,
+        debug: bool = False,
+    ) -> None:
+        self.settings, self.model, self.model_info = settings, model, model_info
+        self.dataset, self.images = dataset, list(images)
+        self.folder, self.shard = Path(folder), shard
+        self.batch_size, self.command, self.progress, self.debug = batch_size, command, progress, debug
+        self.selection = dict(selection or {})
+        self.device = next(iter(model.parameters())).device
+        self.groups = make_groups(self.images, settings.group_size, settings.seed)
+        self.mine = shard_groups(self.groups, shard)
+        self.rows_folder = (
+            self.folder if shard == (1, 1) else self.folder / "shards" / f"{shard[0]}-of-{shard[1]}"
+        )
+        self.store = ResultStore(self.rows_folder)
+
+    # -- identity and manifest ----------------------------------------------------------------------------
+
+    def identity(self) -> dict:
+        """What must be equal for rows to belong to the same run (device, batch size and progress may differ)."""
+        return {
+            "settings": json.loads(json.dumps(asdict(self.settings), default=str)),
+            "model": {k: self.model_info.get(k) for k in ("model", "weights_sha256")},
+            "data": {
+                "layout": self.dataset.layout,
+                "root": str(self.dataset.root.resolve()) if self.dataset.root else None,
+                **self.selection,
+                "images": len(self.images),
+            },
+            "shards": self.shard[1],
+        }
+
+    def _check_identity(self) -> None:
+        mine = self.identity()
+        manifests = [self.folder / "manifest.json", *sorted((self.folder / "shards").glob("*/manifest.json"))]
+        for path in manifests:
+            if not path.exists():
+                continue
+            theirs = json.loads(path.read_text()).get("identity")
+            if theirs != mine:
+                differ = [k for k in mine if (theirs or {}).get(k) != mine[k]]
+                raise UserInputError(
+                    f"{self.folder} holds a run with other settings ({', '.join(differ) or 'unknown'} differ, see {path}); "
+                    "use another --output-dir, or --overwrite to replace it"
+                )
+
+    def _write_manifest(self, folder: Path, extra: dict) -> None:
+        manifest = {
+            "tool": f"{self.settings.tool}.py",
+            "command": self.command,
+            "identity": self.identity(),
+            "seed": self.settings.seed,
+            "model": {**self.model_info, "device": str(self.device)},
+            "batch_size": self.batch_size,
+            "metrics": {
+                name: {
+                    "direction": METRICS[name].direction,
+                    "family": METRICS[name].family,
+                    "params": self.settings.metric_settings[name],
+                    "definition": METRICS[name].description,
+                }
+                for name in self.settings.metrics
+            },
+            "methods": {name: REGISTRY[name].description for name in self.settings.methods},
+            "versions": {**package_versions(), **_extra_versions()},
+            "platform": platform.platform(),
+            **extra,
+        }
+        temporary = folder / ".manifest.json.partial"
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        os.replace(temporary, folder / "manifest.json")
+
+    # -- the run ------------------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        """Compute every unfinished unit of this shard, then write the summary; returns the shard's status."""
+        start = time.perf_counter()
+        with run_lock(self.rows_folder):
+            self._check_identity()
+            expected = {
+                (group.index, method): len(group.images) * len(self.settings.metrics)
+                for group in self.mine
+                for method in self.settings.methods
+            }
+            done = self.store.recover(expected)
+            self._write_manifest(self.rows_folder, {"status": "running", "shard": list(self.shard)})
+            total = sum(len(g.images) for g in self.mine) * len(self.settings.methods)
+            finished = sum(
+                len(g.images) for g in self.mine for m in self.settings.methods if (g.index, m) in done
+            )
+            bar = self._bar(total, finished)
+            explain_seconds: dict[str, list[float]] = {m: [] for m in self.settings.methods}
+            for group in self.mine:
+                pending = [m for m in self.settings.methods if (group.index, m) not in done]
+                prepared: dict[str, PreparedImage] = {}
+                for method in pending:
+                    scores, curves, seconds = self._unit(group, method, prepared)
+                    self.store.append(scores, curves)
+                    explain_seconds[method] += seconds
+                    if bar is not None:
+                        bar.update(len(group.images))
+            if bar is not None:
+                bar.close()
+            status = {
+                "status": "complete",
+                "shard": list(self.shard),
+                "units": len(expected),
+                "units_resumed": len(done),
+                "images": sum(len(g.images) for g in self.mine),
+                "failures": self._failures(),
+                "run_seconds": time.perf_counter() - start,
+                "mean_explain_seconds": {m: float(np.mean(s)) for m, s in explain_seconds.items() if s},
+            }
+            self._write_manifest(self.rows_folder, status)
+        self.write_summary()
+        return status
+
+    def _failures(self) -> dict[str, str]:
+        """Images of this shard that could not be read (from its rows, so a resumed run reports them too)."""
+        rows = read_rows(self.store.scores_path, SCORE_COLUMNS)
+        return {row["image"]: row["reason"] for row in rows if row["reason"].startswith(UNREADABLE)}
+
+    def _bar(self, total: int, finished: int):
+        if not self.progress or total == finished:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=finished, desc=self.settings.tool, unit="map", dynamic_ncols=True)
+
+    def _prepare(self, image: BenchmarkImage) -> PreparedImage:
+        try:
+            frame = to_model_frame(image.load(), self.settings.preprocess)
+        except UserInputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return PreparedImage(image, error=f"{UNREADABLE}: {error}")
+        classifier = TorchClassifier(self.model)
+        pixels = torch.from_numpy(frame).to(self.device).permute(2, 0, 1).float() / 255.0
+        target = image.true_class if self.settings.target == "true" else None
+        metrics = ImageMetrics(
+            self.model, classifier.prepare(pixels), target, self.settings.metric_settings, self.settings.seed,
+            image.key, self.settings.feature_unit, self.batch_size, tf32=self.settings.tf32,
+        )  # fmt: skip
+        return PreparedImage(image, frame=frame, metrics=metrics)
+
+    def _unit(
+        self, group: ImageGroup, method: str, prepared: dict[str, PreparedImage]
+    ) -> tuple[list[dict], list[dict], list[float]]:
+        """Score one explainer on one group: (score rows, curve rows, explainer seconds per image)."""
+        settings = self.settings
+        per_image = [m for m in settings.metrics if not METRICS[m].batch_level]
+        results: dict[str, dict[str, MetricResult]] = {}
+        maps: dict[str, np.ndarray] = {}
+        seconds: dict[str, float] = {}
+        for image in group.images:
+            if image.key not in prepared:
+                prepared[image.key] = self._prepare(image)
+            item = prepared[image.key]
+            if item.error:
+                results[image.key] = {m: undefined(item.error) for m in settings.metrics}
+                continue
+            start = time.perf_counter()
+            try:
+                with full_float32(not settings.tf32):
+                    attribution = explain(
+                        method, self.model, item.frame, item.metrics.target, seed=settings.seed, device=self.device,
+                        batch_size=self.batch_size, shared=item.shared, **settings.explainer_options,
+                    )  # fmt: skip
+            except (
+                ValueError,
+                RuntimeError,
+            ) as error:  # UserInputError is a ValueError; CUDA OOM a RuntimeError
+                if self.debug:
+                    raise
+                reason = f"{method} failed on this image: {type(error).__name__}: {error}".splitlines()[0]
+                print(f"warning: {image.key}: {reason}", file=sys.stderr)
+                results[image.key] = {m: undefined(reason) for m in settings.metrics}
+                continue
+            seconds[image.key] = time.perf_counter() - start
+            maps[image.key] = postprocess(attribution.map, settings.attribution)
+            results[image.key] = item.metrics.score(maps[image.key], per_image)
+        if "Sufficiency" in settings.metrics:
+            self._sufficiency(group, maps, prepared, results)
+        return self._rows(group, method, prepared, results, seconds)
+
+    def _sufficiency(self, group, maps, prepared, results) -> None:
+        keys = [image.key for image in group.images if image.key in maps]
+        start = time.perf_counter()
+        threshold = float(self.settings.metric_settings["Sufficiency"]["threshold"])
+        scores = sufficiency(
+            [maps[k] for k in keys], [prepared[k].metrics.predicted for k in keys], threshold
+        )
+        share = (time.perf_counter() - start) / max(len(keys), 1)  # group work, split evenly over its images
+        for key, result in zip(keys, scores, strict=True):
+            results[key]["Sufficiency"] = MetricResult(result.value, result.reason, seconds=share)
+
+    def _rows(self, group, method, prepared, results, seconds) -> tuple[list[dict], list[dict], list[float]]:
+        scores, curves = [], []
+        for image in group.images:
+            item = prepared[image.key]
+            scored = item.metrics is not None
+            common = {
+                "image": image.key,
+                "group": group.index,
+                "true_class": "" if image.true_class is None else image.true_class,
+                "predicted_class": item.metrics.predicted if scored else "",
+                "target_class": item.metrics.target if scored else "",
+                "method": method,
+                "seed": self.settings.seed,
+                "explain_seconds": repr(seconds.get(image.key, float("nan"))),
+            }
+            for metric in self.settings.metrics:
+                result = results[image.key][metric]
+                scores.append({**common, "metric": metric, "value": repr(float(result.value)),
+                               "reason": result.reason, "seconds": repr(result.seconds)})  # fmt: skip
+                if metric in CURVE_METRICS and result.curve is not None:
+                    curves.append({"image": image.key, "group": group.index, "method": method, "curve": metric,
+                                   "auc": repr(float(result.value)),
+                                   "values": " ".join(repr(float(v)) for v in result.curve)})  # fmt: skip
+        return scores, curves, list(seconds.values())
+
+    # -- summary over every shard present ----------------------------------------------------------------
+
+    def write_summary(self) -> Path:
+        """summary.* and curves_mean.csv / curves.png in ``folder``, over the rows of all shards present."""
+        return write_run_summary(self.folder, self.settings.methods, self.settings.metrics, len(self.images),
+                                 self.settings.tool)  # fmt: skip
+
+
+def write_run_summary(
+    folder: Path, methods: Sequence[str], metrics: Sequence[str], planned: int, tool: str
+) -> Path:
+    """Summarise every scores.csv of ``folder`` (itself and its shards) into ``folder``; returns summary.md."""
+    folders = result_folders(folder)
+    scores, curves = load_rows(folders)
+    table = summarise(scores, methods, metrics)
+    images = len({row["image"] for row in scores})
+    shards = [p.name for p in folders if p != folder]
+    note = (
+        f"{tool}: {images} of {planned} images scored"
+        + (f" (shards present: {', '.join(shards)})" if shards else "")
+        + f"; {len(methods)} explainers, {len(metrics)} metrics."
+    )
+    write_summary(folder, table, methods, metrics, note)
+    if any(m in CURVE_METRICS for m in metrics):
+        write_curves(folder, curves, methods)
+    return folder / "summary.md"
+
+
+def summarize_folder(folder: Path) -> Path:
+    """Rebuild the summary of the run in ``folder`` (whole or sharded) from its rows and manifests alone."""
+    manifests = [folder / "manifest.json", *sorted((folder / "shards").glob("*/manifest.json"))]
+    identities = [json.loads(p.read_text())["identity"] for p in manifests if p.exists()]
+    if not identities:
+        raise UserInputError(
+            f"--summarize: {folder} holds no manifest.json of a run; run the benchmark first"
+        )
+    if any(identity != identities[0] for identity in identities):
+        raise UserInputError(f"--summarize: the shards in {folder} come from runs with different settings")
+    settings = identities[0]["settings"]
+    return write_run_summary(
+        folder, settings["methods"], settings["metrics"], identities[0]["data"]["images"], settings["tool"]
+    )
+
+
+def _extra_versions() -> dict[str, str]:
+    versions = {}
+    for name in ("captum", "zennit", "quantus", "tqdm"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def command_line() -> str:
+    return shlex.join(sys.argv)
