@@ -6,9 +6,12 @@ import numpy as np
 from PIL import Image
 
 PREPROCESSING = ("crop", "square")
+FRAME_SIZE = 224  # the side of the model-input frame
 
 
-def to_model_frame(image: np.ndarray, mode: str = "crop", resize: int = 256, crop: int = 224) -> np.ndarray:
+def to_model_frame(
+    image: np.ndarray, mode: str = "crop", resize: int = 256, crop: int = FRAME_SIZE
+) -> np.ndarray:
     """RGB uint8 (H,W,3) -> RGB uint8 (crop,crop,3).
 
     'crop' (default, torchvision's ImageNet evaluation): resize the short side to ``resize`` (bilinear),

@@ -288,6 +288,10 @@ def bad_cases(tmp_path: Path) -> dict[str, tuple[str, list[str]]]:
         "cuda without a gpu": ("complexity", ["--device", "cuda"]),
         "summarize an empty folder": ("complexity", ["--summarize"]),
         "sufficiency batch of one": ("faithfulness", ["--sufficiency-batch", "1"]),
+        "group size not dividing the pixels": (
+            "faithfulness",
+            ["--set", "FaithfulnessEstimate.features_in_step=1000"],
+        ),
     }
 
 

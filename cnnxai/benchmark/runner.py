@@ -31,10 +31,11 @@ from cnnxai.benchmark.summary import load_rows, result_folders, summarise, write
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.metrics import METRICS, ImageMetrics, MetricResult, sufficiency
+from cnnxai.metrics.faithfulness import check_sizes
 from cnnxai.metrics.perturbation import full_float32
 from cnnxai.metrics.result import undefined
 from cnnxai.outputs import package_versions
-from cnnxai.preprocess import to_model_frame
+from cnnxai.preprocess import FRAME_SIZE, to_model_frame
 from lime_ext import TorchClassifier
 
 ATTRIBUTION_VIEWS = ("signed", "positive", "absolute")
@@ -135,6 +136,7 @@ class BenchmarkRun:
         self.batch_size, self.command, self.progress, self.debug = batch_size, command, progress, debug
         self.selection = dict(selection or {})
         self.device = next(iter(model.parameters())).device
+        check_sizes(settings.metric_settings, (3, FRAME_SIZE, FRAME_SIZE), settings.feature_unit)
         self.groups = make_groups(self.images, settings.group_size, settings.seed)
         self.mine = shard_groups(self.groups, shard)
         self.rows_folder = (

@@ -23,15 +23,29 @@ from cnnxai.metrics.result import MetricResult, correlation, undefined
 CONSTANT_MAP = "the map is constant, so it ranks nothing above anything else"
 
 
+def check_sizes(settings: dict[str, dict[str, Any]], shape: tuple[int, ...], unit: str) -> None:
+    """Refuse parameters that do not fit an input of ``shape`` (C,H,W) (Quantus's checks), before any work."""
+    channels, height, width = shape
+    pixels = height * width
+    features = pixels if unit == "pixel" else channels * pixels
+    subset = settings.get("FaithfulnessCorrelation", {}).get("subset_size", 0)
+    if int(subset) > features:
+        raise UserInputError(
+            f"FaithfulnessCorrelation.subset_size={subset} exceeds the {features} features of the input"
+        )
+    for metric in ("FaithfulnessEstimate", "MonotonicityCorrelation"):
+        if metric in settings and pixels % int(settings[metric]["features_in_step"]):
+            step = settings[metric]["features_in_step"]
+            raise UserInputError(
+                f"{metric}.features_in_step={step} must divide the {pixels} pixels of the {height}x{width} input"
+            )
+
+
 def faithfulness_correlation(
     image: ImageMetrics, attribution: np.ndarray, params: dict[str, Any]
 ) -> MetricResult:
     view = image.view
     runs, size = int(params["nr_runs"]), int(params["subset_size"])
-    if size > view.num_features:
-        raise UserInputError(
-            f"FaithfulnessCorrelation.subset_size={size} exceeds the {view.num_features} features of the input"
-        )
     features = view.attribution(normalise_by_max(attribution))
     subsets = image.draw(
         "FaithfulnessCorrelation.subsets",
@@ -45,11 +59,8 @@ def faithfulness_correlation(
     )
 
 
-def _groups(order: np.ndarray, step: int, image: ImageMetrics, metric: str) -> np.ndarray:
-    """Consecutive groups of ``step`` features of ``order`` (n,step); the pixels must split evenly (as Quantus)."""
-    pixels = int(np.prod(image.x.shape[1:]))
-    if pixels % step:
-        raise UserInputError(f"{metric}.features_in_step={step} must divide the {pixels} pixels of the input")
+def _groups(order: np.ndarray, step: int) -> np.ndarray:
+    """Consecutive groups of ``step`` features of ``order`` (n,step); :func:`check_sizes` saw that they split evenly."""
     return order.reshape(-1, step)
 
 
@@ -58,7 +69,7 @@ def faithfulness_estimate(
 ) -> MetricResult:
     view = image.view
     features = view.attribution(normalise_by_max(attribution))
-    groups = _groups(np.argsort(-features), int(params["features_in_step"]), image, "FaithfulnessEstimate")
+    groups = _groups(np.argsort(-features), int(params["features_in_step"]))
     fills = image.fills(params["baseline"], len(groups), "FaithfulnessEstimate.fills")
     logits, _ = image.scorer(
         len(groups), lambda s, e: view.replace(view.index_masks(groups[s:e]), fills[s:e])
@@ -73,7 +84,7 @@ def monotonicity_correlation(
     view = image.view
     samples = int(params["nr_samples"])
     features = view.attribution(np.abs(normalise_by_max(attribution)))
-    groups = _groups(np.argsort(features), int(params["features_in_step"]), image, "MonotonicityCorrelation")
+    groups = _groups(np.argsort(features), int(params["features_in_step"]))
     fills = image.fills(params["baseline"], len(groups) * samples, "MonotonicityCorrelation.fills")
     group_of = np.repeat(np.arange(len(groups)), samples)  # copy i perturbs group i // samples
 

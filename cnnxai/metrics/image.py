@@ -72,6 +72,9 @@ class ImageMetrics:
         if self.x.ndim != 3:
             raise ValueError(f"x must be (C,H,W) or (1,C,H,W), got {tuple(x.shape)}")
         self.settings = {name: dict(params) for name, params in settings.items()}
+        from cnnxai.metrics.faithfulness import check_sizes  # it imports this module
+
+        check_sizes(self.settings, tuple(self.x.shape), feature_unit)
         self.seed, self.key = int(seed), str(key)
         self.view = FeatureView(self.x, feature_unit)
         self.pixels = FeatureView(self.x, "pixel")
