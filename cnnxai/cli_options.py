@@ -25,10 +25,14 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows '(default: X)' only where a default says something (not None, not an off flag)."""
+    """Shows '(default: X)' only where a default says something (not None, an off flag or an empty list) and
+    the help text does not state it itself."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+        silent = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if (
+            silent or action.default == [] or "default:" in (action.help or "")
+        ):  # nothing to add, or said already
             return action.help or ""
         return super()._get_help_string(action)
 

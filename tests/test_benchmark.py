@@ -133,6 +133,24 @@ def test_faithfulness_on_an_imagenet_folder_writes_every_output(tmp_path, imagen
     assert manifest["metrics"]["IROF"]["params"]["n_segments"] == 6 and "torch" in manifest["versions"]
 
 
+def test_the_seeds_option_names_draw_classes_and_images(tmp_path, imagenet_folder, capsys):
+    out = tmp_path / "cx"
+    args = [
+        "--data-dir",
+        str(imagenet_folder),
+        "--NumFile",
+        "1",
+        "--FileSample",
+        "2",
+        "--output-dir",
+        str(out),
+    ]
+    code, _, stderr = run("complexity", [*args, "--methods", "control_random", *COMPLEXITY_CHEAP], capsys)
+    assert code == 0, stderr
+    images = {r["image"] for r in csv.DictReader(open(out / "scores.csv"))}
+    assert len(images) == 2 and len({image.split("/")[0] for image in images}) == 1
+
+
 def test_complexity_on_the_sample_photos(tmp_path, capsys):
     out = tmp_path / "cx"
     code, stdout, stderr = run(

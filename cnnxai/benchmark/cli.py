@@ -169,8 +169,8 @@ def build_parser(tool: str) -> OneLineParser:
     add(
         "--tf32",
         action="store_true",
-        help="let CUDA convolve the metrics' inputs in TF32 (faster on recent GPUs; logits move by ~1e-3, "
-        "as much as the changes measured); off: full float32",
+        help="let CUDA run the explainers' and metrics' forwards in TF32 (faster on recent GPUs; logits move by "
+        "~1e-3, as much as the changes measured); off: full float32",
     )
     add("--rise-masks", type=int_at_least(1), default=4000, help="RISE's random masks")
     add("--ig-steps", type=int_at_least(2), default=50, help="integration steps of ig and guided_ig_gnl")
@@ -187,7 +187,7 @@ def build_parser(tool: str) -> OneLineParser:
     add(
         "--overwrite",
         action="store_true",
-        help="delete an earlier run's rows and summary in --output-dir first",
+        help="delete an earlier run's rows and summary in --output-dir first (with --shard: that shard's rows only)",
     )
     add_run_options(parser, default_output, "where scores.csv, the summary and the manifest are written")
     return parser
