@@ -63,8 +63,11 @@ def ablationcam_weights(
     """Ablation-CAM channel weights (B,K): w_k = (y_c - y_c[A_k := 0]) / y_c.
 
     A forward hook on ``layer`` replaces its output by copies of the cached activations with one channel
-    zeroed per batch element, so a batch of n elements ablates n channels in one pass.
+    zeroed per batch element, so a batch of n elements ablates n channels in one pass. A module called several
+    times per forward (EfficientNet-Lite0's shared ``_swish``) has only its last call replaced: the call whose
+    output the CAM is made of.
     """
+    calls = _calls_per_forward(model, layer, image[:1])
     channels = acts.shape[1]
     weights = torch.empty(acts.shape[:2], device=acts.device, dtype=torch.float32)
     for b in range(image.shape[0]):
@@ -73,10 +76,13 @@ def ablationcam_weights(
             ablated = acts[b : b + 1].repeat(len(idx), 1, 1, 1)
             ablated[torch.arange(len(idx), device=acts.device), idx] = 0
 
+            seen = [0]
+
             def replace(
-                module: nn.Module, inputs: tuple, output: torch.Tensor, ablated=ablated
-            ) -> torch.Tensor:
-                return ablated.to(output.dtype)
+                module: nn.Module, inputs: tuple, output: torch.Tensor, ablated=ablated, seen=seen
+            ) -> torch.Tensor | None:
+                seen[0] += 1
+                return ablated.to(output.dtype) if seen[0] == calls else None
 
             handle = layer.register_forward_hook(replace)
             try:
@@ -85,6 +91,22 @@ def ablationcam_weights(
                 handle.remove()
             weights[b, idx] = (base_scores[b] - scores.float()) / base_scores[b]
     return weights
+
+
+def _calls_per_forward(model: nn.Module, layer: nn.Module, image: torch.Tensor) -> int:
+    """How many times ``layer`` runs in one forward pass of ``model`` on ``image``."""
+    count = [0]
+
+    def tally(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        count[0] += 1
+
+    handle = layer.register_forward_hook(tally)
+    try:
+        with torch.no_grad():
+            model(image)
+    finally:
+        handle.remove()
+    return count[0]
 
 
 def fullgrad_bias_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

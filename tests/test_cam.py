@@ -227,3 +227,34 @@ def test_camlime_fusion_rule():
     expected_max = norm(torch.maximum(norm(up), norm(fine)))
     torch.testing.assert_close(fuse_layer_maps([coarse, fine], (4, 4), "mean"), expected_mean)
     torch.testing.assert_close(fuse_layer_maps([coarse, fine], (4, 4), "max"), expected_max)
+
+
+def test_ablationcam_on_a_module_called_twice_ablates_only_its_last_call():
+    """EfficientNet-Lite0's default layer is one ReLU6 module run after the stem and after the head: ablating a
+    channel must replace the head's call only (replacing both crashed on the stem's shape)."""
+
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 6, 3, stride=2, padding=1)
+            self.act, self.fc = nn.ReLU(), nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.fc(self.act(self.conv2(self.act(self.conv1(x)))).mean(dim=(2, 3)))
+
+    class Separate(Shared):  # the same weights, a module of its own for the second activation
+        def __init__(self):
+            super().__init__()
+            self.act2 = nn.ReLU()
+
+        def forward(self, x):
+            return self.fc(self.act2(self.conv2(self.act(self.conv1(x)))).mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    shared, separate = Shared().eval(), Separate().eval()
+    separate.load_state_dict(shared.state_dict(), strict=False)
+    x = torch.randn(1, 3, 16, 16)
+    ours = compute_cams(shared, x, ["act"], method="ablationcam", targets=1).maps["act"]
+    expected = compute_cams(separate, x, ["act2"], method="ablationcam", targets=1).maps["act2"]
+    assert ours.shape == (1, 8, 8) and float(expected.abs().sum()) > 0
+    torch.testing.assert_close(ours, expected)
