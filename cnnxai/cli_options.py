@@ -136,6 +136,14 @@ def add_lime_options(parser: argparse.ArgumentParser, num_samples_help: str) -> 
     )
 
 
+def add_budget_options(parser: argparse.ArgumentParser) -> None:
+    """--rise-masks, --ig-steps: the explainers' own budgets."""
+    parser.add_argument("--rise-masks", type=int_at_least(1), default=4000, help="RISE's random masks")
+    parser.add_argument(
+        "--ig-steps", type=int_at_least(2), default=50, help="integration steps of ig and guided_ig_gnl"
+    )
+
+
 def add_run_options(parser: argparse.ArgumentParser, default_output: str, output_help: str) -> None:
     """--batch-size, --seed, --output-dir, --quiet, --debug."""
     add = parser.add_argument

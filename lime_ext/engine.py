@@ -77,6 +77,8 @@ class PerturbationEngine:
             ``forward_prepared``, ``session`` and ``device``).
         hide_color: see :func:`hidden_image`.
         batch_size: images per forward pass; ``None`` picks :func:`auto_batch_size` for the device.
+        hidden: the image shown where superpixels are off, RGB uint8 (H,W,3), instead of one made from
+            ``hide_color`` (e.g. the image with one colour channel blacked out, to attribute per channel).
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class PerturbationEngine:
         classifier,
         hide_color: HideColor = 0,
         batch_size: int | None = None,
+        hidden: np.ndarray | None = None,
     ) -> None:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image must be RGB uint8 (H,W,3), got {image.dtype} {image.shape}")
@@ -97,7 +100,10 @@ class PerturbationEngine:
         self.device = torch.device(classifier.device)
         self.num_segments = int(segments.max()) + 1
         self.batch_size = int(batch_size) if batch_size else auto_batch_size(self.device, *image.shape[:2])
-        hidden = hidden_image(image, segments, hide_color)
+        if hidden is None:
+            hidden = hidden_image(image, segments, hide_color)
+        elif hidden.shape != image.shape or hidden.dtype != np.uint8:
+            raise ValueError(f"hidden must be RGB uint8 {image.shape}, got {hidden.dtype} {hidden.shape}")
         # The batch layout the classifier prefers: NHWC strides run most CNNs markedly faster (see TorchClassifier).
         self._layout = (
             torch.channels_last if getattr(classifier, "channels_last", False) else torch.contiguous_format

@@ -212,15 +212,19 @@ class CamLimeExplainer:
         seed: int = 0,
         segments: np.ndarray | None = None,
         progress: bool = False,
+        hidden: np.ndarray | None = None,
     ) -> Neighbourhood:
         """Segment ``image`` (RGB uint8 (H,W,3), model-input frame) unless ``segments`` are given, draw Z from
-        the seed and predict every perturbed image. Same seed and inputs: identical neighbourhood."""
+        the seed and predict every perturbed image. Same seed and inputs: identical neighbourhood.
+        ``hidden`` replaces the hide colour by an image of its own (see :class:`PerturbationEngine`)."""
         timings: dict[str, float] = {}
         start = time.perf_counter()
         if segments is None:
             segments = self.segment(image, seed)
         timings["segmentation_s"] = time.perf_counter() - start
-        engine = PerturbationEngine(image, segments, self.classifier, self.hide_color, self.batch_size)
+        engine = PerturbationEngine(
+            image, segments, self.classifier, self.hide_color, self.batch_size, hidden
+        )
         rng = explanation_rng(seed, image)
         masks = sample_binary_masks(num_samples, engine.num_segments, rng)
         start = time.perf_counter()

@@ -23,6 +23,7 @@ from cnnxai.benchmark.runner import (
 from cnnxai.cli_options import (
     DefaultsHelpFormatter,
     OneLineParser,
+    add_budget_options,
     add_lime_options,
     add_model_options,
     add_run_options,
@@ -172,8 +173,7 @@ def build_parser(tool: str) -> OneLineParser:
         help="let CUDA run the explainers' and metrics' forwards in TF32 (faster on recent GPUs; logits move by "
         "~1e-3, as much as the changes measured); off: full float32",
     )
-    add("--rise-masks", type=int_at_least(1), default=4000, help="RISE's random masks")
-    add("--ig-steps", type=int_at_least(2), default=50, help="integration steps of ig and guided_ig_gnl")
+    add_budget_options(parser)
     add(
         "--shard",
         default=None,
