@@ -97,14 +97,10 @@ def models(run) -> Figure:
     method = run.method or "gradcam"
     fig, axes = grid(len(rows), 4)
     for row, ctx in zip(axes, rows, strict=True):
-        cams = ctx.cams(ctx.options["layers"], method)
-        raw = next(iter(cams.maps.values()))[0].cpu().numpy()
         image_panel(row[0], ctx.frame, f"Original\n{ctx.model_name}: {ctx.class_names[ctx.target]}")
-        shown = cam_panel(row[1], raw / (raw.max() or 1.0), f"Activation ({cam_name(method)})", raw=True)
+        shown = cam_panel(row[1], ctx.activation(method), f"Activation ({cam_name(method)})", raw=True)
         superpixels_panel(row[2], ctx.lime(), ctx.target, run.num_features, "LIME")
-        superpixels_panel(
-            row[3], ctx.ours(ctx.fused_map(list(cams.maps.values()))), ctx.target, run.num_features, "Ours"
-        )
+        superpixels_panel(row[3], ctx.ours(ctx.cam_map(method)), ctx.target, run.num_features, "Ours")
     colorbar(fig, shown, axes.ravel().tolist(), "activation / max")
     return fig
 
@@ -170,12 +166,10 @@ def cam_methods(run) -> Figure:
     fig, axes = grid(len(run.methods), 5)
     shown = None
     for row, method in zip(axes, run.methods, strict=True):
-        cams = ctx.cams(ctx.options["layers"], method)
-        fused = ctx.fused_map(list(cams.maps.values()))
+        fused = ctx.cam_map(method)
         image_panel(row[0], ctx.frame, f"Original\n{ctx.class_names[ctx.target]}")
         superpixels_panel(row[1], lime, ctx.target, run.num_features, "LIME")
-        raw = next(iter(cams.maps.values()))[0].cpu().numpy()
-        shown = cam_panel(row[2], raw / (raw.max() or 1.0), f"Activation: {cam_name(method)}", raw=True)
+        shown = cam_panel(row[2], ctx.activation(method), f"Activation: {cam_name(method)}", raw=True)
         overlay_panel(row[3], ctx.frame, fused, "Mapping")
         superpixels_panel(row[4], ctx.ours(fused), ctx.target, run.num_features, f"Ours ({cam_name(method)})")
     colorbar(fig, shown, axes.ravel().tolist(), "activation (raw / max; mapping: min-max)")
@@ -206,8 +200,7 @@ def weight_feature(run) -> Figure:
     fig, axes = grid(len(run.methods), 4, cell=2.6)
     segments = ctx.neighbourhood.segments
     for row, method in zip(axes, run.methods, strict=True):
-        cams = ctx.cams(ctx.options["layers"], method)
-        ours = ctx.ours(ctx.fused_map(list(cams.maps.values())))
+        ours = ctx.ours(ctx.cam_map(method))
         image_panel(row[0], mark_boundaries(ctx.frame, segments), "Superpixels")
         segment_ids(row[0], segments)
         superpixels_panel(row[1], lime, ctx.target, run.num_features, "LIME", ids=True)
@@ -254,7 +247,7 @@ def compare(run) -> Figure:
 def rgb(run) -> Figure:
     ctx = run.context
     fig, axes = grid(3, 4)
-    cam = ctx.fused_map(list(ctx.cams(ctx.options["layers"], run.method or "gradcam").maps.values()))
+    cam = ctx.cam_map(run.method or "gradcam")
     lime, ours = ctx.lime(), ctx.ours(cam)
     image_panel(axes[0, 0], ctx.frame, f"Original\n{ctx.class_names[ctx.target]}")
     overlay_panel(axes[0, 1], ctx.frame, cam, cam_name(run.method or "gradcam"))

@@ -87,6 +87,15 @@ class FigureContext:
         """CamLIME's fusion of raw maps (each (1,h,w)): upsampled, min-max normalised, averaged; (H,W) in [0,1]."""
         return fuse_layer_maps(list(maps), self.frame.shape[:2], rule="mean")[0].cpu().numpy()
 
+    def cam_map(self, method: str) -> np.ndarray:
+        """The CAM of the default layers, fused as CamLIME fuses them: (H,W) in [0,1]."""
+        return self.fused_map(list(self.cams(self.options["layers"], method).maps.values()))
+
+    def activation(self, method: str) -> np.ndarray:
+        """The first default layer's raw map at its own resolution, divided by its maximum (the seeds' panel)."""
+        raw = next(iter(self.cams(self.options["layers"], method).maps.values()))[0].cpu().numpy()
+        return raw / (raw.max() or 1.0)
+
     def lime(self) -> Explanation:
         return self.neighbourhood.fit(labels=[self.target], cam_mode="none")
 
