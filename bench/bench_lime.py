@@ -130,7 +130,7 @@ def forward_time(model: nn.Module, image: np.ndarray, num_samples: int, batch_si
     layout the classifier prefers (channels-last by default: the fastest way to run these CNNs, so the ratios
     against it are strict)."""
     classifier = TorchClassifier(model)
-    x = classifier.prepare(torch.from_numpy(image).to(device).permute(2, 0, 1).float() / 255.0)
+    x = classifier.prepare_rgb(image)
     batch = x[None].repeat(batch_size, 1, 1, 1)
     if classifier.channels_last:
         batch = batch.contiguous(memory_format=torch.channels_last)

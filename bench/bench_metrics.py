@@ -212,9 +212,7 @@ def main() -> None:
     model, _ = load_model("efficientnet_lite0", device=device)
     frames = [to_model_frame(sample_image(name)) for name in SAMPLE_IMAGES]
     classifier = TorchClassifier(model)
-    xs = torch.stack(
-        [classifier.prepare(torch.from_numpy(f).to(device).permute(2, 0, 1).float() / 255) for f in frames]
-    )
+    xs = torch.stack([classifier.prepare_rgb(f) for f in frames])
     with torch.no_grad():
         predicted_all = model(xs).argmax(dim=1).tolist()
     target = predicted_all[0]

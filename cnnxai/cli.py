@@ -24,6 +24,7 @@ from cnnxai.cli_options import (
     add_run_options,
     cli_layers,
     explainer_list_option,
+    explainer_settings,
     int_at_least,
     run_main,
 )
@@ -188,11 +189,7 @@ class ExplainRun:
         from cnnxai.explainers import explain
 
         args = self.args
-        settings = {
-            "num_samples": args.num_samples,
-            "segmenter": args.segmenter,
-            "hide_color": args.hide_color,
-        }
+        settings = explainer_settings(args)
         if args.normlime_reference is not None:
             settings["normlime_reference"] = args.normlime_reference
         shared = {

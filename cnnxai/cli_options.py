@@ -144,6 +144,12 @@ def add_budget_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def explainer_settings(args: argparse.Namespace) -> dict:
+    """The explainers' options among ``args`` (from add_lime_options and add_budget_options), by registry name."""
+    names = ("num_samples", "segmenter", "hide_color", "rise_masks", "ig_steps")
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
 def add_run_options(parser: argparse.ArgumentParser, default_output: str, output_help: str) -> None:
     """--batch-size, --seed, --output-dir, --quiet, --debug."""
     add = parser.add_argument

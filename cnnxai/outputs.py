@@ -7,7 +7,7 @@ import json
 import os
 import platform
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -29,9 +29,10 @@ PACKAGES = (
 )
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(extra: Sequence[str] = ()) -> dict[str, str]:
+    """Versions of Python, the suite and its packages (``PACKAGES`` and ``extra``), for manifests."""
     versions = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in (*PACKAGES, *extra):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -40,6 +41,20 @@ def package_versions() -> dict[str, str]:
 
     versions["cnnxai"] = __version__
     return versions
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it: a reader never sees half a file."""
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def atomic_savefig(fig, path: Path, dpi: int = 150) -> None:
+    """Save a matplotlib figure as :func:`atomic_write_text` writes text (the suffix tells the format)."""
+    temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
+    fig.savefig(temporary, dpi=dpi)
+    os.replace(temporary, path)
 
 
 @contextmanager

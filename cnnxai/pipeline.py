@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import nn
 
 from cam_ext import compute_cams, fuse_layer_maps, fuse_segment_priors
@@ -96,9 +95,7 @@ def explain_with_cam_prior(
         )
 
     start = time.perf_counter()
-    x = classifier.prepare(
-        torch.from_numpy(np.array(image)).to(classifier.device).permute(2, 0, 1).float() / 255.0
-    )
+    x = classifier.prepare_rgb(image)
     with classifier.session():
         probabilities = classifier.forward_prepared(x[None])[0].cpu().numpy()
     if target is not None:

@@ -52,6 +52,13 @@ class TorchClassifier:
         """(…,3,H,W) in [0,1] -> normalised model input."""
         return (images01 - self.mean) / self.std
 
+    def prepare_rgb(self, image: np.ndarray) -> torch.Tensor:
+        """An RGB uint8 image (H,W,3) -> the normalised model input (3,H,W) on the classifier's device."""
+        pixels = (
+            torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1).float() / 255.0
+        )
+        return self.prepare(pixels)
+
     def session(self) -> AbstractContextManager:
         """Eval mode for a whole prediction loop, restoring the model's own flags afterwards."""
         return evaluation_mode(self.model)

@@ -30,6 +30,7 @@ from cnnxai.cli_options import (
     cli_layers,
     comma_separated,
     explainer_list_option,
+    explainer_settings,
     int_at_least,
     run_main,
 )
@@ -229,10 +230,7 @@ def run(args: argparse.Namespace, tool: str) -> int:
         clear_run(folder, shard)
     model, model_info = load_model(args.model, args.weights, device)
     layers = cli_layers(model, args.layers, args.model)
-    explainer_options = {
-        "layers": layers, "num_samples": args.num_samples, "segmenter": args.segmenter,
-        "hide_color": args.hide_color, "rise_masks": args.rise_masks, "ig_steps": args.ig_steps,
-    }  # fmt: skip
+    explainer_options = {"layers": layers, **explainer_settings(args)}
     sufficiency = "Sufficiency" in args.metrics
     settings = BenchmarkSettings(
         tool=name, methods=tuple(args.methods), metrics=tuple(args.metrics), metric_settings=metric_settings,

@@ -10,19 +10,16 @@ before it, so an interrupted, resumed or sharded run writes the same rows as one
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shlex
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from cnnxai.benchmark.data import BenchmarkImage, Dataset, ImageGroup, make_groups, shard_groups
@@ -34,7 +31,7 @@ from cnnxai.metrics import METRICS, ImageMetrics, MetricResult, sufficiency
 from cnnxai.metrics.faithfulness import check_sizes
 from cnnxai.metrics.perturbation import full_float32
 from cnnxai.metrics.result import undefined
-from cnnxai.outputs import package_versions
+from cnnxai.outputs import atomic_write_text, package_versions
 from cnnxai.preprocess import FRAME_SIZE, to_model_frame
 from lime_ext import TorchClassifier
 
@@ -192,14 +189,12 @@ class BenchmarkRun:
                 for name in self.settings.metrics
             },
             "methods": {name: REGISTRY[name].description for name in self.settings.methods},
-            "versions": {**package_versions(), **_extra_versions()},
+            "versions": package_versions(("captum", "zennit", "quantus", "tqdm")),
             "platform": platform.platform(),
             **extra,
         }
-        temporary = folder / ".manifest.json.partial"
         folder.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        os.replace(temporary, folder / "manifest.json")
+        atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
 
     # -- the run ------------------------------------------------------------------------------------------
 
@@ -264,12 +259,11 @@ class BenchmarkRun:
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             return PreparedImage(image, error=f"{UNREADABLE}: {error}")
-        classifier = TorchClassifier(self.model)
-        pixels = torch.from_numpy(frame).to(self.device).permute(2, 0, 1).float() / 255.0
         target = image.true_class if self.settings.target == "true" else None
+        x = TorchClassifier(self.model).prepare_rgb(frame)
         metrics = ImageMetrics(
-            self.model, classifier.prepare(pixels), target, self.settings.metric_settings, self.settings.seed,
-            image.key, self.settings.feature_unit, self.batch_size, tf32=self.settings.tf32,
+            self.model, x, target, self.settings.metric_settings, self.settings.seed, image.key,
+            self.settings.feature_unit, self.batch_size, tf32=self.settings.tf32,
         )  # fmt: skip
         return PreparedImage(image, frame=frame, metrics=metrics)
 
@@ -391,16 +385,6 @@ def summarize_folder(folder: Path) -> Path:
     return write_run_summary(
         folder, settings["methods"], settings["metrics"], identities[0]["data"]["images"], settings["tool"]
     )
-
-
-def _extra_versions() -> dict[str, str]:
-    versions = {}
-    for name in ("captum", "zennit", "quantus", "tqdm"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def command_line() -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np  # noqa: E402
 
 from cnnxai.benchmark.store import CURVE_COLUMNS, SCORE_COLUMNS, read_rows  # noqa: E402
 from cnnxai.metrics import METRICS  # noqa: E402
+from cnnxai.outputs import atomic_savefig, atomic_write_text  # noqa: E402
 
 SUMMARY_COLUMNS = ("method", "metric", "direction", "mean", "std", "n", "n_nan", "best")
 ARROWS = {"higher": "↑", "lower": "↓"}
@@ -109,19 +109,6 @@ def markdown_table(table: list[dict], methods: Sequence[str], metrics: Sequence[
     return "\n".join(lines) + "\n"
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def _atomic_figure(path: Path, fig) -> None:
-    temporary = path.with_name(f".partial.{path.name}")
-    fig.savefig(temporary, dpi=150)
-    plt.close(fig)
-    os.replace(temporary, path)
-
-
 def write_summary(
     folder: Path, table: list[dict], methods: Sequence[str], metrics: Sequence[str], note: str
 ) -> None:
@@ -131,13 +118,17 @@ def write_summary(
     writer.writeheader()
     for cell in table:
         writer.writerow({**cell, "mean": repr(cell["mean"]), "std": repr(cell["std"])})
-    _atomic_text(folder / "summary.csv", buffer.getvalue())
+    atomic_write_text(folder / "summary.csv", buffer.getvalue())
     legend = (
         f"↑ higher is better, ↓ lower is better; mean ± sample std over n = {usual_count(table)} images unless "
         "shown (NaN: undefined, the reason is in scores.csv); the best of each column in bold."
     )
-    _atomic_text(folder / "summary.md", f"{note}\n\n{markdown_table(table, methods, metrics)}\n{legend}\n")
-    _atomic_figure(folder / "summary.png", summary_figure(table, methods, metrics))
+    atomic_write_text(
+        folder / "summary.md", f"{note}\n\n{markdown_table(table, methods, metrics)}\n{legend}\n"
+    )
+    fig = summary_figure(table, methods, metrics)
+    atomic_savefig(fig, folder / "summary.png")
+    plt.close(fig)
 
 
 def summary_figure(table: list[dict], methods: Sequence[str], metrics: Sequence[str]):
@@ -210,5 +201,6 @@ def write_curves(folder: Path, curves: list[dict], methods: Sequence[str]) -> No
         axis.legend(
             fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="method (area)", title_fontsize=7
         )
-    _atomic_text(folder / "curves_mean.csv", buffer.getvalue())
-    _atomic_figure(folder / "curves.png", fig)
+    atomic_write_text(folder / "curves_mean.csv", buffer.getvalue())
+    atomic_savefig(fig, folder / "curves.png")
+    plt.close(fig)

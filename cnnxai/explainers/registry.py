@@ -42,11 +42,7 @@ class ExplainContext:
     @property
     def input_tensor(self) -> torch.Tensor:
         """The normalised model input (1,3,H,W) on the device (a fresh tensor each call)."""
-        pixels = (
-            torch.from_numpy(np.ascontiguousarray(self.image)).to(self.device).permute(2, 0, 1).float()
-            / 255.0
-        )
-        return self.classifier.prepare(pixels)[None]
+        return self.classifier.prepare_rgb(self.image)[None]
 
     @property
     def forward_batch(self) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import time
@@ -24,6 +23,7 @@ from cnnxai.cli_options import (
     add_run_options,
     cli_layers,
     comma_separated,
+    explainer_settings,
     int_at_least,
     run_main,
 )
@@ -34,7 +34,7 @@ from cnnxai.explainers.sise import block_output_layers
 from cnnxai.figures.catalog import FIGURES, FigureSpec
 from cnnxai.figures.context import FigureContext
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
-from cnnxai.outputs import package_versions
+from cnnxai.outputs import atomic_savefig, atomic_write_text, package_versions
 from cnnxai.preprocess import to_model_frame
 from cnnxai.zoo import MODELS, imagenet_class_names, load_model
 from lime_ext import CamLimeExplainer, Neighbourhood
@@ -109,10 +109,8 @@ class FigureRun:
         self.args, self.spec, self.image_key, self.device = args, spec, image_key, device
         self.class_names = imagenet_class_names()
         self.options = {
-            "num_samples": args.num_samples, "segmenter": args.segmenter, "hide_color": args.hide_color,
-            "seed": args.seed, "batch_size": args.batch_size, "target": args.target, "layers": layers,
-            "rise_masks": args.rise_masks, "ig_steps": args.ig_steps,
-            "normlime_samples": args.normlime_samples, "normlime_clusters": args.normlime_clusters,
+            **explainer_settings(args), "seed": args.seed, "batch_size": args.batch_size, "target": args.target,
+            "layers": layers, "normlime_samples": args.normlime_samples, "normlime_clusters": args.normlime_clusters,
         }  # fmt: skip
         if args.normlime_reference is not None:
             self.options["normlime_reference"] = args.normlime_reference
@@ -192,18 +190,13 @@ def save(fig, folder: Path, stem: str, pdf: bool, manifest: dict, dpi: int = 150
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in (".png", ".pdf") if pdf else (".png",):
-        final = folder / f"{stem}{suffix}"
-        temporary = folder / f".{stem}.partial{suffix}"
-        fig.savefig(temporary, dpi=dpi)
-        os.replace(temporary, final)
-        written.append(final)
+        atomic_savefig(fig, folder / f"{stem}{suffix}", dpi)
+        written.append(folder / f"{stem}{suffix}")
     plt.close(fig)
     final = folder / f"{stem}.json"
-    temporary = folder / f".{stem}.partial.json"
-    temporary.write_text(
-        json.dumps({**manifest, "files": [p.name for p in written]}, indent=2, default=str) + "\n"
+    atomic_write_text(
+        final, json.dumps({**manifest, "files": [p.name for p in written]}, indent=2, default=str) + "\n"
     )
-    os.replace(temporary, final)
     return [*written, final]
 
 

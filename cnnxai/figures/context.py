@@ -12,8 +12,9 @@ from torch import nn
 
 from cam_ext import compute_cams, fuse_layer_maps
 from cam_ext.compute import LayerCams
-from cnnxai.explainers import Attribution, explain
-from lime_ext import CamLimeExplainer, Explanation, Neighbourhood, TorchClassifier, segment_prior
+from cnnxai.explainers import Attribution, ExplainContext, explain
+from cnnxai.explainers.lime_family import shared_neighbourhood
+from lime_ext import Explanation, Neighbourhood, TorchClassifier, segment_prior
 
 
 class FigureContext:
@@ -42,8 +43,7 @@ class FigureContext:
     @cached_property
     def x(self) -> torch.Tensor:
         """The normalised model input (1,3,H,W)."""
-        pixels = torch.from_numpy(self.frame).to(self.device).permute(2, 0, 1).float() / 255.0
-        return self.classifier.prepare(pixels)[None]
+        return self.classifier.prepare_rgb(self.frame)[None]
 
     @cached_property
     def probabilities(self) -> np.ndarray:
@@ -59,19 +59,19 @@ class FigureContext:
     def target_title(self) -> str:
         return f"{self.class_names[self.target]}\np = {self.probabilities[self.target]:.3f} (class {self.target})"
 
+    @property
+    def explainer_options(self) -> dict:
+        """The options the explainer registry takes (everything but seed, batch size and target)."""
+        return {k: v for k, v in self.options.items() if k not in ("seed", "batch_size", "target")}
+
     @cached_property
     def neighbourhood(self) -> Neighbourhood:
-        """The image's one LIME neighbourhood (segments, Z, predictions), shared with the explainer registry."""
-        explainer = CamLimeExplainer(
-            self.classifier, segmenter=self.options["segmenter"], hide_color=self.options["hide_color"],
-            batch_size=self.options.get("batch_size"),
+        """The image's one LIME neighbourhood (segments, Z, predictions): the registry's, so explainers share it."""
+        context = ExplainContext(
+            self.model, self.frame, self.target, self.seed, self.device, self.options.get("batch_size"),
+            self.explainer_options, self.shared,
         )  # fmt: skip
-        found = explainer.sample(self.frame, int(self.options["num_samples"]), self.seed)
-        self.shared[("segments", self.seed, self.options["segmenter"])] = found.segments
-        key = ("neighbourhood", self.seed, int(self.options["num_samples"]), self.options["segmenter"],
-               str(self.options["hide_color"]))  # fmt: skip
-        self.shared[key] = found
-        return found
+        return shared_neighbourhood(context)
 
     def cams(self, layers: Sequence[str], method: str) -> LayerCams:
         """Raw CAMs of ``method`` at ``layers`` for the target, from one pass (cached)."""
@@ -106,11 +106,7 @@ class FigureContext:
 
     def explain(self, name: str, **options) -> Attribution:
         """A registered explainer on this image (the LIME family reuses the shared neighbourhood)."""
-        self.neighbourhood  # noqa: B018  (sampled first, so the registry finds it)
-        settings = {
-            key: value for key, value in self.options.items() if key not in ("seed", "batch_size", "target")
-        }
         return explain(
             name, self.model, self.frame, self.target, seed=self.seed, device=self.device,
-            batch_size=self.options.get("batch_size"), shared=self.shared, **{**settings, **options},
+            batch_size=self.options.get("batch_size"), shared=self.shared, **{**self.explainer_options, **options},
         )  # fmt: skip
