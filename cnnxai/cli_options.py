@@ -74,19 +74,23 @@ def comma_separated(text: str) -> list[str]:
     return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
 
 
+def name_list(text: str, known, kind: str, hint: str) -> list[str]:
+    """Comma-separated names, each in ``known``, at least one; otherwise an argparse error naming the unknown
+    ``kind`` (e.g. 'explainer') with ``hint`` (where to find the valid names)."""
+    names = comma_separated(text)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown {kind}(s) {', '.join(unknown)}; {hint}")
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected at least one {kind} name; {hint}")
+    return names
+
+
 def explainer_list_option(text: str) -> list[str]:
     """Comma-separated names of registered explainers."""
     from cnnxai.explainers import REGISTRY
 
-    names = comma_separated(text)
-    unknown = [name for name in names if name not in REGISTRY]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown explainer(s) {', '.join(unknown)}; list them with: python -m cnnxai.explainers --list"
-        )
-    if not names:
-        raise argparse.ArgumentTypeError("expected at least one explainer name")
-    return names
+    return name_list(text, REGISTRY, "explainer", "list them with: python -m cnnxai.explainers --list")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

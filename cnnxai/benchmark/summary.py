@@ -11,7 +11,7 @@ import csv
 import io
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -45,15 +45,21 @@ def load_rows(folders: Sequence[Path]) -> tuple[list[dict], list[dict]]:
     return scores, curves
 
 
-def summarise(scores: list[dict], methods: Sequence[str], metrics: Sequence[str]) -> list[dict]:
+def summarise(
+    scores: list[dict],
+    methods: Sequence[str],
+    metrics: Sequence[str],
+    directions: Mapping[str, str] | None = None,
+) -> list[dict]:
     """Mean, sample std (ddof 1), number of defined values and of NaNs per method x metric; ``best`` marks the
-    method(s) with the best mean by the metric's direction."""
+    method(s) with the best mean by the metric's direction ('higher' or 'lower': ``directions[metric]``, by
+    default the direction declared in :data:`cnnxai.metrics.METRICS`)."""
     values: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
     for row in scores:
         values[(row["method"], row["metric"])].append((row["image"], float(row["value"])))
     table = []
     for metric in metrics:
-        direction = METRICS[metric].direction
+        direction = _direction(metric, directions)
         cells = []
         for method in methods:
             series = np.array([v for _, v in sorted(values.get((method, metric), []))], dtype=np.float64)
@@ -72,6 +78,10 @@ def summarise(scores: list[dict], methods: Sequence[str], metrics: Sequence[str]
     return table
 
 
+def _direction(metric: str, directions: Mapping[str, str] | None) -> str:
+    return directions[metric] if directions is not None else METRICS[metric].direction
+
+
 def _number(value: float, digits: int = 4) -> str:
     """Fixed-point text for a table cell: no exponents, fewer decimals for large values (counts)."""
     if math.isnan(value):
@@ -79,6 +89,11 @@ def _number(value: float, digits: int = 4) -> str:
     if abs(value) >= 1000:
         return f"{value:.0f}"
     return f"{value:.{2 if abs(value) >= 100 else digits}f}"
+
+
+def _table_direction(table: list[dict], metric: str) -> str:
+    """The direction :func:`summarise` recorded for ``metric``."""
+    return next(cell["direction"] for cell in table if cell["metric"] == metric)
 
 
 def usual_count(table: list[dict]) -> int:
@@ -92,7 +107,7 @@ def markdown_table(table: list[dict], methods: Sequence[str], metrics: Sequence[
     cells = {(c["method"], c["metric"]): c for c in table}
     usual = usual_count(table)
     lines = [
-        "| method | " + " | ".join(f"{m} {ARROWS[METRICS[m].direction]}" for m in metrics) + " |",
+        "| method | " + " | ".join(f"{m} {ARROWS[_table_direction(table, m)]}" for m in metrics) + " |",
         "|---|" + "---:|" * len(metrics),
     ]
     for method in methods:
@@ -149,7 +164,7 @@ def summary_figure(table: list[dict], methods: Sequence[str], metrics: Sequence[
             axis.text(0, position, " undefined (NaN)", va="center", fontsize=7, color="#777777")
         axis.set_yticks(positions, methods, fontsize=8)
         axis.invert_yaxis()
-        direction = METRICS[metric].direction
+        direction = _table_direction(table, metric)
         axis.set_title(f"{metric} ({ARROWS[direction]} {direction} is better)", fontsize=9)
         axis.tick_params(axis="x", labelsize=8)
         axis.axvline(0, color="black", lw=0.5)
