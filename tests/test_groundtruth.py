@@ -304,3 +304,11 @@ def test_output_dir_that_is_a_file_exits_2(tmp_path, capsys):
     assert main(["--output-dir", str(target)]) == 2
     assert "is a file" in capsys.readouterr().err
     assert target.read_text() == "x"
+
+
+def test_fewer_images_than_the_default_examples(cache_dir, tmp_path):
+    out = tmp_path / "one"
+    code = main(["--num-images", "1", "--methods", "control_random", "--cache-dir", str(cache_dir),
+                 "--output-dir", str(out), "--quiet", "--dpi", "40"])  # fmt: skip
+    assert code == 0 and (out / "examples.png").exists()
+    assert json.loads((out / "manifest.json").read_text())["options"]["examples"] == 1

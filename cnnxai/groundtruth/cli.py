@@ -105,7 +105,8 @@ def build_parser() -> OneLineParser:
     add("--pointing-tolerance", type=int_at_least(0), default=None,
         help="PointingGame's tolerance in pixels (default: Zhang et al.'s 15 px at 224, scaled: 4 at 64); "
         "PointingGameExact has none")  # fmt: skip
-    add("--examples", type=int_at_least(0), default=4, help="test images drawn in examples.png")
+    add("--examples", type=int_at_least(0), default=None,
+        help="test images drawn in examples.png, one per class in turn (default: 4, or --num-images if fewer)")  # fmt: skip
     add("--dpi", type=int_at_least(30), default=150, help="resolution of the PNG figures")
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     add("--batch-size", type=batch_size_option, default=None, help="images per forward pass; default auto")
@@ -134,6 +135,8 @@ def check(args: argparse.Namespace) -> None:
         raise UserInputError(
             f"--top-k {args.top_k}: larger than the image's {64 * 64} pixels; use at most 4096"
         )
+    if args.examples is None:
+        args.examples = min(4, args.num_images)
     if args.examples > args.num_images:
         raise UserInputError(
             f"--examples {args.examples}: more than --num-images {args.num_images}; lower it"

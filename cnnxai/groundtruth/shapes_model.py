@@ -20,7 +20,7 @@ SISE_LAYERS = ("features.conv2", "features.conv4")  # the last block at 32x32 an
 
 class ShapesNet(nn.Sequential):
     """conv(8)-pool-conv(16)-pool-conv(32)-conv(32), each with batch norm and a ReLU module, then global average
-    pooling and a linear layer (about 16k parameters; a training epoch of 3000 images takes ~1-3 s on 2 cores).
+    pooling and a linear layer (15.6k parameters; an epoch of 4000 images takes 3-4 s on 2 CPU cores).
 
     Input: ImageNet-normalised (B,3,H,W) (what :class:`lime_ext.TorchClassifier` feeds); output logits (B,K).
     Global average pooling after the last block makes Grad-CAM on ``features.conv4`` the original CAM.

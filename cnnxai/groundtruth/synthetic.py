@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from skimage.draw import disk, line, polygon
 
+from cnnxai.groundtruth.localisation import dilate
+
 CLASSES = ("disc", "square", "triangle", "cross")
 SPLITS = {"train": 0, "test": 1}
 
@@ -138,11 +140,6 @@ def _distractor(rng: np.random.Generator, size: int, object_size: tuple[int, int
     return mask, False
 
 
-def _dilated(mask: np.ndarray, pixels: int) -> np.ndarray:
-    tensor = torch.from_numpy(mask.astype(np.float32))[None, None]
-    return F.max_pool2d(tensor, 2 * pixels + 1, stride=1, padding=pixels)[0, 0].numpy() > 0
-
-
 def draw_image(
     settings: SyntheticSettings, split: str, index: int, label: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -157,13 +154,13 @@ def draw_image(
     margin = extent / 2.0 + 2.0
     centre = rng.uniform(margin, size - margin, 2)
     obj = shape_mask(CLASSES[label], centre, extent, rng.uniform(0, 2 * np.pi), size)
-    occupied = _dilated(obj, 3)
+    occupied = dilate(obj, 3)
     for _ in range(int(rng.integers(settings.distractors[0], settings.distractors[1] + 1))):
         for _attempt in range(20):  # a place that does not touch the object or another distractor
             stroke, dark = _distractor(rng, size, settings.object_size)
             if not np.any(stroke & occupied):
                 image[stroke] = _dark_colour(rng) if dark else _object_colour(rng)
-                occupied |= _dilated(stroke, 2)
+                occupied |= dilate(stroke, 2)
                 break
     image[obj] = _object_colour(rng)
     image += rng.normal(0.0, 6.0, image.shape)
