@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 from cam_ext import LayerNotFoundError, resolve_layers
 from cnnxai.errors import ImageLoadError, UserInputError
@@ -74,7 +74,7 @@ def comma_separated(text: str) -> list[str]:
     return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
 
 
-def name_list(text: str, known, kind: str, hint: str) -> list[str]:
+def name_list(text: str, known: Container[str], kind: str, hint: str) -> list[str]:
     """Comma-separated names, each in ``known``, at least one; otherwise an argparse error naming the unknown
     ``kind`` (e.g. 'explainer') with ``hint`` (where to find the valid names)."""
     names = comma_separated(text)
