@@ -280,6 +280,7 @@ def test_command_writes_the_table(cache_dir, tmp_path, capsys):
     [
         (["--device", "cuda"], "CUDA"),
         (["--methods", "nope"], "unknown explainer"),
+        (["--methods", "gradcam,normlime"], "NormLIME"),
         (["--num-images", "0"], "--num-images"),
         (["--top-k", "5000"], "--top-k"),
         (["--num-images", "2", "--examples", "3"], "--examples"),

@@ -66,7 +66,7 @@ def build_parser() -> OneLineParser:
         help="test images explained (the first N of the test split)",
     )
     add("--methods", type=explainer_list_option, default=None,
-        help=f"explainers, comma-separated; default: all but {', '.join(EXCLUDED_BY_DEFAULT)} (their global weights need a reference fit)")  # fmt: skip
+        help=f"explainers, comma-separated; default: all but {', '.join(EXCLUDED_BY_DEFAULT)} (their global weights need a reference fit; refused here)")  # fmt: skip
     add("--seed", type=int, default=0, help="seed of the explainers' random draws")
     add("--data-seed", type=int, default=0, help="seed of the image set and of the model's training")
     add("--train-images", type=int_at_least(100), default=4000, help="training images of the model")
@@ -129,6 +129,12 @@ def list_all() -> str:
 
 
 def check(args: argparse.Namespace) -> None:
+    refused = [m for m in args.methods or () if m in EXCLUDED_BY_DEFAULT]
+    if refused:
+        raise UserInputError(
+            f"--methods {','.join(refused)}: NormLIME's global weights need a reference image folder of this "
+            "model's images, which this benchmark does not fit; leave it out"
+        )
     if args.num_images > MAX_TEST_IMAGES:
         raise UserInputError(f"--num-images {args.num_images}: at most {MAX_TEST_IMAGES}")
     if args.top_k > 64 * 64:
