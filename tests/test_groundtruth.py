@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.groundtruth.benchmark import default_methods, run_localisation
-from cnnxai.groundtruth.cli import main
+from cnnxai.groundtruth.cli import example_indices, main
 from cnnxai.groundtruth.localisation import (
     METRICS,
     dilate,
@@ -313,3 +313,10 @@ def test_fewer_images_than_the_default_examples(cache_dir, tmp_path):
                  "--output-dir", str(out), "--quiet", "--dpi", "40"])  # fmt: skip
     assert code == 0 and (out / "examples.png").exists()
     assert json.loads((out / "manifest.json").read_text())["options"]["examples"] == 1
+
+
+def test_examples_are_one_image_per_class_in_turn():
+    labels = np.array([2, 2, 0, 2, 1, 0, 3, 1])
+    assert example_indices(labels, 4) == [2, 4, 0, 6]
+    assert example_indices(labels, 6) == [2, 4, 0, 6, 5, 7]
+    assert example_indices(labels, 0) == []

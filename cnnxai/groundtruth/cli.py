@@ -157,7 +157,7 @@ def example_indices(labels: np.ndarray, count: int) -> list[int]:
     by_class = [list(np.flatnonzero(labels == c)) for c in range(len(CLASSES))]
     chosen: list[int] = []
     depth = 0
-    while len(chosen) < count:
+    while len(chosen) < count and depth < len(labels):
         for members in by_class:
             if depth < len(members) and len(chosen) < count:
                 chosen.append(int(members[depth]))
@@ -218,17 +218,17 @@ def run(args: argparse.Namespace) -> int:
         m: np.array([r["value"] for r in result.rows if r["method"] == m and r["metric"] == "PointingGame"])
         for m in methods
     }
-    shown = range(args.examples)
+    shown = example_indices(dataset.labels, args.examples)
     titles = [f"#{int(dataset.indices[i])} {CLASSES[int(dataset.labels[i])]}" for i in shown]
     figure = (
         draw_examples(
-            dataset.images[: args.examples],
-            dataset.masks[: args.examples],
+            dataset.images[shown],
+            dataset.masks[shown],
             titles,
-            {m: result.maps[m][: args.examples] for m in methods},
-            {m: per_method[m][: args.examples] for m in methods},
-        )  # fmt: skip
-        if args.examples
+            {m: result.maps[m][shown] for m in methods},
+            {m: per_method[m][shown] for m in methods},
+        )
+        if shown
         else None
     )
     manifest = {
