@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +42,16 @@ def package_versions(extra: Sequence[str] = ()) -> dict[str, str]:
 
     versions["cnnxai"] = __version__
     return versions
+
+
+def json_fallback(value: Any) -> Any:
+    """``json.dumps(..., default=json_fallback)`` for manifests: numpy scalars as numbers, arrays as lists,
+    anything else (devices, paths) as its text."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -20,7 +20,7 @@ from cnnxai.groundtruth.synthetic import SyntheticSet
 from lime_ext import TorchClassifier
 
 # Every registered explainer except NormLIME's two variants, whose global weights need a fit of their own on a
-# reference image folder (they stay available through --methods with --normlime-reference).
+# reference image folder of the model's images (Localisation.py refuses them).
 EXCLUDED_BY_DEFAULT = ("normlime", "normlime_logreg")
 SCORE_COLUMNS = ("image", "label", "predicted", "method", "metric", "value", "seconds", "note")
 

@@ -13,11 +13,9 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from cam_ext import CAM_METHODS
 from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS
@@ -40,7 +38,7 @@ from cnnxai.groundtruth.figure import draw_examples
 from cnnxai.groundtruth.localisation import METRICS, default_tolerance
 from cnnxai.groundtruth.shapes_model import CAM_LAYER, SISE_LAYERS, load_shapes_model
 from cnnxai.groundtruth.synthetic import CLASSES, SyntheticSettings, make_synthetic
-from cnnxai.outputs import atomic_folder, atomic_savefig, atomic_write_text, package_versions
+from cnnxai.outputs import atomic_folder, atomic_savefig, atomic_write_text, json_fallback, package_versions
 from lime_ext import SEGMENTERS
 
 MAX_TEST_IMAGES = 100_000
@@ -137,9 +135,10 @@ def check(args: argparse.Namespace) -> None:
         )
     if args.num_images > MAX_TEST_IMAGES:
         raise UserInputError(f"--num-images {args.num_images}: at most {MAX_TEST_IMAGES}")
-    if args.top_k > 64 * 64:
+    pixels = SyntheticSettings().size ** 2
+    if args.top_k > pixels:
         raise UserInputError(
-            f"--top-k {args.top_k}: larger than the image's {64 * 64} pixels; use at most 4096"
+            f"--top-k {args.top_k}: larger than the image's {pixels} pixels; use at most {pixels}"
         )
     if args.examples is None:
         args.examples = min(4, args.num_images)
@@ -261,20 +260,14 @@ def run(args: argparse.Namespace) -> int:
             atomic_savefig(figure, folder / "examples.png", args.dpi)
             plt.close(figure)
         manifest["seconds"] = round(time.perf_counter() - started, 2)
-        atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2, default=_plain) + "\n")
+        atomic_write_text(
+            folder / "manifest.json", json.dumps(manifest, indent=2, default=json_fallback) + "\n"
+        )
     say(markdown_table(table, methods, metrics))
     print(
         f"wrote {final}/ (scores.csv, summary.csv/.md/.png, examples.png, manifest.json; {manifest['seconds']:.1f} s)"
     )
     return 0
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, torch.device):
-        return str(value)
-    return str(value)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cnnxai.outputs import json_fallback
 
 CACHE_ENV = "CNNXAI_CACHE"
 CACHE_FORMAT = 1  # bump when a change of code (architecture, training loop) must invalidate cached models
@@ -110,7 +111,7 @@ def load_or_train(
     info = {"name": name, "settings": settings, **trained}
     folder.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.partial")
-    torch.save({"state_dict": model.state_dict(), "info": json.dumps(info, default=_plain)}, temporary)
+    torch.save({"state_dict": model.state_dict(), "info": json.dumps(info, default=json_fallback)}, temporary)
     os.replace(temporary, path)
     return model.eval(), {**info, "cache_file": str(path), "loaded_from_cache": False}
 
@@ -119,9 +120,3 @@ def _built(build: Callable[[], nn.Module], seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)

@@ -19,7 +19,7 @@ import torch
 from cnnxai.cli_options import DefaultsHelpFormatter, OneLineParser, int_at_least, name_list, run_main
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
-from cnnxai.outputs import atomic_savefig, atomic_write_text, package_versions
+from cnnxai.outputs import atomic_savefig, atomic_write_text, json_fallback, package_versions
 from cnnxai.signal1d.data import NUM_CLASSES, SIGNAL_LENGTH, make_mnist1d
 from cnnxai.signal1d.explainers import DEFAULT_OPTIONS, HIDE_MODES, METHODS_1D, deletion_curve, explain_1d
 from cnnxai.signal1d.figure import draw_mnist1d_figure
@@ -258,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
     plt.close(fig)
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     manifest["files"] = [p.name for p in written]
-    atomic_write_text(folder / f"{STEM}.json", json.dumps(manifest, indent=2, default=_plain) + "\n")
+    atomic_write_text(folder / f"{STEM}.json", json.dumps(manifest, indent=2, default=json_fallback) + "\n")
     written.append(folder / f"{STEM}.json")
     say(f"{'method':<18}{'s/signal':>9}{'deletion AUC':>14}")
     for name in args.methods:
@@ -266,14 +266,6 @@ def run(args: argparse.Namespace) -> int:
     say(f"{'random order':<18}{'':>9}{mean_deletion['random']:>14.3f}")
     print(f"wrote {', '.join(str(p) for p in written)} ({manifest['seconds']:.1f} s)")
     return 0
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def main(argv: list[str] | None = None) -> int:
