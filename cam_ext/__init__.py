@@ -1,26 +1,31 @@
-"""Class-activation priors: raw per-layer CAM maps (all on the model's device) and their fusion."""
+"""Class-activation maps: raw per-layer CAMs (all on the model's device), their fusion, and the per-superpixel
+prior they give GradLIME / CamLIME (:mod:`cam_ext.priors`)."""
 
 from cam_ext.compute import FULLGRAD_KEY, LayerCams, compute_cams
-from cam_ext.fusion import FUSION_RULES, fuse_layer_maps, fuse_segment_priors, minmax_normalise, upsample
+from cam_ext.fusion import FUSION_RULES, fuse_layer_maps, minmax_normalise, upsample
 from cam_ext.layers import LayerNotFoundError, layer_names, resolve_layer, resolve_layers
 from cam_ext.methods import CAM_METHODS, CamMethod, get_cam_method
-from cam_ext.model_state import evaluation_mode
+from cam_ext.priors import PRIOR_FUSIONS, CamSettings, cam_prior, fuse_segment_priors, legacy_maps, segment_prior
 
 __all__ = [
     "CAM_METHODS",
     "FULLGRAD_KEY",
     "FUSION_RULES",
+    "PRIOR_FUSIONS",
     "CamMethod",
+    "CamSettings",
     "LayerCams",
     "LayerNotFoundError",
+    "cam_prior",
     "compute_cams",
-    "evaluation_mode",
     "fuse_layer_maps",
     "fuse_segment_priors",
     "get_cam_method",
     "layer_names",
+    "legacy_maps",
     "minmax_normalise",
     "resolve_layer",
     "resolve_layers",
+    "segment_prior",
     "upsample",
 ]

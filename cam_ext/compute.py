@@ -19,7 +19,7 @@ from cam_ext.fusion import fuse_layer_maps
 from cam_ext.hooks import RawActivations
 from cam_ext.layers import resolve_layers
 from cam_ext.methods import first_component_projection, get_cam_method
-from cam_ext.model_state import evaluation_mode
+from lime_ext.model_state import evaluation_mode
 
 FULLGRAD_KEY = (
     "fullgrad"  # FullGrad ignores target layers; its single input-resolution map is stored under this key
@@ -46,6 +46,14 @@ class LayerCams:
     @property
     def layers(self) -> tuple[str, ...]:
         return tuple(self.maps)
+
+    def restricted(self, layers: Sequence[str]) -> LayerCams:
+        """The maps of ``layers`` only (a subset of :attr:`layers`), e.g. one layer of a multi-layer pass."""
+        missing = [layer for layer in layers if layer not in self.maps]
+        if missing:
+            raise KeyError(f"layers {missing} were not computed; these were: {list(self.maps)}")
+        return LayerCams(self.method, {layer: self.maps[layer] for layer in layers}, self.targets, self.logits,
+                         self.input_size, dict(self.options))  # fmt: skip
 
     def fused(self, rule: str = "mean") -> torch.Tensor:
         """CamLIME's pixel-level fusion of all layers (see :func:`cam_ext.fusion.fuse_layer_maps`), (B,H,W) in [0,1]."""

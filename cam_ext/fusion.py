@@ -1,10 +1,9 @@
-"""Fusing CAM maps of several layers: at pixel level (CamLIME's rule, or max) and at superpixel level."""
+"""Fusing the CAM maps of several layers at pixel level: CamLIME's rule (mean), or max."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -40,15 +39,3 @@ def fuse_layer_maps(maps: Sequence[torch.Tensor], size: tuple[int, int], rule: s
     stacked = torch.stack([minmax_normalise(upsample(m, size)) for m in maps])
     combined = stacked.mean(dim=0) if rule == "mean" else stacked.amax(dim=0)
     return minmax_normalise(combined)
-
-
-def fuse_segment_priors(priors: Sequence[np.ndarray]) -> np.ndarray:
-    """Superpixel-level fusion: the mean of per-layer priors (each (M,)), divided by its max.
-
-    An all-zero result is the uniform prior (all ones), as for a single layer (algorithms.md 2.1).
-    """
-    if len(priors) == 0:
-        raise ValueError("no priors to fuse")
-    mean = np.mean(np.stack([np.asarray(p, dtype=np.float64) for p in priors]), axis=0)
-    top = mean.max()
-    return np.ones_like(mean) if top <= 1e-12 else mean / top

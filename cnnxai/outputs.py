@@ -1,13 +1,17 @@
-"""Writing one explanation: explanation.png, superpixels.csv, attribution.npy, manifest.json, all or nothing."""
+"""Writing results: atomic files and folders, JSON with one fallback, and the one manifest builder.
+
+Imports nothing of the pipeline, so any part of the suite can write its files through it.
+"""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import platform
+import shlex
 import shutil
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -15,7 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from cnnxai.pipeline import CamLimeResult
+from cnnxai.system import process_record
+
+# The layout of every manifest.json this suite writes; bump when a key changes meaning or moves.
+MANIFEST_SCHEMA = 2
 
 PACKAGES = (
     "torch",
@@ -45,8 +52,8 @@ def package_versions(extra: Sequence[str] = ()) -> dict[str, str]:
 
 
 def json_fallback(value: Any) -> Any:
-    """``json.dumps(..., default=json_fallback)`` for manifests: numpy scalars as numbers, arrays as lists,
-    anything else (devices, paths) as its text."""
+    """``json.dumps(..., default=json_fallback)``: numpy scalars as numbers, arrays as lists, anything else
+    (devices, paths, settings objects) as its text."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -54,24 +61,57 @@ def json_fallback(value: Any) -> Any:
     return str(value)
 
 
+def to_json(data: Any) -> str:
+    """Indented JSON text with a final newline, through :func:`json_fallback`."""
+    return json.dumps(data, indent=2, default=json_fallback) + "\n"
+
+
+def command_line() -> str:
+    """The command line of this process, quoted as a shell would need it."""
+    return shlex.join(sys.argv)
+
+
+def build_manifest(tool: str, extra_packages: Sequence[str] = (), **sections: Any) -> dict[str, Any]:
+    """The manifest of one result: ``schema_version``, ``tool``, the command line, the caller's ``sections`` (in
+    their order), package versions (``PACKAGES`` and ``extra_packages``), the platform and the process settings
+    that can change speed but not values (:func:`cnnxai.system.process_record`)."""
+    return {
+        "schema_version": MANIFEST_SCHEMA,
+        "tool": tool,
+        "command": command_line(),
+        **sections,
+        "versions": package_versions(extra_packages),
+        "platform": platform.platform(),
+        "process": process_record(),
+    }
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename it: a reader never sees half a file."""
+    path = Path(path)
     temporary = path.with_name(f".{path.name}.partial")
     temporary.write_text(text)
     os.replace(temporary, path)
 
 
+def write_json(path: Path, data: Any) -> None:
+    """``data`` as indented JSON (see :func:`to_json`), written atomically."""
+    atomic_write_text(path, to_json(data))
+
+
 def atomic_savefig(fig, path: Path, dpi: int = 150) -> None:
     """Save a matplotlib figure as :func:`atomic_write_text` writes text (the suffix tells the format)."""
+    path = Path(path)
     temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
     fig.savefig(temporary, dpi=dpi)
     os.replace(temporary, path)
 
 
 @contextmanager
-def atomic_folder(final: Path):
+def atomic_folder(final: Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; on success it replaces ``final``, on error it is removed,
     so a failed run never leaves a half-written output folder."""
+    final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.parent / f".{final.name}.partial-{os.getpid()}"
     if temporary.exists():
@@ -85,74 +125,3 @@ def atomic_folder(final: Path):
     if final.exists():
         shutil.rmtree(final)
     temporary.rename(final)
-
-
-def superpixel_rows(result: CamLimeResult) -> list[dict]:
-    """One row per (label, superpixel): area, prior, weight w, attribution b and rank (1 = largest |b|), with
-    plain LIME's weight and rank on the same perturbations beside them."""
-    segments = result.ours.segments
-    areas = np.bincount(segments.ravel(), minlength=result.ours.num_segments)
-    rows = []
-    for label in result.labels:
-        ours, lime = result.ours.labels[label], result.lime.labels[label]
-        ours_rank = {int(j): r + 1 for r, j in enumerate(ours.ranking)}
-        lime_rank = {int(j): r + 1 for r, j in enumerate(lime.ranking)}
-        for j in range(result.ours.num_segments):
-            rows.append(
-                {
-                    "label": label,
-                    "segment_id": j,
-                    "area_px": int(areas[j]),
-                    "prior": repr(float(ours.prior[j])),
-                    "weight": repr(float(ours.weights[j])),
-                    "attribution": repr(float(ours.attributions[j])),
-                    "rank": ours_rank.get(j, ""),
-                    "lime_weight": repr(float(lime.weights[j])),
-                    "lime_rank": lime_rank.get(j, ""),
-                }
-            )
-    return rows
-
-
-def write_explanation(
-    folder: Path,
-    result: CamLimeResult,
-    manifest: dict,
-    draw_figure: Callable[[Path], None],
-    compare: dict[str, np.ndarray] | None = None,
-) -> list[str]:
-    """Write every output of one image into ``folder`` (already created, temporary); returns the file names.
-    ``compare`` maps explainer names to attribution maps saved as ``<name>.npy``."""
-    files = []
-    draw_figure(folder / "explanation.png")
-    files.append("explanation.png")
-    rows = superpixel_rows(result)
-    with open(folder / "superpixels.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    files.append("superpixels.csv")
-    np.save(folder / "attribution.npy", result.ours.attribution_map(result.target))
-    files.append("attribution.npy")
-    for label in result.labels[1:]:
-        name = f"attribution_class{label}.npy"
-        np.save(folder / name, result.ours.attribution_map(label))
-        files.append(name)
-    for method, attribution in (compare or {}).items():
-        np.save(folder / f"{method}.npy", attribution)
-        files.append(f"{method}.npy")
-    manifest = {**manifest, "files": files + ["manifest.json"], "versions": package_versions()}
-    with open(folder / "manifest.json", "w") as handle:
-        json.dump(manifest, handle, indent=2, default=_jsonable)
-        handle.write("\n")
-    return files + ["manifest.json"]
-
-
-def _jsonable(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

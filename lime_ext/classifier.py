@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cam_ext.model_state import evaluation_mode
+from lime_ext.model_state import evaluation_mode
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -18,8 +18,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class TorchClassifier:
     """A torch model with its input normalisation and output activation.
 
-    ``prepare`` maps images (B,3,H,W) in [0,1] to model inputs; ``forward_prepared`` returns (B,C) float32
-    probabilities (``output='softmax'``), or logits (``'logits'``) or the raw output (``'identity'``).
+    ``prepare`` maps images (B,3,H,W) in [0,1] to model inputs (``mean``/``std`` None: no normalisation, e.g. for
+    signals that are standardised already); ``forward_prepared`` returns (B,C) float32 probabilities
+    (``output='softmax'``), or logits (``'logits'``) or the raw output (``'identity'``).
     The perturbation engine normalises the image and the hidden colour once and combines them already
     normalised, which is exact because the normalisation is per-pixel affine.
 
@@ -31,8 +32,8 @@ class TorchClassifier:
     def __init__(
         self,
         model: nn.Module,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        mean: Sequence[float] | None = IMAGENET_MEAN,
+        std: Sequence[float] | None = IMAGENET_STD,
         output: str = "softmax",
         amp: bool = False,
         channels_last: bool = True,
@@ -42,14 +43,18 @@ class TorchClassifier:
         self.model = model
         param = next(iter(model.parameters()), None)
         self.device = param.device if param is not None else torch.device("cpu")
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device)[:, None, None]
-        self.std = torch.tensor(std, dtype=torch.float32, device=self.device)[:, None, None]
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std, or neither (no normalisation)")
+        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32, device=self.device)[:, None, None]
+        self.std = None if std is None else torch.tensor(std, dtype=torch.float32, device=self.device)[:, None, None]
         self.output = output
         self.amp = bool(amp) and self.device.type == "cuda"
         self.channels_last = channels_last
 
     def prepare(self, images01: torch.Tensor) -> torch.Tensor:
-        """(…,3,H,W) in [0,1] -> normalised model input."""
+        """(…,3,H,W) in [0,1] -> normalised model input (unchanged without a normalisation)."""
+        if self.mean is None:
+            return images01
         return (images01 - self.mean) / self.std
 
     def prepare_rgb(self, image: np.ndarray) -> torch.Tensor:
@@ -65,7 +70,7 @@ class TorchClassifier:
 
     @torch.inference_mode()
     def forward_prepared(self, batch: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
+        if self.channels_last and batch.ndim == 4:
             batch = batch.contiguous(memory_format=torch.channels_last)
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext()
         with autocast:

@@ -8,7 +8,7 @@ normalised once. No per-sample Python loop, no PIL. (``torch.where`` with a broa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -36,13 +36,30 @@ def auto_batch_size(device: torch.device | str, height: int = 224, width: int = 
     return int(max(16, min(512, 2 ** (fitting.bit_length() - 1))))
 
 
+def check_hide_color(hide_color: HideColor) -> None:
+    """Refuse a hide colour that is not 'mean' (or None), a number or an RGB triple in 0..255."""
+    if hide_color is None or (isinstance(hide_color, str) and hide_color == "mean"):
+        return
+    if isinstance(hide_color, str):
+        raise ValueError(
+            f"hide colour must be 'mean', a number or an RGB triple in 0..255, got {hide_color!r}"
+        )
+    colour = np.asarray(hide_color, dtype=np.float64)
+    if colour.ndim > 1 or colour.size not in (1, 3):
+        raise ValueError(f"hide colour must be a number or an RGB triple, got {hide_color!r}")
+    if np.any(colour < 0) or np.any(colour > 255):
+        raise ValueError(f"hide colour {hide_color!r} is outside 0..255")
+
+
 def hidden_image(image: np.ndarray, segments: np.ndarray, hide_color: HideColor) -> np.ndarray:
     """The image shown where a superpixel is switched off, uint8 (H,W,3).
 
     ``'mean'`` (or None, lime's meaning) paints each superpixel with its mean colour, truncated to uint8 as
-    lime does; a number or an RGB triple in 0..255 paints a constant colour (0 = black, the seeds' default).
+    lime does; a number or an RGB triple in 0..255 paints a constant colour (0 = black, the default of the
+    public GradLIME and CamLIME scripts).
     """
-    if hide_color is None or (isinstance(hide_color, str) and hide_color == "mean"):
+    check_hide_color(hide_color)
+    if hide_color is None or isinstance(hide_color, str):
         num = int(segments.max()) + 1
         flat = segments.ravel()
         counts = np.bincount(flat, minlength=num).astype(np.float64)
@@ -57,14 +74,30 @@ def hidden_image(image: np.ndarray, segments: np.ndarray, hide_color: HideColor)
             / np.maximum(counts, 1)[:, None]
         )
         return means.astype(np.uint8)[segments]
-    if isinstance(hide_color, str):
-        raise ValueError(
-            f"hide colour must be 'mean', a number or an RGB triple in 0..255, got {hide_color!r}"
-        )
     colour = np.broadcast_to(np.asarray(hide_color, dtype=np.float64), (3,))
-    if np.any(colour < 0) or np.any(colour > 255):
-        raise ValueError(f"hide colour {hide_color!r} is outside 0..255")
     return np.broadcast_to(colour.astype(np.uint8), image.shape).copy()
+
+
+def forward_batches(
+    classifier,
+    count: int,
+    build: Callable[[int, int], torch.Tensor],
+    batch_size: int,
+    progress: bool = False,
+    desc: str = "forward passes",
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """The one batch-and-forward loop of the suite: inputs ``start..stop-1`` made by ``build(start, stop)`` as
+    (b,...) model inputs, run through ``classifier.forward_prepared`` a batch at a time inside the classifier's
+    session (eval mode, flags restored). Yields ``(start, stop, outputs (b,C))``; outputs may live in buffers the
+    next ``build`` reuses, so a caller that keeps them copies them.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    starts = range(0, count, batch_size)
+    with classifier.session():
+        for start in tqdm(starts, desc=desc, unit="batch", disable=not progress, leave=False):
+            stop = min(count, start + batch_size)
+            yield start, stop, classifier.forward_prepared(build(start, stop))
 
 
 class PerturbationEngine:
@@ -146,12 +179,16 @@ class PerturbationEngine:
             memory_format=self._layout,
         )
         keep = self._hidden.new_empty((size, self._segments.numel()))
-        outputs = []
-        starts = range(0, len(z), self.batch_size)
-        with self.classifier.session():
-            for start in tqdm(starts, desc="perturbations", unit="batch", disable=not progress, leave=False):
-                rows = z[start : start + self.batch_size]
-                batch = self.perturb(rows, out[: len(rows)], keep[: len(rows)])
-                # The buffers are rewritten next batch: the classifier's output must not alias them.
-                outputs.append(self.classifier.forward_prepared(batch).float().clone())
+
+        def build(start: int, stop: int) -> torch.Tensor:
+            rows = stop - start
+            return self.perturb(z[start:stop], out[:rows], keep[:rows])
+
+        # The buffers are rewritten next batch: the classifier's output must not alias them.
+        outputs = [
+            batch.float().clone()
+            for _, _, batch in forward_batches(
+                self.classifier, len(z), build, self.batch_size, progress, "perturbations"
+            )
+        ]
         return torch.cat(outputs).cpu().numpy()

@@ -13,12 +13,13 @@ import numpy as np
 from lime_ext.engine import HideColor, PerturbationEngine
 from lime_ext.explanation import Explanation, LabelExplanation
 from lime_ext.legacy import legacy_cam_matrix
-from lime_ext.prior import is_uniform
 from lime_ext.sampling import explanation_rng, sample_binary_masks
 from lime_ext.segmentation import segment_image
-from lime_ext.surrogate import cosine_distances_to_first, exponential_kernel, fit_surrogate
+from lime_ext.settings import LimeSettings
+from lime_ext.surrogate import cosine_distances_to_first, exponential_kernel, fit_surrogate, is_uniform
 
 CAM_MODES = ("feature", "importance", "none", "legacy")
+DEFAULT_CAM_MODE = "feature"  # the paper's: ridge on Z diag(a), attribution b = a * w
 
 PriorArg = np.ndarray | Mapping[int, np.ndarray] | None
 
@@ -69,7 +70,7 @@ class Neighbourhood:
         labels: Sequence[int] | None = None,
         top_labels: int | None = 1,
         prior: PriorArg = None,
-        cam_mode: str = "feature",
+        cam_mode: str = DEFAULT_CAM_MODE,
         cam_map: PriorArg = None,
         num_features: int = 100000,
         feature_selection: str = "auto",
@@ -79,7 +80,8 @@ class Neighbourhood:
 
         Args:
             labels: classes to explain; if None, the ``top_labels`` best predicted classes.
-            prior: the CAM prior a (M,) (from :func:`lime_ext.prior.segment_prior`), or one per label.
+            prior: the prior a (M,) of each superpixel (e.g. :func:`cam_ext.priors.segment_prior` of a CAM),
+                or one per label.
                 None means uniform (plain LIME).
             cam_mode: 'feature' (default; ridge on Z diag(a), attribution b = a * w), 'importance' (ridge
                 on Z, ranking and attribution by a * w), 'none' (plain LIME, prior ignored) or 'legacy'
@@ -179,36 +181,29 @@ class CamLimeExplainer:
 
     Args:
         classifier: a :class:`~lime_ext.classifier.TorchClassifier` (or compatible) on its device.
-        segmenter: 'quickshift' (default, paper parity), 'slic' or 'felzenszwalb'.
-        segmenter_params: overrides of the segmenter's defaults.
-        hide_color: 0 (black, the seeds' default), 'mean' (per-superpixel mean colour) or an RGB triple.
-        kernel_width: LIME's kernel width on the cosine distance (0.25).
+        settings: the neighbourhood's settings (see :class:`~lime_ext.settings.LimeSettings`).
         batch_size: images per forward pass (None: chosen from the device).
+        segmenter_params: overrides of the segmenter's default parameters.
     """
 
     def __init__(
         self,
         classifier,
-        segmenter: str = "quickshift",
-        segmenter_params: dict[str, Any] | None = None,
-        hide_color: HideColor = 0,
-        kernel_width: float = 0.25,
+        settings: LimeSettings | None = None,
         batch_size: int | None = None,
+        segmenter_params: dict[str, Any] | None = None,
     ) -> None:
         self.classifier = classifier
-        self.segmenter = segmenter
-        self.segmenter_params = dict(segmenter_params or {})
-        self.hide_color = hide_color
-        self.kernel_width = kernel_width
+        self.settings = settings or LimeSettings()
         self.batch_size = batch_size
+        self.segmenter_params = dict(segmenter_params or {})
 
     def segment(self, image: np.ndarray, seed: int = 0) -> np.ndarray:
-        return segment_image(image, self.segmenter, seed=seed, **self.segmenter_params)
+        return segment_image(image, self.settings.segmenter, seed=seed, **self.segmenter_params)
 
     def sample(
         self,
         image: np.ndarray,
-        num_samples: int = 1000,
         seed: int = 0,
         segments: np.ndarray | None = None,
         progress: bool = False,
@@ -217,43 +212,43 @@ class CamLimeExplainer:
         """Segment ``image`` (RGB uint8 (H,W,3), model-input frame) unless ``segments`` are given, draw Z from
         the seed and predict every perturbed image. Same seed and inputs: identical neighbourhood.
         ``hidden`` replaces the hide colour by an image of its own (see :class:`PerturbationEngine`)."""
+        settings = self.settings
         timings: dict[str, float] = {}
         start = time.perf_counter()
         if segments is None:
             segments = self.segment(image, seed)
         timings["segmentation_s"] = time.perf_counter() - start
         engine = PerturbationEngine(
-            image, segments, self.classifier, self.hide_color, self.batch_size, hidden
+            image, segments, self.classifier, settings.hide_color, self.batch_size, hidden
         )
         rng = explanation_rng(seed, image)
-        masks = sample_binary_masks(num_samples, engine.num_segments, rng)
+        masks = sample_binary_masks(settings.num_samples, engine.num_segments, rng)
         start = time.perf_counter()
         predictions = engine.predict(masks, progress=progress)
         timings["predict_s"] = time.perf_counter() - start
         info = {
             "seed": seed,
-            "num_samples": num_samples,
+            "num_samples": settings.num_samples,
             "num_segments": engine.num_segments,
-            "segmenter": self.segmenter,
+            "segmenter": settings.segmenter,
             "segmenter_params": self.segmenter_params,
-            "hide_color": self.hide_color,
+            "hide_color": settings.hide_color,
             "batch_size": engine.batch_size,
             "device": str(engine.device),
             "timings": timings,
         }
-        return Neighbourhood(image, segments, masks, predictions, self.kernel_width, info)
+        return Neighbourhood(image, segments, masks, predictions, settings.kernel_width, info)
 
     def explain(
         self,
         image: np.ndarray,
         prior: PriorArg = None,
-        cam_mode: str = "feature",
-        num_samples: int = 1000,
+        cam_mode: str = DEFAULT_CAM_MODE,
         seed: int = 0,
         segments: np.ndarray | None = None,
         progress: bool = False,
         **fit_options: Any,
     ) -> Explanation:
         """``sample`` then ``fit`` in one call (see :meth:`Neighbourhood.fit` for the fit options)."""
-        neighbourhood = self.sample(image, num_samples, seed, segments, progress)
+        neighbourhood = self.sample(image, seed, segments, progress)
         return neighbourhood.fit(prior=prior, cam_mode=cam_mode, **fit_options)

@@ -15,6 +15,11 @@ from sklearn.metrics import pairwise_distances
 FEATURE_SELECTIONS = ("auto", "none", "forward_selection", "highest_weights", "lasso_path")
 
 
+def is_uniform(prior: np.ndarray | None) -> bool:
+    """True when a prior carries no preference (None or all entries equal)."""
+    return prior is None or bool(np.all(prior == prior.flat[0]))
+
+
 def cosine_distances_to_first(masks: np.ndarray) -> np.ndarray:
     """Cosine distance of every row of the binary Z (N,M) to row 0, as lime computes it (N,)."""
     return pairwise_distances(masks, masks[0].reshape(1, -1), metric="cosine").ravel()

@@ -1,7 +1,7 @@
 """The explainer registry: every method of the suite behind one call, ``explain(name, model, image, target, ...)``.
 
-Each returns an :class:`Attribution` whose ``map`` is float32 (H,W), signed, in the model-input frame.
-``python -m cnnxai.explainers --list`` prints the registered names.
+Each returns an :class:`Attribution` whose ``map`` is float32 (H,W), signed, in the model-input frame, and
+declares its options (``python -m cnnxai.explainers --list`` prints the names, descriptions and options).
 """
 
 from cnnxai.explainers import (  # noqa: F401  (registration)
@@ -15,6 +15,29 @@ from cnnxai.explainers import (  # noqa: F401  (registration)
     rise,
     sise,
 )
-from cnnxai.explainers.registry import REGISTRY, Attribution, ExplainContext, explain, get_explainer, register
+from cnnxai.explainers.cam_lime_result import CamLimeResult
+from cnnxai.explainers.lime_family import cam_lime, explain_image
+from cnnxai.explainers.registry import (
+    REGISTRY,
+    Attribution,
+    ExplainContext,
+    ExplainerSpec,
+    explain,
+    get_explainer,
+    make_context,
+    register,
+)
 
-__all__ = ["REGISTRY", "Attribution", "ExplainContext", "explain", "get_explainer", "register"]
+__all__ = [
+    "REGISTRY",
+    "Attribution",
+    "CamLimeResult",
+    "ExplainContext",
+    "ExplainerSpec",
+    "cam_lime",
+    "explain",
+    "explain_image",
+    "get_explainer",
+    "make_context",
+    "register",
+]

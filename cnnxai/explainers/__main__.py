@@ -1,4 +1,5 @@
-"""``python -m cnnxai.explainers --list``: the registered explainers, one per line, with a description."""
+"""``python -m cnnxai.explainers --list``: the registered explainers, one per line with a description, and the
+options each declares (set them with ``--explainer-option NAME.KEY=VALUE`` on any command line)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,24 @@ import argparse
 from cnnxai.explainers import REGISTRY
 
 
+def listing() -> str:
+    width = max(map(len, REGISTRY))
+    lines = []
+    for name, spec in REGISTRY.items():
+        lines.append(f"{name:<{width}}  {spec.description}")
+        for option in spec.options:
+            lines.append(f"{'':<{width}}    {name}.{option.name} = {option.default!r}: {option.help}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m cnnxai.explainers", description=__doc__)
-    parser.add_argument("--list", action="store_true", help="print the registered explainers")
+    parser.add_argument("--list", action="store_true", help="print the registered explainers and their options")
     args = parser.parse_args()
     if not args.list:
         parser.print_help()
         return
-    width = max(map(len, REGISTRY))
-    for name, spec in REGISTRY.items():
-        print(f"{name:<{width}}  {spec.description}")
+    print(listing())
 
 
 if __name__ == "__main__":

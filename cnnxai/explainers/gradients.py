@@ -15,8 +15,11 @@ from captum.attr import (
     Saliency,
 )
 
-from cam_ext import evaluation_mode
 from cnnxai.explainers.registry import Attribution, ExplainContext, channel_sum, register
+from cnnxai.options import Option, at_least, positive
+from lime_ext import evaluation_mode
+
+IG_OPTIONS = (Option("steps", 50, "integration steps (Gauss-Legendre)", check=at_least(2), alias="ig_steps"),)
 
 
 def _target_and_input(context: ExplainContext) -> tuple[torch.Tensor, int]:
@@ -46,10 +49,11 @@ register("input_x_gradient", "Input x Gradient (captum), summed over channels")(
 @register(
     "ig",
     "Integrated Gradients (captum): zero baseline (the mean colour), 50 steps, Gauss-Legendre, internal batching",
+    IG_OPTIONS,
 )
 def integrated_gradients(context: ExplainContext) -> Attribution:
     x, target = _target_and_input(context)
-    steps = int(context.option("ig_steps", 50))
+    steps = context.option("steps")
     with evaluation_mode(context.model):
         attributions, delta = IntegratedGradients(context.model).attribute(
             x, baselines=torch.zeros_like(x), target=target, n_steps=steps,
@@ -76,29 +80,38 @@ def _seeded_global_rng(seed: int) -> Iterator[None]:
 @register(
     "gradient_shap",
     "GradientSHAP (captum): baselines {zeros, x}, 50 samples, noise std 0.0001; seeded",
+    (
+        Option("samples", 50, "random points between a baseline and the input", check=at_least(1)),
+        Option("stdev", 1e-4, "standard deviation of the noise added to each point", check=at_least(0.0)),
+    ),
     random=True,
 )
 def gradient_shap(context: ExplainContext) -> Attribution:
     x, target = _target_and_input(context)
     baselines = torch.cat([torch.zeros_like(x), x.detach()])
-    samples = int(context.option("shap_samples", 50))
     with evaluation_mode(context.model), _seeded_global_rng(context.seed):
         attributions = GradientShap(context.model).attribute(
-            x, baselines=baselines, target=target, n_samples=samples, stdevs=1e-4
-        )
+            x, baselines=baselines, target=target, n_samples=context.option("samples"),
+            stdevs=context.option("stdev"),
+        )  # fmt: skip
     return channel_sum(attributions)
 
 
 @register(
     "occlusion",
     "Occlusion (captum): 15x15 windows of all channels, stride 8, replaced by 0 (the mean colour)",
+    (
+        Option("window", 15, "side of the occluding square in pixels", check=at_least(1)),
+        Option("stride", 8, "step between windows in pixels", check=at_least(1)),
+    ),
 )
 def occlusion(context: ExplainContext) -> Attribution:
     x = context.input_tensor
+    window, stride = context.option("window"), context.option("stride")
     with evaluation_mode(context.model), torch.no_grad():
         attributions = Occlusion(context.model).attribute(
-            x, target=context.target, sliding_window_shapes=(3, 15, 15), strides=(3, 8, 8), baselines=0,
-            perturbations_per_eval=context.forward_batch,
+            x, target=context.target, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
+            baselines=0, perturbations_per_eval=context.forward_batch,
         )  # fmt: skip
     return channel_sum(attributions)
 

@@ -21,9 +21,10 @@ from captum.attr import IntegratedGradients
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from cam_ext import evaluation_mode
 from cnnxai.errors import UserInputError
+from cnnxai.explainers.gradients import IG_OPTIONS
 from cnnxai.explainers.registry import Attribution, ExplainContext, channel_sum, register
+from lime_ext import evaluation_mode
 
 
 class _GuidedClamp(torch.autograd.Function):
@@ -182,6 +183,7 @@ def _refuse_functional(model: nn.Module, x: torch.Tensor, method: str, instead: 
 @register(
     "guided_ig_gnl",
     "IG with guided non-linearity: IG's path, ReLU/ReLU6/max-pool backward pass positive gradients only",
+    IG_OPTIONS,
 )
 def guided_ig_gnl(context: ExplainContext) -> Attribution:
     x = context.input_tensor
@@ -191,7 +193,7 @@ def guided_ig_gnl(context: ExplainContext) -> Attribution:
         with guided_nonlinearities(model):
             attributions = IntegratedGradients(model).attribute(
                 x.requires_grad_(True), baselines=torch.zeros_like(x), target=context.target,
-                n_steps=int(context.option("ig_steps", 50)), internal_batch_size=context.gradient_batch,
+                n_steps=context.option("steps"), internal_batch_size=context.gradient_batch,
             )  # fmt: skip
     return channel_sum(attributions)
 

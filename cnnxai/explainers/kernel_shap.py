@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnxai.explainers.lime_family import shared_segments
+from cnnxai.explainers.lime_family import LIME_OPTIONS, shared_segments
 from cnnxai.explainers.registry import Attribution, ExplainContext, register
-from lime_ext import PerturbationEngine, explanation_rng
+from lime_ext import LimeSettings, PerturbationEngine, explanation_rng
+
+# KernelSHAP's own sampling reads no kernel width: it weights coalitions by the Shapley kernel.
+KERNEL_SHAP_OPTIONS = tuple(option for option in LIME_OPTIONS if option.name != "kernel_width")
 
 
 def shapley_coalitions(num_samples: int, num_features: int, rng: np.random.Generator) -> np.ndarray:
@@ -39,18 +42,20 @@ def shap_values(z: np.ndarray, values: np.ndarray) -> np.ndarray:
 @register(
     "kernel_shap",
     "KernelSHAP on the LIME superpixels: Shapley-kernel coalitions, efficiency exact; seeded",
+    KERNEL_SHAP_OPTIONS,
     random=True,
 )
 def kernel_shap(context: ExplainContext) -> Attribution:
-    segments = shared_segments(context)
+    settings = context.settings(LimeSettings)
+    segments = shared_segments(context, settings)
     num_features = int(segments.max()) + 1
     if num_features < 2:
         raise ValueError("kernel_shap needs at least 2 superpixels")
     engine = PerturbationEngine(
-        context.image, segments, context.classifier, context.option("hide_color", 0), context.batch_size
+        context.image, segments, context.classifier, settings.hide_color, context.batch_size
     )
     rng = explanation_rng(context.seed + 1, context.image)
-    z = shapley_coalitions(int(context.option("num_samples", 1000)), num_features, rng)
+    z = shapley_coalitions(settings.num_samples, num_features, rng)
     values = engine.predict(z)[:, context.target].astype(np.float64)
     phi = shap_values(z, values)
     return Attribution(phi.astype(np.float32)[segments], {"shap_values": phi})

@@ -1,79 +1,202 @@
-"""LIME, GradLIME and CamLIME: one perturbation set per image, shared by all three when they are compared."""
+"""LIME, GradLIME and CamLIME: one perturbation set per image, and the one composition of GradLIME / CamLIME.
+
+:func:`cam_lime` is the method (CAMs of the target layers -> per-superpixel prior -> ridge fit on the image's
+shared neighbourhood, with plain LIME fitted on the same samples beside it). The registry's ``gradlime`` and
+``camlime``, the command lines (:func:`explain_image`), ``--compare``, the benchmarks and the figures all call it.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+import torch
+from torch import nn
 
-from cam_ext import compute_cams
-from cnnxai.explainers.cams import layers_of
-from cnnxai.explainers.registry import Attribution, ExplainContext, register
-from cnnxai.pipeline import cam_prior
-from lime_ext import CamLimeExplainer, Neighbourhood
+from cam_ext import CAM_METHODS, CamSettings, cam_prior, legacy_maps
+from cnnxai.errors import UserInputError
+from cnnxai.explainers.cam_lime_result import CamLimeResult
+from cnnxai.explainers.cams import CAM_OPTIONS, cam_settings, shared_cams
+from cnnxai.explainers.registry import Attribution, ExplainContext, make_context, register
+from cnnxai.options import Option, at_least, parse_colour, positive
+from lime_ext import (
+    CAM_MODES,
+    DEFAULT_CAM_MODE,
+    SEGMENTERS,
+    CamLimeExplainer,
+    LimeSettings,
+    Neighbourhood,
+)
+
+LIME_OPTIONS = (
+    Option("num_samples", LimeSettings.num_samples, "perturbed images of the neighbourhood (the papers use 1000 "
+           "to 8000)", check=at_least(2), alias="num_samples"),
+    Option("segmenter", LimeSettings.segmenter, "superpixels (quickshift: the papers' setting)", choices=SEGMENTERS,
+           alias="segmenter"),
+    Option("hide_color", LimeSettings.hide_color, "colour of hidden superpixels: 0 (black), a grey level, R,G,B, or "
+           "mean (per-superpixel mean)", parse=parse_colour, alias="hide_color"),
+    Option("kernel_width", LimeSettings.kernel_width, "width of LIME's kernel on the cosine distance",
+           check=positive),
+)  # fmt: skip
+CAM_MODE_OPTION = Option(
+    "cam_mode", DEFAULT_CAM_MODE, "feature: ridge on Z*a (the paper); importance: LIME re-weighted by a; none: "
+    "plain LIME; legacy: the public code's (N,M) resize", choices=CAM_MODES, alias="cam_mode",
+)  # fmt: skip
+GRADLIME_OPTIONS = (*LIME_OPTIONS, *CAM_OPTIONS, CAM_MODE_OPTION)
+CAMLIME_OPTIONS = (
+    *GRADLIME_OPTIONS,
+    Option("method", CamSettings.method, "the CAM method of the prior", choices=tuple(CAM_METHODS)),
+)
+VARIANTS = {"gradlime": "GradLIME", "camlime": "CamLIME"}
 
 
-def shared_segments(context: ExplainContext) -> np.ndarray:
+def shared_segments(context: ExplainContext, settings: LimeSettings) -> np.ndarray:
     """The image's superpixels for this seed and segmenter, computed once per image."""
-    segmenter = context.option("segmenter", "quickshift")
-    key = ("segments", context.seed, segmenter)
+    key = ("segments", context.seed, settings.segmenter)
     if key not in context.shared:
-        explainer = CamLimeExplainer(context.classifier, segmenter=segmenter)
+        explainer = CamLimeExplainer(context.classifier, settings)
         context.shared[key] = explainer.segment(context.image, context.seed)
     return context.shared[key]
 
 
-def shared_neighbourhood(context: ExplainContext) -> Neighbourhood:
-    """One LIME neighbourhood per (image, seed, sampling settings): LIME and every prior fit the same samples."""
-    num_samples = int(context.option("num_samples", 1000))
-    hide_color = context.option("hide_color", 0)
-    key = (
-        "neighbourhood",
-        context.seed,
-        num_samples,
-        context.option("segmenter", "quickshift"),
-        str(hide_color),
-    )
+def shared_neighbourhood(
+    context: ExplainContext, settings: LimeSettings, progress: bool = False
+) -> Neighbourhood:
+    """One LIME neighbourhood per (image, seed, settings): LIME and every prior fit the same samples."""
+    key = ("neighbourhood", context.seed, settings)
     if key not in context.shared:
-        explainer = CamLimeExplainer(context.classifier, hide_color=hide_color, batch_size=context.batch_size)
+        explainer = CamLimeExplainer(context.classifier, settings, context.batch_size)
         context.shared[key] = explainer.sample(
-            context.image, num_samples, context.seed, segments=shared_segments(context)
+            context.image, context.seed, shared_segments(context, settings), progress
         )
     return context.shared[key]
 
 
-@register(
-    "lime",
-    "LIME (lime_image's kernel, ridge and quickshift defaults), superpixel weights painted",
-    random=True,
-)
+def shared_probabilities(context: ExplainContext) -> np.ndarray:
+    """The classifier's output (C,) on the unperturbed image, computed once per image."""
+    key = ("probabilities",)
+    if key not in context.shared:
+        with context.classifier.session():
+            context.shared[key] = context.classifier.forward_prepared(context.input_tensor)[0].cpu().numpy()
+    return context.shared[key]
+
+
+def cam_lime(
+    context: ExplainContext,
+    targets: Sequence[int],
+    lime: LimeSettings,
+    cam: CamSettings,
+    cam_mode: str = DEFAULT_CAM_MODE,
+    progress: bool = False,
+) -> CamLimeResult:
+    """GradLIME / CamLIME of the context's image for each class of ``targets`` (the first is the main one).
+
+    Each class gets its own class-specific prior from the CAMs of ``cam`` (all classes from one batched CAM
+    pass); the explanation and plain LIME are fitted on the same shared neighbourhood of ``lime``, so their
+    difference comes from the prior alone. Timings count only the work done in this call (shared work done
+    earlier costs nothing here).
+    """
+    if cam_mode not in CAM_MODES:
+        raise UserInputError(f"unknown cam_mode {cam_mode!r}; choose one of {', '.join(CAM_MODES)}")
+    labels = [int(t) for t in targets]
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    segments = shared_segments(context, lime)
+    timings["segmentation_s"] = time.perf_counter() - start
+    if segments.max() < 1:
+        raise UserInputError(
+            f"segmentation ({lime.segmenter}) found a single superpixel: nothing to explain; try --segmenter slic"
+        )
+    start = time.perf_counter()
+    probabilities = shared_probabilities(context)
+    cams = shared_cams(context, cam, labels)
+    priors = {label: cam_prior(cams, segments, cam.fusion, i) for i, label in enumerate(labels)}
+    fused = cams.fused(cam.pixel_rule).cpu().numpy()
+    cam_maps = {label: fused[i] for i, label in enumerate(labels)}
+    timings["cam_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    neighbourhood = shared_neighbourhood(context, lime, progress)
+    timings["predict_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    legacy = dict(zip(labels, legacy_maps(cams), strict=True)) if cam_mode == "legacy" else None
+    ours = neighbourhood.fit(labels=labels, prior=priors, cam_mode=cam_mode, cam_map=legacy)
+    plain = neighbourhood.fit(labels=labels, cam_mode="none")
+    timings["fit_s"] = time.perf_counter() - start
+    return CamLimeResult(
+        labels, ours, plain, cams, priors, cam_maps, probabilities, neighbourhood, timings, lime, cam, cam_mode
+    )
+
+
+def _composition(context: ExplainContext, name: str, targets: Sequence[int], progress: bool = False):
+    method = context.option("method") if name == "camlime" else "gradcam"
+    return cam_lime(
+        context, targets, context.settings(LimeSettings), cam_settings(context, method),
+        context.option("cam_mode"), progress,
+    )  # fmt: skip
+
+
+def explain_image(
+    name: str,
+    model: nn.Module,
+    image: np.ndarray,
+    target: int | None = None,
+    top_labels: int = 1,
+    seed: int = 0,
+    device: torch.device | None = None,
+    batch_size: int | None = None,
+    shared: dict | None = None,
+    amp: bool = False,
+    progress: bool = False,
+    **options: Any,
+) -> CamLimeResult:
+    """GradLIME (``name='gradlime'``) or CamLIME (``'camlime'``) of one image (RGB uint8 (H,W,3), model-input
+    frame), with plain LIME on the same samples: what ``GradLIME.py`` / ``CamLIME.py`` run per image.
+
+    The explained classes are ``[target]`` or, without a target, the ``top_labels`` best predicted ones, each with
+    its own CAM prior. ``options`` are the explainer's declared options; ``shared`` lets a caller reuse this
+    image's neighbourhood and CAMs for other explainers (``--compare``); ``amp`` runs the perturbation forwards in
+    float16 autocast on CUDA.
+    """
+    if name not in VARIANTS:
+        raise ValueError(f"explain_image explains with {' or '.join(VARIANTS)}, not {name!r}")
+    context = make_context(name, model, image, target or 0, seed, device, batch_size, shared, amp, **options)
+    probabilities = shared_probabilities(context)
+    if target is not None:
+        if not 0 <= int(target) < len(probabilities):
+            raise UserInputError(
+                f"target class {target} is out of range: the model has {len(probabilities)} classes "
+                f"(0..{len(probabilities) - 1})"
+            )
+        labels = [int(target)]
+    else:
+        labels = [int(c) for c in np.argsort(probabilities)[::-1][: max(1, int(top_labels))]]
+    return _composition(context, name, labels, progress)
+
+
+def _as_attribution(result: CamLimeResult) -> Attribution:
+    return Attribution(
+        result.ours.attribution_map(result.target),
+        {"explanation": result.ours, "prior": result.prior, "result": result},
+    )
+
+
+@register("lime", "LIME (lime_image's kernel, ridge and quickshift defaults), superpixel weights painted",
+          LIME_OPTIONS, random=True)  # fmt: skip
 def lime(context: ExplainContext) -> Attribution:
-    neighbourhood = shared_neighbourhood(context)
+    neighbourhood = shared_neighbourhood(context, context.settings(LimeSettings))
     explanation = neighbourhood.fit(labels=[context.target], cam_mode="none")
     return Attribution(explanation.attribution_map(context.target), {"explanation": explanation})
 
 
-def _cam_lime(context: ExplainContext, method: str) -> Attribution:
-    neighbourhood = shared_neighbourhood(context)
-    cams = compute_cams(
-        context.model, context.input_tensor, layers_of(context), method=method, targets=context.target
-    )
-    prior = cam_prior(cams, neighbourhood.segments, context.option("fusion", "mean"))
-    explanation = neighbourhood.fit(
-        labels=[context.target], prior=prior, cam_mode=context.option("cam_mode", "feature")
-    )
-    return Attribution(
-        explanation.attribution_map(context.target), {"explanation": explanation, "prior": prior}
-    )
-
-
-@register("gradlime", "GradLIME: LIME with Grad-CAM priors (one or several layers), b = a * w", random=True)
+@register("gradlime", "GradLIME: LIME with Grad-CAM priors (one or several layers), b = a * w", GRADLIME_OPTIONS,
+          random=True)  # fmt: skip
 def gradlime(context: ExplainContext) -> Attribution:
-    return _cam_lime(context, "gradcam")
+    return _as_attribution(_composition(context, "gradlime", [context.target]))
 
 
-@register(
-    "camlime",
-    "CamLIME: LIME with the priors of any CAM method (option cam_method, default gradcam)",
-    random=True,
-)
+@register("camlime", "CamLIME: LIME with the priors of any CAM method (option method, default gradcam)",
+          CAMLIME_OPTIONS, random=True)  # fmt: skip
 def camlime(context: ExplainContext) -> Attribution:
-    return _cam_lime(context, context.option("cam_method", "gradcam"))
+    return _as_attribution(_composition(context, "camlime", [context.target]))

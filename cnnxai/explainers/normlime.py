@@ -29,13 +29,16 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from cam_ext.hooks import forward_with_hooks
-from cnnxai.explainers.lime_family import shared_neighbourhood
+from cnnxai.explainers.lime_family import LIME_OPTIONS, shared_neighbourhood
 from cnnxai.explainers.registry import Attribution, ExplainContext, register
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
+from cnnxai.options import Option, at_least
 from cnnxai.preprocess import to_model_frame
-from lime_ext import CamLimeExplainer, TorchClassifier
+from lime_ext import CamLimeExplainer, LimeSettings, TorchClassifier
 
 VARIANTS = ("standard", "logreg")
+CLUSTERS = 50  # KMeans clusters of superpixels (PaddleX's)
+REFERENCE_SETTINGS = LimeSettings(num_samples=3000)  # LIME on each reference image (PaddleX: 3000 samples)
 
 
 def first_conv_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -123,28 +126,21 @@ class NormLimeModel:
 def fit_normlime(
     model: nn.Module,
     images: list[np.ndarray],
-    num_clusters: int = 50,
+    settings: LimeSettings = REFERENCE_SETTINGS,
+    num_clusters: int = CLUSTERS,
     seed: int = 0,
-    num_samples: int = 3000,
     batch_size: int | None = None,
-    segmenter: str = "quickshift",
-    hide_color=0,
     label_threshold: float = 0.05,
     max_labels: int = 5,
 ) -> NormLimeModel:
-    """Fit the clusters and both variants' global weights on reference images (RGB uint8, model frame)."""
+    """Fit the clusters and both variants' global weights on reference images (RGB uint8, model frame), each
+    explained by LIME with ``settings`` (PaddleX: 3000 samples per reference image)."""
     classifier = TorchClassifier(model)
-    explainer = CamLimeExplainer(
-        classifier, segmenter=segmenter, hide_color=hide_color, batch_size=batch_size
-    )
+    explainer = CamLimeExplainer(classifier, settings, batch_size)
     per_image = []
     for index, image in enumerate(images):
-        x = classifier.prepare(
-            torch.from_numpy(np.ascontiguousarray(image)).to(classifier.device).permute(2, 0, 1).float()
-            / 255.0
-        )[None]
-        features = first_conv_features(model, x)
-        neighbourhood = explainer.sample(image, num_samples, seed + index)
+        features = first_conv_features(model, classifier.prepare_rgb(image)[None])
+        neighbourhood = explainer.sample(image, seed + index)
         per_image.append((features, neighbourhood, region_features(features, neighbourhood.segments)))
     vectors = np.concatenate([v for _, _, v in per_image])
     k = min(num_clusters, len(vectors))
@@ -194,7 +190,7 @@ def fit_normlime(
 
 
 def _reference_images(context: ExplainContext) -> tuple[list[np.ndarray], list[str]]:
-    folder = context.option("normlime_reference")
+    folder = context.option("reference")
     if folder is None:
         return [to_model_frame(sample_image(name)) for name in SAMPLE_IMAGES], [
             f"sample:{n}" for n in SAMPLE_IMAGES
@@ -215,31 +211,26 @@ def _cache_key(model: nn.Module, sources: list[str], settings: dict) -> str:
 
 def normlime_model(context: ExplainContext) -> NormLimeModel:
     """The fitted global model for this model, reference folder and settings: from the cache, or fitted now."""
+    lime = context.settings(LimeSettings, num_samples=context.option("samples"))
     settings = {
-        "num_clusters": int(context.option("normlime_clusters", 50)),
-        "num_samples": int(context.option("normlime_samples", 3000)),
-        "segmenter": context.option("segmenter", "quickshift"),
-        "hide_color": str(context.option("hide_color", 0)),
+        "num_clusters": context.option("clusters"),
+        "num_samples": lime.num_samples,
+        "segmenter": lime.segmenter,
+        "hide_color": str(lime.hide_color),
         "seed": context.seed,
     }
-    key_in_memory = (
-        "normlime",
-        settings["num_clusters"],
-        settings["num_samples"],
-        context.option("normlime_reference"),
-    )
+    key_in_memory = ("normlime", settings["num_clusters"], lime, context.option("reference"))
     if key_in_memory in context.shared:
         return context.shared[key_in_memory]
     images, sources = _reference_images(context)
-    cache_dir = Path(context.option("normlime_cache") or Path.home() / ".cache" / "cnnxai" / "normlime")
+    cache_dir = Path(context.option("cache") or Path.home() / ".cache" / "cnnxai" / "normlime")
     path = cache_dir / f"{_cache_key(context.model, sources, settings)}.npz"
     if path.exists():
         fitted = NormLimeModel.load(path)
     else:
         fitted = fit_normlime(
-            context.model, images, settings["num_clusters"], context.seed, settings["num_samples"], context.batch_size,
-            settings["segmenter"], context.option("hide_color", 0),
-        )  # fmt: skip
+            context.model, images, lime, settings["num_clusters"], context.seed, context.batch_size
+        )
         fitted.save(path)
     context.shared[key_in_memory] = fitted
     return fitted
@@ -247,7 +238,7 @@ def normlime_model(context: ExplainContext) -> NormLimeModel:
 
 def _normlime(context: ExplainContext, variant: str) -> Attribution:
     fitted = normlime_model(context)
-    neighbourhood = shared_neighbourhood(context)
+    neighbourhood = shared_neighbourhood(context, context.settings(LimeSettings))
     lime_weights = neighbourhood.fit(labels=[context.target], cam_mode="none").labels[context.target].weights
     clusters = fitted.clusters(
         region_features(first_conv_features(context.model, context.input_tensor), neighbourhood.segments)
@@ -260,21 +251,31 @@ def _normlime(context: ExplainContext, variant: str) -> Attribution:
     )
 
 
+NORMLIME_OPTIONS = (
+    *LIME_OPTIONS,
+    Option("reference", None, "folder of reference images its clusters and global weights are fitted on (once, "
+           "cached); default: the built-in photos", parse=str, alias="normlime_reference"),
+    Option("clusters", CLUSTERS, "KMeans clusters of superpixels", check=at_least(2), alias="normlime_clusters"),
+    Option("samples", REFERENCE_SETTINGS.num_samples, "LIME samples per reference image when fitting the global "
+           "weights (PaddleX: 3000)", check=at_least(2), alias="normlime_samples"),
+    Option("cache", None, "folder of the fitted global models; default: ~/.cache/cnnxai/normlime", parse=str),
+)  # fmt: skip
+
+
 @register(
     "normlime",
     "NormLIME (standard): LIME weight x mean squared L1-normalised LIME weight of its cluster (KMeans 50)",
+    NORMLIME_OPTIONS,
     random=True,
 )
 def normlime(context: ExplainContext) -> Attribution:
-    variant = context.option("normlime_variant", "standard")
-    if variant not in VARIANTS:
-        raise ValueError(f"normlime_variant must be one of {VARIANTS}, got {variant!r}")
-    return _normlime(context, variant)
+    return _normlime(context, "standard")
 
 
 @register(
     "normlime_logreg",
     "NormLIME (PaddleX's newer variant): LIME weight x softmax(10 w) of a logistic regression on clusters",
+    NORMLIME_OPTIONS,
     random=True,
 )
 def normlime_logreg(context: ExplainContext) -> Attribution:

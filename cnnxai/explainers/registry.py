@@ -1,17 +1,24 @@
-"""One vocabulary for every explainer: the same arguments in, a signed (H,W) attribution map out."""
+"""One vocabulary for every explainer: the same arguments in, a signed (H,W) attribution map out.
+
+Each explainer declares its options (:class:`~cnnxai.options.Option`: name, default, type, meaning); ``explain``
+fills in the defaults and refuses an option the explainer does not declare, naming the close matches.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from cnnxai.errors import UserInputError
+from cnnxai.options import Option
+from cnnxai.registry import Registry
 from lime_ext import TorchClassifier, auto_batch_size
+
+SettingsT = TypeVar("SettingsT")
 
 
 @dataclass
@@ -19,9 +26,10 @@ class ExplainContext:
     """The arguments every explainer receives.
 
     ``image`` is the prepared RGB uint8 image (H,W,3) in the model-input frame; ``target`` the class;
-    ``seed`` seeds every random draw; ``options`` holds method options (``layers`` for CAM-based methods,
-    ``num_samples``, ...); ``shared`` is per-image state that explainers compared on one image share (the
-    LIME family's single perturbation set).
+    ``seed`` seeds every random draw; ``options`` holds the explainer's declared options, every one present
+    (defaults filled in); ``shared`` is per-image state that explainers compared on one image share (the LIME
+    family's single perturbation set, the CAMs); ``amp`` runs the classifier's forwards in float16 autocast on
+    CUDA.
     """
 
     model: nn.Module
@@ -31,13 +39,14 @@ class ExplainContext:
     device: torch.device | None = None
     batch_size: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    shared: dict[str, Any] = field(default_factory=dict)
+    shared: dict[Any, Any] = field(default_factory=dict)
+    amp: bool = False
 
     def __post_init__(self) -> None:
         if self.device is None:
             param = next(iter(self.model.parameters()), None)
             self.device = param.device if param is not None else torch.device("cpu")
-        self.classifier = TorchClassifier(self.model)
+        self.classifier = TorchClassifier(self.model, amp=self.amp)
 
     @property
     def input_tensor(self) -> torch.Tensor:
@@ -55,8 +64,15 @@ class ExplainContext:
         every activation, which the inference budget of ``auto_batch_size`` does not count)."""
         return self.batch_size or min(auto_batch_size(self.device), 32)
 
-    def option(self, name: str, default: Any = None) -> Any:
-        return self.options.get(name, default)
+    def option(self, name: str) -> Any:
+        """A declared option's value (the default when it was not given)."""
+        return self.options[name]
+
+    def settings(self, kind: type[SettingsT], **values: Any) -> SettingsT:
+        """A frozen settings object (``LimeSettings``, ``CamSettings``) from the options named as its fields,
+        ``values`` overriding."""
+        names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+        return kind(**{**{name: self.options[name] for name in names if name in self.options}, **values})
 
 
 @dataclass(frozen=True)
@@ -72,31 +88,32 @@ ExplainFn = Callable[[ExplainContext], Attribution]
 
 @dataclass(frozen=True)
 class ExplainerSpec:
+    """A registered explainer: its function, a one-line description, its declared options, and whether it draws
+    random numbers (so its determinism under a seed is tested)."""
+
     name: str
     fn: ExplainFn
     description: str
-    random: bool  # uses random draws (so determinism under a seed is tested)
+    options: tuple[Option, ...] = ()
+    random: bool = False
 
 
-REGISTRY: dict[str, ExplainerSpec] = {}
+REGISTRY: Registry[ExplainerSpec] = Registry("explainer", "list them with: python -m cnnxai.explainers --list")
 
 
-def register(name: str, description: str, random: bool = False) -> Callable[[ExplainFn], ExplainFn]:
+def register(
+    name: str, description: str, options: Sequence[Option] = (), random: bool = False
+) -> Callable[[ExplainFn], ExplainFn]:
     def decorate(fn: ExplainFn) -> ExplainFn:
-        if name in REGISTRY:
-            raise ValueError(f"explainer {name!r} registered twice")
-        REGISTRY[name] = ExplainerSpec(name, fn, description, random)
+        REGISTRY.add(ExplainerSpec(name, fn, description, tuple(options), random))
         return fn
 
     return decorate
 
 
 def get_explainer(name: str) -> ExplainerSpec:
-    if name not in REGISTRY:
-        raise UserInputError(
-            f"unknown explainer {name!r}; list them with: python -m cnnxai.explainers --list"
-        )
-    return REGISTRY[name]
+    """The spec of ``name``; an unknown name is a one-line :class:`~cnnxai.errors.UserInputError`."""
+    return REGISTRY.lookup(name)
 
 
 def channel_sum(per_channel: torch.Tensor) -> Attribution:
@@ -105,6 +122,24 @@ def channel_sum(per_channel: torch.Tensor) -> Attribution:
     return Attribution(
         per_channel.sum(0).cpu().numpy().astype(np.float32), {"per_channel": per_channel.cpu().numpy()}
     )
+
+
+def make_context(
+    name: str,
+    model: nn.Module,
+    image: np.ndarray,
+    target: int,
+    seed: int = 0,
+    device: torch.device | None = None,
+    batch_size: int | None = None,
+    shared: dict | None = None,
+    amp: bool = False,
+    **options: Any,
+) -> ExplainContext:
+    """The context explainer ``name`` runs in: its options resolved (defaults filled, unknown ones refused)."""
+    resolved = REGISTRY.options(name, options)
+    shared = shared if shared is not None else {}
+    return ExplainContext(model, image, int(target), int(seed), device, batch_size, resolved, shared, amp)
 
 
 def explain(
@@ -118,11 +153,14 @@ def explain(
     shared: dict | None = None,
     **options: Any,
 ) -> Attribution:
-    """Run explainer ``name`` on one prepared image (RGB uint8 (H,W,3)) for class ``target``."""
+    """Run explainer ``name`` on one prepared image (RGB uint8 (H,W,3)) for class ``target``.
+
+    ``options`` are the explainer's declared options (``python -m cnnxai.explainers --list``); an unknown one is
+    a :class:`~cnnxai.errors.UserInputError` naming the close matches. ``shared`` (a dict kept by the caller for
+    one image) lets explainers reuse one another's work on that image: the LIME neighbourhood, the CAMs.
+    """
     spec = get_explainer(name)
-    context = ExplainContext(
-        model, image, int(target), seed, device, batch_size, options, shared if shared is not None else {}
-    )
+    context = make_context(name, model, image, target, seed, device, batch_size, shared, **options)
     result = spec.fn(context)
     if result.map.shape != image.shape[:2] or result.map.dtype != np.float32:
         raise RuntimeError(

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnxai.explainers.registry import Attribution, ExplainContext, register
+from cnnxai.options import Option, at_least, probability
+from lime_ext import forward_batches
 
 
 def rise_masks(
@@ -34,29 +36,34 @@ def upsample_masks(grids: torch.Tensor, shifts: np.ndarray, size: tuple[int, int
     return torch.stack([up[i, :, dy : dy + size[0], dx : dx + size[1]] for i, (dy, dx) in enumerate(shifts)])
 
 
+RISE_OPTIONS = (
+    Option("masks", 4000, "random masks N", check=at_least(1), alias="rise_masks"),
+    Option("cells", 8, "grid cells per side of a mask before upsampling", check=at_least(1)),
+    Option("p1", 0.1, "probability that a cell is kept", check=probability),
+)
+
+
 @register(
     "rise",
     "RISE: 4000 random masks (8x8 grid, p=0.1), saliency = sum of P(c | x*M) M / (N p); seeded",
+    RISE_OPTIONS,
     random=True,
 )
 def rise(context: ExplainContext) -> Attribution:
-    num_masks = int(context.option("rise_masks", 4000))
-    cells = int(context.option("rise_cells", 8))
-    p1 = float(context.option("rise_p1", 0.1))
+    num_masks, cells, p1 = context.option("masks"), context.option("cells"), context.option("p1")
     size = context.image.shape[:2]
     grids, shifts = rise_masks(num_masks, size, cells, p1, np.random.default_rng([context.seed, 7]))
     x = context.input_tensor
-    batch_size = context.forward_batch
     saliency = torch.zeros(size, device=x.device)
-    with context.classifier.session():
-        for start in range(0, num_masks, batch_size):
-            masks = upsample_masks(
-                torch.from_numpy(grids[start : start + batch_size]).to(x.device),
-                shifts[start : start + batch_size],
-                size,
-            )
-            # The mask multiplies the normalised tensor: a masked pixel becomes the mean colour (RISE's choice).
-            probabilities = context.classifier.forward_prepared(x * masks)[:, context.target]
-            saliency += (probabilities[:, None, None] * masks[:, 0]).sum(dim=0)
+    current: list[torch.Tensor] = []  # the masks of the batch being predicted
+
+    def build(start: int, stop: int) -> torch.Tensor:
+        masks = upsample_masks(torch.from_numpy(grids[start:stop]).to(x.device), shifts[start:stop], size)
+        current[:] = [masks]
+        # The mask multiplies the normalised tensor: a masked pixel becomes the mean colour (RISE's choice).
+        return x * masks
+
+    for _, _, outputs in forward_batches(context.classifier, num_masks, build, context.forward_batch):
+        saliency += (outputs[:, context.target, None, None] * current[0][:, 0]).sum(dim=0)
     saliency /= num_masks * p1
     return Attribution(saliency.cpu().numpy().astype(np.float32))

@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from skimage.filters import threshold_otsu
 from torch import nn
 
-from cam_ext import evaluation_mode, resolve_layers
-from cam_ext.fusion import minmax_normalise
+from cam_ext import minmax_normalise, resolve_layers
 from cam_ext.hooks import RawActivations, forward_with_hooks
 from cnnxai.explainers.registry import Attribution, ExplainContext, register
+from cnnxai.options import Option, parse_names
+from lime_ext import evaluation_mode, forward_batches
 
 
 def block_output_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
@@ -78,35 +79,37 @@ def _layer_map(
         return np.zeros(tuple(size), dtype=np.float64)
     masks = F.interpolate(acts[:, kept].float(), size=tuple(size), mode="bilinear", align_corners=False)[0]
     masks = minmax_normalise(masks)  # each mask to [0,1]
-    batch_size = context.forward_batch
     total = torch.zeros(tuple(size), device=x.device)
-    for start in range(0, len(masks), batch_size):
-        chunk = masks[start : start + batch_size, None]
-        scores = context.classifier.forward_prepared(x * chunk)[:, context.target]
-        unit = chunk[:, 0] / (chunk[:, 0].sum(dim=(1, 2), keepdim=True) + 1e-6)
-        total += (scores[:, None, None] * unit).sum(dim=0)
+    for start, stop, outputs in forward_batches(
+        context.classifier, len(masks), lambda s, e: x * masks[s:e, None], context.forward_batch
+    ):
+        chunk = masks[start:stop]
+        unit = chunk / (chunk.sum(dim=(1, 2), keepdim=True) + 1e-6)
+        total += (outputs[:, context.target, None, None] * unit).sum(dim=0)
     return minmax_normalise(total[None])[0].cpu().numpy().astype(np.float64)
 
 
 @register(
-    "sise", "SISE: masks from positive-gradient channels of several layers, Otsu-gated fusion (mu=0, T=100)"
+    "sise",
+    "SISE: masks from positive-gradient channels of several layers, Otsu-gated fusion (mu=0, T=100)",
+    (
+        Option("layers", None, "layers, low level first; default: the last module of each feature-map size "
+               "H/4, H/8, ...", parse=parse_names),
+        Option("mu", 0.0, "channels whose mean gradient exceeds mu times the largest are kept"),
+    ),  # fmt: skip
 )
 def sise(context: ExplainContext) -> Attribution:
     model, x = context.model, context.input_tensor
-    mu = float(context.option("sise_mu", 0.0))
+    mu = context.option("mu")
     with evaluation_mode(model):
-        layers = context.option("sise_layers") or block_output_layers(model, x)
+        layers = context.option("layers") or block_output_layers(model, x)
         named = resolve_layers(model, layers)
         x_in = x.clone().requires_grad_(True)
         with RawActivations(named) as recorder, torch.enable_grad():
             probability = torch.softmax(model(x_in), dim=-1)[0, context.target]
             outputs = recorder.layer_outputs()
             grads = recorder.gradients_of(probability, outputs)
-        with context.classifier.session():
-            maps = [
-                _layer_map(context, x, out.detach(), grad, mu)
-                for out, grad in zip(outputs, grads, strict=True)
-            ]
+        maps = [_layer_map(context, x, out.detach(), grad, mu) for out, grad in zip(outputs, grads, strict=True)]
     fused = fuse_otsu(maps)
     top = fused.max() - fused.min()
     fused = (fused - fused.min()) / top if top > 0 else np.zeros_like(fused)

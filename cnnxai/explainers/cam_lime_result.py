@@ -1,0 +1,133 @@
+"""The result of GradLIME / CamLIME on one image, and how it saves itself: explanation.png, superpixels.csv,
+attribution.npy, manifest.json, written all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cam_ext import CamSettings, LayerCams
+from cnnxai.figures.explanation import explanation_figure
+from cnnxai.outputs import atomic_folder, atomic_write_text, build_manifest, write_json
+from lime_ext import Explanation, LimeSettings, Neighbourhood
+
+CAM_NAMES = {"gradcam": "Grad-CAM"}  # the figure's title of a CAM method; others are shown by their key
+
+
+@dataclass(frozen=True)
+class CamLimeResult:
+    """GradLIME / CamLIME and plain LIME fitted on the same neighbourhood (a paired comparison).
+
+    ``labels`` are the explained classes, the first being the main one (``target``); ``priors[label]`` is that
+    class's prior (M,); ``cam_maps[label]`` its fused CAM (H,W) in [0,1] on the image frame; ``probabilities``
+    (C,) the classifier's output on the image; ``timings`` the seconds of each step of this call; ``lime``,
+    ``cam`` and ``cam_mode`` the settings it was made with.
+    """
+
+    labels: list[int]
+    ours: Explanation
+    lime: Explanation
+    cams: LayerCams
+    priors: dict[int, np.ndarray]
+    cam_maps: dict[int, np.ndarray]
+    probabilities: np.ndarray
+    neighbourhood: Neighbourhood
+    timings: dict[str, float]
+    lime_settings: LimeSettings
+    cam_settings: CamSettings
+    cam_mode: str
+
+    @property
+    def target(self) -> int:
+        return self.labels[0]
+
+    @property
+    def prior(self) -> np.ndarray:
+        return self.priors[self.target]
+
+    def superpixel_rows(self) -> list[dict]:
+        """One row per (label, superpixel): area, prior, weight w, attribution b and rank (1 = largest |b|), with
+        plain LIME's weight and rank on the same perturbations beside them; floats at full precision."""
+        segments = self.ours.segments
+        areas = np.bincount(segments.ravel(), minlength=self.ours.num_segments)
+        rows = []
+        for label in self.labels:
+            ours, lime = self.ours.labels[label], self.lime.labels[label]
+            ours_rank = {int(j): r + 1 for r, j in enumerate(ours.ranking)}
+            lime_rank = {int(j): r + 1 for r, j in enumerate(lime.ranking)}
+            for j in range(self.ours.num_segments):
+                rows.append({
+                    "label": label, "segment_id": j, "area_px": int(areas[j]),
+                    "prior": repr(float(ours.prior[j])), "weight": repr(float(ours.weights[j])),
+                    "attribution": repr(float(ours.attributions[j])), "rank": ours_rank.get(j, ""),
+                    "lime_weight": repr(float(lime.weights[j])), "lime_rank": lime_rank.get(j, ""),
+                })  # fmt: skip
+        return rows
+
+    def manifest_sections(self, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+        """What the result itself says in a manifest: settings, prediction, fits, sizes and timings."""
+        label = self.target
+        predicted = {"class": label, "probability": float(self.probabilities[label])}
+        if class_names is not None:
+            predicted["name"] = class_names[label]
+        return {
+            "lime": asdict(self.lime_settings),
+            "cam": {**asdict(self.cam_settings), "mode": self.cam_mode},
+            "predicted": predicted,
+            "explained_labels": self.labels,
+            "num_segments": self.neighbourhood.num_segments,
+            "batch_size": self.neighbourhood.info["batch_size"],
+            "fit": {
+                str(k): {"r2": self.ours.labels[k].score, "intercept": self.ours.labels[k].intercept,
+                         "local_pred": self.ours.labels[k].local_pred, "lime_r2": self.lime.labels[k].score}
+                for k in self.labels
+            },  # fmt: skip
+        }
+
+    def save(
+        self,
+        folder: str | Path,
+        tool: str = "cnnxai",
+        class_names: Sequence[str] | None = None,
+        title: str = "GradLIME",
+        num_features: int = 20,
+        compare: Mapping[str, np.ndarray] | None = None,
+        manifest: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Write the outputs of this image into ``folder`` (replaced as a whole, atomically): explanation.png
+        (Original | CAM | LIME | ``title``, plus one panel per ``compare`` map), superpixels.csv, attribution.npy
+        (and attribution_class<k>.npy for further labels), ``<name>.npy`` per ``compare`` map, manifest.json
+        (``manifest`` sections added to the result's own). Returns the file names."""
+        label = self.target
+        names = class_names or [str(k) for k in range(len(self.probabilities))]
+        cam_title = f"{CAM_NAMES.get(self.cam_settings.method, self.cam_settings.method)} " \
+                    f"({', '.join(self.cam_settings.layers)})"  # fmt: skip
+        with atomic_folder(Path(folder)) as out:
+            files = ["explanation.png"]
+            explanation_figure(
+                out / "explanation.png", self.ours.image, self.cam_maps[label], self.lime, self.ours, label,
+                names[label], float(self.probabilities[label]), cam_title, title, num_features, dict(compare or {}),
+            )  # fmt: skip
+            rows = self.superpixel_rows()
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic_write_text(out / "superpixels.csv", buffer.getvalue())
+            files.append("superpixels.csv")
+            arrays = {"attribution.npy": self.ours.attribution_map(label)}
+            arrays.update({f"attribution_class{k}.npy": self.ours.attribution_map(k) for k in self.labels[1:]})
+            arrays.update({f"{name}.npy": attribution for name, attribution in (compare or {}).items()})
+            for name, array in arrays.items():
+                np.save(out / name, array)
+                files.append(name)
+            files.append("manifest.json")
+            sections = {**self.manifest_sections(class_names), **dict(manifest or {}), "files": files}
+            write_json(out / "manifest.json", build_manifest(tool, **sections))
+        return files

@@ -1,0 +1,61 @@
+"""One registry pattern for everything the suite looks up by name: explainers (of images and of 1-D signals) and
+metrics. Each entry is a frozen spec with a ``name`` and its declared ``options``; lookups and option checks give
+one-line errors naming close matches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Generic, Protocol, TypeVar
+
+from cnnxai.errors import UserInputError
+from cnnxai.options import Option, close_matches, resolve_options
+
+
+class Named(Protocol):
+    name: str
+    options: tuple[Option, ...]
+
+
+SpecT = TypeVar("SpecT", bound=Named)
+
+
+class Registry(Mapping[str, SpecT], Generic[SpecT]):
+    """Specs by name, in registration order (the order of ``--list`` and of default tables).
+
+    ``kind`` names an entry in messages ('explainer', 'metric'); ``hint`` says where the names are listed.
+    Indexing with ``[]`` is a plain mapping lookup; :meth:`lookup` is the user-facing one.
+    """
+
+    def __init__(self, kind: str, hint: str, case_insensitive: bool = False) -> None:
+        self.kind, self.hint, self.case_insensitive = kind, hint, case_insensitive
+        self._specs: dict[str, SpecT] = {}
+
+    def add(self, spec: SpecT) -> SpecT:
+        if spec.name in self._specs:
+            raise ValueError(f"{self.kind} {spec.name!r} registered twice")
+        self._specs[spec.name] = spec
+        return spec
+
+    def __getitem__(self, name: str) -> SpecT:
+        return self._specs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def lookup(self, name: str) -> SpecT:
+        """The spec of ``name``; an unknown name is a :class:`UserInputError` naming close matches and the hint."""
+        if name in self._specs:
+            return self._specs[name]
+        if self.case_insensitive:
+            for known, spec in self._specs.items():
+                if known.lower() == str(name).lower():
+                    return spec
+        raise UserInputError(f"unknown {self.kind} {name!r}{close_matches(str(name), list(self))}; {self.hint}")
+
+    def options(self, name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The declared options of ``name`` with ``given`` applied and checked (see :func:`resolve_options`)."""
+        spec = self.lookup(name)
+        return resolve_options(f"{self.kind} {spec.name}", spec.options, given)

@@ -1,0 +1,37 @@
+"""The settings of one LIME neighbourhood, grouped in one frozen (hashable) object with each default written once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lime_ext.engine import HideColor, check_hide_color
+from lime_ext.segmentation import SEGMENTERS
+
+
+@dataclass(frozen=True)
+class LimeSettings:
+    """What decides a neighbourhood besides the image and the seed (and so the key under which one is shared).
+
+    ``num_samples`` perturbed images N (row 0 is the image itself); ``segmenter`` one of
+    :data:`~lime_ext.segmentation.SEGMENTERS` with its default parameters; ``hide_color`` what a switched-off
+    superpixel shows (0 = black, a grey level, an RGB triple in 0..255, or 'mean'); ``kernel_width`` of LIME's
+    exponential kernel on the cosine distance to the image.
+    """
+
+    num_samples: int = 1000
+    segmenter: str = "quickshift"
+    hide_color: HideColor = 0
+    kernel_width: float = 0.25
+
+    def __post_init__(self) -> None:
+        if int(self.num_samples) < 2:
+            raise ValueError(
+                f"num_samples must be at least 2 (the image itself and one perturbation), got {self.num_samples}"
+            )
+        if self.segmenter not in SEGMENTERS:
+            raise ValueError(f"unknown segmenter {self.segmenter!r}; choose one of {', '.join(SEGMENTERS)}")
+        if not self.kernel_width > 0:
+            raise ValueError(f"kernel_width must be positive, got {self.kernel_width}")
+        if isinstance(self.hide_color, list):  # keep the object hashable: it is a cache key
+            object.__setattr__(self, "hide_color", tuple(self.hide_color))
+        check_hide_color(self.hide_color)
