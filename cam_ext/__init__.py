@@ -5,7 +5,14 @@ from cam_ext.compute import FULLGRAD_KEY, LayerCams, compute_cams
 from cam_ext.fusion import FUSION_RULES, fuse_layer_maps, minmax_normalise, upsample
 from cam_ext.layers import LayerNotFoundError, layer_names, resolve_layer, resolve_layers
 from cam_ext.methods import CAM_METHODS, CamMethod, get_cam_method
-from cam_ext.priors import PRIOR_FUSIONS, CamSettings, cam_prior, fuse_segment_priors, legacy_maps, segment_prior
+from cam_ext.priors import (
+    PRIOR_FUSIONS,
+    CamSettings,
+    cam_prior,
+    fuse_segment_priors,
+    legacy_maps,
+    segment_prior,
+)
 
 __all__ = [
     "CAM_METHODS",

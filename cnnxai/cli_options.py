@@ -1,20 +1,26 @@
 """Command-line options shared by every entry point, each defined once: parsers, value types, option groups.
 
-GradLIME.py / CamLIME.py (``cnnxai.cli``) and MyFaithfulness.py / MyComplexity.py (``cnnxai.benchmark.cli``)
-build their parsers from these pieces, so an option means the same thing everywhere.
+Every tool builds its parser from these pieces, so an option means the same thing everywhere. The explainers'
+settings are not written here: the shared flags (``--num-samples``, ``--rise-masks``, ...) are made from the
+explainers' own declarations (:func:`add_alias_flags`), and ``--explainer-option NAME.KEY=VALUE`` reaches any
+declared option.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from cam_ext import LayerNotFoundError, resolve_layers
 from cnnxai.errors import ImageLoadError, UserInputError
+from cnnxai.explainers import REGISTRY
+from cnnxai.options import Option, close_matches, split_assignment, unknown_option
 from cnnxai.preprocess import PREPROCESSING
+from cnnxai.registry import Registry
 from cnnxai.zoo import MODELS
-from lime_ext import SEGMENTERS
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -54,21 +60,6 @@ def batch_size_option(text: str) -> int | None:
     return None if text == "auto" else int_at_least(1)(text)
 
 
-def hide_color_option(text: str):
-    """'mean', a grey level 0..255, or R,G,B."""
-    if text == "mean":
-        return "mean"
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'mean', a number 0..255 or R,G,B, got {text!r}") from None
-    if len(values) not in (1, 3) or any(not 0 <= v <= 255 for v in values):
-        raise argparse.ArgumentTypeError(
-            f"expected 'mean', a number 0..255 or R,G,B with each in 0..255, got {text!r}"
-        )
-    return values[0] if len(values) == 1 else tuple(values)
-
-
 def comma_separated(text: str) -> list[str]:
     """'a, b,,a' -> ['a', 'b']: the names, each once, in order."""
     return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
@@ -88,9 +79,7 @@ def name_list(text: str, known: Container[str], kind: str, hint: str) -> list[st
 
 def explainer_list_option(text: str) -> list[str]:
     """Comma-separated names of registered explainers."""
-    from cnnxai.explainers import REGISTRY
-
-    return name_list(text, REGISTRY, "explainer", "list them with: python -m cnnxai.explainers --list")
+    return name_list(text, REGISTRY, "explainer", REGISTRY.hint)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -122,36 +111,104 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_lime_options(parser: argparse.ArgumentParser, num_samples_help: str) -> None:
-    """--num-samples, --segmenter, --hide-color: the LIME family's neighbourhood."""
-    add = parser.add_argument
-    add("--num-samples", type=int_at_least(2), default=1000, help=num_samples_help)
-    add(
-        "--segmenter",
-        default="quickshift",
-        choices=list(SEGMENTERS),
-        help="superpixels (quickshift = the papers' setting)",
-    )
-    add(
-        "--hide-color",
-        type=hide_color_option,
-        default=0.0,
-        help="colour of hidden superpixels: 0 (black), a grey level, R,G,B, or mean (per-superpixel mean)",
-    )
+def argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type`` from a parser that raises ValueError/UserInputError: their message, one line."""
+
+    def typed(text: str) -> Any:
+        try:
+            return parse(text)
+        except (ValueError, UserInputError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    typed.__name__ = getattr(parse, "__name__", "value")
+    return typed
 
 
-def add_budget_options(parser: argparse.ArgumentParser) -> None:
-    """--rise-masks, --ig-steps: the explainers' own budgets."""
-    parser.add_argument("--rise-masks", type=int_at_least(1), default=4000, help="RISE's random masks")
+def declared_alias(registry: Registry, alias: str) -> Option:
+    """The first option of ``registry`` that answers to the shared setting ``alias``; every other one must agree
+    on the default, so the flag has one default."""
+    found = [option for spec in registry.values() for option in spec.options if option.alias == alias]
+    if not found:
+        raise KeyError(f"no {registry.kind} option answers to {alias!r}")
+    defaults = {repr(option.default) for option in found}
+    if len(defaults) > 1:
+        raise ValueError(f"options answering to {alias!r} disagree on their default: {sorted(defaults)}")
+    return found[0]
+
+
+def add_alias_flags(
+    parser: argparse.ArgumentParser, registry: Registry, aliases: Sequence[str], helps: Mapping[str, str] = {}
+) -> None:
+    """``--<alias>`` flags (``num_samples`` -> ``--num-samples``) that set an option on every explainer declaring
+    it, each with the declaration's default, type, choices and help (``helps`` may word the help for a tool)."""
+    for alias in aliases:
+        option = declared_alias(registry, alias)
+        flag = "--" + alias.replace("_", "-")
+        help_text = helps.get(alias, option.help)
+        if option.default is False and option.parse is None:
+            parser.add_argument(flag, dest=alias, action="store_true", help=help_text)
+            continue
+        parser.add_argument(
+            flag, dest=alias, default=option.default, choices=option.choices, help=help_text,
+            type=argparse_type(lambda text, option=option, flag=flag: option.from_text(text, flag)),
+        )  # fmt: skip
+
+
+def assignment_option(text: str) -> tuple[str, str, str]:
+    """'NAME.KEY=VALUE' -> (name, key, value text), for ``--explainer-option``."""
+    try:
+        return split_assignment(text, "rise.masks=2000")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_explainer_option_flag(
+    parser: argparse.ArgumentParser, what: str = "python -m cnnxai.explainers --list"
+) -> None:
+    """--explainer-option NAME.KEY=VALUE (repeatable): any declared option of any explainer of the run."""
     parser.add_argument(
-        "--ig-steps", type=int_at_least(2), default=50, help="integration steps of ig and guided_ig_gnl"
-    )
+        "--explainer-option", dest="explainer_option", type=assignment_option, action="append", default=[],
+        metavar="NAME.KEY=VALUE", help=f"set an explainer's option (repeatable), e.g. rise.masks=2000; the names "
+        f"and options: {what}",
+    )  # fmt: skip
 
 
-def explainer_settings(args: argparse.Namespace) -> dict:
-    """The explainers' options among ``args`` (from add_lime_options and add_budget_options), by registry name."""
-    names = ("num_samples", "segmenter", "hide_color", "rise_masks", "ig_steps")
-    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+def explainer_options(
+    registry: Registry,
+    methods: Sequence[str],
+    args: argparse.Namespace,
+    aliases: Sequence[str] = (),
+    fixed: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The options given to each explainer of ``methods`` (defaults are the explainer's own): the value of each
+    shared flag of ``aliases`` on every explainer declaring it, then ``fixed`` ((method, key) or alias -> value,
+    set by the tool, e.g. the model's layers), then every ``--explainer-option`` of ``args``. An assignment to an
+    explainer that is not in the run, or to an option it does not declare, is a one-line
+    :class:`UserInputError` naming the close matches; so is a value its declaration refuses."""
+    given: dict[str, dict[str, Any]] = {method: {} for method in methods}
+    fixed = dict(fixed or {})
+    for method in methods:
+        for option in registry.lookup(method).options:
+            if option.alias in aliases and hasattr(args, option.alias):
+                given[method][option.name] = getattr(args, option.alias)
+            if option.alias is not None and option.alias in fixed:
+                given[method][option.name] = fixed[option.alias]
+            if (method, option.name) in fixed:
+                given[method][option.name] = fixed[(method, option.name)]
+    for name, key, text in getattr(args, "explainer_option", []):
+        if name not in given:
+            in_run = ", ".join(given) or "none"
+            raise UserInputError(
+                f"--explainer-option {name}.{key}: {name!r} is not an explainer of this run{close_matches(name, list(given))} "
+                f"(this run's: {in_run})"
+            )
+        declared = {option.name: option for option in registry.lookup(name).options}
+        if key not in declared:
+            raise unknown_option(f"--explainer-option: {registry.kind} {name}", key, list(declared.values()))
+        given[name][key] = declared[key].from_text(text, f"--explainer-option {name}.{key}")
+    for method in methods:  # every value checked now, before any work
+        registry.options(method, given[method])
+    return given
 
 
 def add_run_options(parser: argparse.ArgumentParser, default_output: str, output_help: str) -> None:
@@ -178,6 +235,17 @@ def cli_layers(model, requested: list[str] | None, model_name: str) -> list[str]
         raise UserInputError(f"--layers: {error}") from None
 
 
+def check_output_folder(path: str | Path) -> None:
+    """Refuse an output folder that cannot be one (an existing file, or a file on its path), before any work."""
+    folder = Path(path)
+    for place in (folder, *folder.parents):
+        if place.exists():
+            if not place.is_dir():
+                what = "is a file" if place == folder else f"lies under {place}, which is a file"
+                raise UserInputError(f"--output-dir {folder}: {what}; name a folder")
+            return
+
+
 def run_main(
     parser: argparse.ArgumentParser,
     run: Callable[[argparse.Namespace], int],
@@ -190,6 +258,8 @@ def run_main(
     except SystemExit as stop:  # --help (0) or a bad option (2, already reported in one line)
         return int(stop.code or 0)
     try:
+        if getattr(args, "output_dir", None):
+            check_output_folder(args.output_dir)
         return run(args)
     except (UserInputError, ImageLoadError) as error:
         if args.debug:

@@ -53,7 +53,9 @@ class Registry(Mapping[str, SpecT], Generic[SpecT]):
             for known, spec in self._specs.items():
                 if known.lower() == str(name).lower():
                     return spec
-        raise UserInputError(f"unknown {self.kind} {name!r}{close_matches(str(name), list(self))}; {self.hint}")
+        raise UserInputError(
+            f"unknown {self.kind} {name!r}{close_matches(str(name), list(self))}; {self.hint}"
+        )
 
     def options(self, name: str, given: Mapping[str, Any]) -> dict[str, Any]:
         """The declared options of ``name`` with ``given`` applied and checked (see :func:`resolve_options`)."""

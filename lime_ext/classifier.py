@@ -45,8 +45,14 @@ class TorchClassifier:
         self.device = param.device if param is not None else torch.device("cpu")
         if (mean is None) != (std is None):
             raise ValueError("give both mean and std, or neither (no normalisation)")
-        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32, device=self.device)[:, None, None]
-        self.std = None if std is None else torch.tensor(std, dtype=torch.float32, device=self.device)[:, None, None]
+        self.mean = (
+            None
+            if mean is None
+            else torch.tensor(mean, dtype=torch.float32, device=self.device)[:, None, None]
+        )
+        self.std = (
+            None if std is None else torch.tensor(std, dtype=torch.float32, device=self.device)[:, None, None]
+        )
         self.output = output
         self.amp = bool(amp) and self.device.type == "cuda"
         self.channels_last = channels_last

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lime_ext.engine import HideColor, PerturbationEngine
+from lime_ext.engine import PerturbationEngine
 from lime_ext.explanation import Explanation, LabelExplanation
 from lime_ext.legacy import legacy_cam_matrix
 from lime_ext.sampling import explanation_rng, sample_binary_masks

@@ -20,7 +20,9 @@ def listing() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m cnnxai.explainers", description=__doc__)
-    parser.add_argument("--list", action="store_true", help="print the registered explainers and their options")
+    parser.add_argument(
+        "--list", action="store_true", help="print the registered explainers and their options"
+    )
     args = parser.parse_args()
     if not args.list:
         parser.print_help()

@@ -84,8 +84,12 @@ class CamLimeResult:
             "num_segments": self.neighbourhood.num_segments,
             "batch_size": self.neighbourhood.info["batch_size"],
             "fit": {
-                str(k): {"r2": self.ours.labels[k].score, "intercept": self.ours.labels[k].intercept,
-                         "local_pred": self.ours.labels[k].local_pred, "lime_r2": self.lime.labels[k].score}
+                str(k): {
+                    "r2": self.ours.labels[k].score,
+                    "intercept": self.ours.labels[k].intercept,
+                    "local_pred": self.ours.labels[k].local_pred,
+                    "lime_r2": self.lime.labels[k].score,
+                }
                 for k in self.labels
             },  # fmt: skip
         }
@@ -122,7 +126,9 @@ class CamLimeResult:
             atomic_write_text(out / "superpixels.csv", buffer.getvalue())
             files.append("superpixels.csv")
             arrays = {"attribution.npy": self.ours.attribution_map(label)}
-            arrays.update({f"attribution_class{k}.npy": self.ours.attribution_map(k) for k in self.labels[1:]})
+            arrays.update(
+                {f"attribution_class{k}.npy": self.ours.attribution_map(k) for k in self.labels[1:]}
+            )
             arrays.update({f"{name}.npy": attribution for name, attribution in (compare or {}).items()})
             for name, array in arrays.items():
                 np.save(out / name, array)

@@ -42,7 +42,13 @@ def shared_cams(context: ExplainContext, settings: CamSettings, targets: Sequenc
     """The raw CAMs of ``settings`` for ``targets`` on the context's image, computed once per image: a pass that
     covered more layers with the same method, smoothing and targets serves a subset of them (FullGrad's single
     map serves any layers: it ignores them)."""
-    key = ("cams", settings.method, settings.aug_smooth, settings.eigen_smooth, tuple(int(t) for t in targets))
+    key = (
+        "cams",
+        settings.method,
+        settings.aug_smooth,
+        settings.eigen_smooth,
+        tuple(int(t) for t in targets),
+    )
     computed: list[tuple[tuple[str, ...], LayerCams]] = context.shared.setdefault(key, [])
     for requested, cams in computed:
         if set(settings.layers) <= set(requested):

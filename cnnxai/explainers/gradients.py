@@ -16,7 +16,7 @@ from captum.attr import (
 )
 
 from cnnxai.explainers.registry import Attribution, ExplainContext, channel_sum, register
-from cnnxai.options import Option, at_least, positive
+from cnnxai.options import Option, at_least
 from lime_ext import evaluation_mode
 
 IG_OPTIONS = (Option("steps", 50, "integration steps (Gauss-Legendre)", check=at_least(2), alias="ig_steps"),)

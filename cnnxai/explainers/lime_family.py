@@ -125,7 +125,18 @@ def cam_lime(
     plain = neighbourhood.fit(labels=labels, cam_mode="none")
     timings["fit_s"] = time.perf_counter() - start
     return CamLimeResult(
-        labels, ours, plain, cams, priors, cam_maps, probabilities, neighbourhood, timings, lime, cam, cam_mode
+        labels,
+        ours,
+        plain,
+        cams,
+        priors,
+        cam_maps,
+        probabilities,
+        neighbourhood,
+        timings,
+        lime,
+        cam,
+        cam_mode,
     )
 
 

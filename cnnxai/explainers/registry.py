@@ -98,7 +98,9 @@ class ExplainerSpec:
     random: bool = False
 
 
-REGISTRY: Registry[ExplainerSpec] = Registry("explainer", "list them with: python -m cnnxai.explainers --list")
+REGISTRY: Registry[ExplainerSpec] = Registry(
+    "explainer", "list them with: python -m cnnxai.explainers --list"
+)
 
 
 def register(

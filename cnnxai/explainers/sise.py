@@ -93,8 +93,12 @@ def _layer_map(
     "sise",
     "SISE: masks from positive-gradient channels of several layers, Otsu-gated fusion (mu=0, T=100)",
     (
-        Option("layers", None, "layers, low level first; default: the last module of each feature-map size "
-               "H/4, H/8, ...", parse=parse_names),
+        Option(
+            "layers",
+            None,
+            "layers, low level first; default: the last module of each feature-map size H/4, H/8, ...",
+            parse=parse_names,
+        ),
         Option("mu", 0.0, "channels whose mean gradient exceeds mu times the largest are kept"),
     ),  # fmt: skip
 )
@@ -109,7 +113,9 @@ def sise(context: ExplainContext) -> Attribution:
             probability = torch.softmax(model(x_in), dim=-1)[0, context.target]
             outputs = recorder.layer_outputs()
             grads = recorder.gradients_of(probability, outputs)
-        maps = [_layer_map(context, x, out.detach(), grad, mu) for out, grad in zip(outputs, grads, strict=True)]
+        maps = [
+            _layer_map(context, x, out.detach(), grad, mu) for out, grad in zip(outputs, grads, strict=True)
+        ]
     fused = fuse_otsu(maps)
     top = fused.max() - fused.min()
     fused = (fused - fused.min()) / top if top > 0 else np.zeros_like(fused)
