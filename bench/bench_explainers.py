@@ -46,7 +46,13 @@ def main() -> None:
     model, _ = load_model("efficientnet_lite0", device=device)
     image = to_model_frame(sample_image("chelsea"))
     n, bs = args.num_samples, args.batch_size
-    options = {"num_samples": n, "rise_masks": n, "layers": list(MODELS["efficientnet_lite0"].layers)}
+    layers = list(MODELS["efficientnet_lite0"].layers)
+    options = {
+        "lime": {"num_samples": n},
+        "gradlime": {"num_samples": n, "layers": layers},
+        "kernel_shap": {"num_samples": n},
+        "rise": {"masks": n},
+    }
     print(
         f"EfficientNet-Lite0, sample photo, N={n}, batch {bs}, device {device}, torch threads {torch.get_num_threads()}"
     )
@@ -57,7 +63,7 @@ def main() -> None:
         for _ in range(args.repeats):
             forward_runs.append(forward_time(model, image, n, bs, device))
             with Clock() as clock:
-                explain(method, model, image, 285, seed=0, device=device, batch_size=bs, shared={}, **options)
+                explain(method, model, image, 285, 0, device, bs, {}, **options[method])
             method_runs.append(clock)
         wall = statistics.median(r.wall for r in method_runs) / statistics.median(
             r.wall for r in forward_runs

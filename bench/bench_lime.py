@@ -39,11 +39,11 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cnnxai.cli import ExplainRun, build_parser  # noqa: E402
+from cnnxai.explainers import explain_image  # noqa: E402
 from cnnxai.images import sample_image  # noqa: E402
-from cnnxai.pipeline import explain_with_cam_prior  # noqa: E402
 from cnnxai.preprocess import to_model_frame  # noqa: E402
 from cnnxai.zoo import MODELS, load_model  # noqa: E402
-from lime_ext import CamLimeExplainer, TorchClassifier, segment_image  # noqa: E402
+from lime_ext import CamLimeExplainer, LimeSettings, TorchClassifier, segment_image  # noqa: E402
 
 
 class TimedModule(nn.Module):
@@ -82,11 +82,11 @@ class MeanColourClassifier(nn.Module):
 def overhead_ours(image, segments, num_samples, batch_size, device) -> float:
     model = TimedModule(MeanColourClassifier()).to(device)
     # NCHW for both sides: a mean-colour classifier gains nothing from channels-last batches.
-    explainer = CamLimeExplainer(TorchClassifier(model, channels_last=False), batch_size=batch_size)
-    start = time.perf_counter()
-    explainer.explain(
-        image, segments=segments, num_samples=num_samples, seed=0, cam_mode="none", top_labels=1
+    explainer = CamLimeExplainer(
+        TorchClassifier(model, channels_last=False), LimeSettings(num_samples=num_samples), batch_size
     )
+    start = time.perf_counter()
+    explainer.explain(image, segments=segments, seed=0, cam_mode="none", top_labels=1)
     return time.perf_counter() - start - model.seconds
 
 
@@ -220,7 +220,9 @@ def main() -> None:
         for _ in range(args.repeats):
             forward_runs.append(forward_time(model, image, n, bs, device))
             with Clock() as clock:
-                result = explain_with_cam_prior(model, image, layers, num_samples=n, batch_size=bs, seed=0)
+                result = explain_image(
+                    "gradlime", model, image, seed=0, batch_size=bs, num_samples=n, layers=list(layers)
+                )
             e2e_runs.append(clock)
             with Clock() as clock, contextlib.redirect_stdout(io.StringIO()):
                 cli_run.explain(photo, "sample:chelsea", "chelsea")

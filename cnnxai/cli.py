@@ -1,4 +1,4 @@
-"""The shared command line of GradLIME.py and CamLIME.py: options, the run over images, errors and exit codes.
+"""The command line of GradLIME.py and CamLIME.py: parse, explain each image with the library, print.
 
 Exit status: 0 when every image was explained, 1 when some image of a folder failed (listed on stderr and
 in failures.csv), 2 for bad options or input (one line on stderr naming the problem and the fix).
@@ -8,41 +8,42 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from cam_ext import CAM_METHODS
+from cam_ext import CAM_METHODS, CamSettings
 from cnnxai.cli_options import (
     DefaultsHelpFormatter,
     OneLineParser,
-    add_lime_options,
+    add_alias_flags,
+    add_explainer_option_flag,
     add_model_options,
     add_run_options,
     cli_layers,
     explainer_list_option,
-    explainer_settings,
+    explainer_options,
+    fill_alias,
     int_at_least,
     run_main,
 )
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
-from cnnxai.figures import explanation_figure
+from cnnxai.explainers import REGISTRY, CamLimeResult, explain, explain_image
+from cnnxai.explainers.lime_family import VARIANTS
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
-from cnnxai.outputs import atomic_folder, write_explanation
-from cnnxai.pipeline import PRIOR_FUSIONS, explain_with_cam_prior
-from cnnxai.preprocess import to_model_frame
+from cnnxai.preprocess import FRAME_SIZE, to_model_frame
 from cnnxai.zoo import imagenet_class_names, load_model
-from lime_ext import CAM_MODES, TorchClassifier
 
-TITLES = {"gradlime": "GradLIME", "camlime": "CamLIME"}
+# The explainers' shared settings that these tools offer as flags (each made from the explainers' declarations).
+ALIASES = ("num_samples", "segmenter", "hide_color", "cam_mode", "fusion", "aug_smooth", "eigen_smooth",
+           "normlime_reference")  # fmt: skip
 
 
 def build_parser(variant: str) -> OneLineParser:
-    title = TITLES[variant]
+    title = VARIANTS[variant]
     what = (
         "GradLIME: LIME whose ridge fit takes Grad-CAM maps (one layer or several, fused) as per-superpixel priors."
         if variant == "gradlime"
@@ -61,26 +62,14 @@ def build_parser(variant: str) -> OneLineParser:
         help=f"an image file or a folder (walked recursively); default: the built-in sample photo ({SAMPLE_IMAGES[0]})",
     )
     add_model_options(parser)
-    add(
-        "--fusion",
-        default="mean",
-        choices=PRIOR_FUSIONS,
-        help="fusing several layers: mean (CamLIME's pixel-level rule), max, or superpixel (mean of per-layer priors)",
-    )
     if variant == "camlime":
-        add(
-            "--method",
-            default="gradcam",
-            choices=list(CAM_METHODS),
-            help="class-activation method for the prior",
-        )
-    add_lime_options(parser, "perturbed images per explanation (the papers use 1000 to 8000)")
-    add(
-        "--cam-mode",
-        default="feature",
-        choices=list(CAM_MODES),
-        help="feature: ridge on Z*a (the paper); importance: LIME re-weighted by a; none: plain LIME; legacy: the public code's bug",
-    )
+        add("--method", default=CamSettings.method, choices=list(CAM_METHODS),
+            help="class-activation method for the prior")  # fmt: skip
+    add_alias_flags(parser, REGISTRY, ALIASES, {
+        "num_samples": "perturbed images per explanation (the papers use 1000 to 8000)",
+        "normlime_reference": "with --compare normlime: the reference image folder its clusters and global weights "
+        "are fitted on (cached); default: the built-in photos",
+    })  # fmt: skip
     add(
         "--num-features", type=int_at_least(1), default=20, help="superpixels shown in the figure and printed"
     )
@@ -97,22 +86,12 @@ def build_parser(variant: str) -> OneLineParser:
         help="explain the k best predicted classes (ignored with --target)",
     )
     add(
-        "--aug-smooth",
-        action="store_true",
-        help="average the CAM over flips and brightness (grad-cam's aug_smooth)",
-    )
-    add("--eigen-smooth", action="store_true", help="first principal component instead of the channel sum")
-    add(
         "--compare",
         type=explainer_list_option,
         default=[],
         help="other explainers to show beside ours, comma-separated (python -m cnnxai.explainers --list); each adds a panel and writes <name>.npy",
     )
-    add(
-        "--normlime-reference",
-        default=None,
-        help="with --compare normlime: the reference image folder its clusters and global weights are fitted on (cached); default: the built-in photos",
-    )
+    add_explainer_option_flag(parser)
     add("--amp", action="store_true", help="float16 autocast for the perturbation forwards (CUDA only)")
     add_run_options(parser, "results", "where <image>/ folders are written")
     return parser
@@ -127,11 +106,13 @@ def output_name(path: Path | None, root: Path | None) -> str:
 
 
 class ExplainRun:
-    """Everything that is loaded once for a run over images: device, model, classifier, layers, names."""
+    """Everything loaded once for a run over images: the explainers' options, device, model, layers, names."""
 
     def __init__(self, args: argparse.Namespace, variant: str) -> None:
         self.args, self.variant = args, variant
-        self.method = getattr(args, "method", "gradcam")
+        self.methods = list(dict.fromkeys([variant, *args.compare]))
+        fixed = {("camlime", "method"): args.method} if variant == "camlime" else {}
+        self.options = explainer_options(REGISTRY, self.methods, args, ALIASES, fixed)  # checked before any work
         self.device = resolve_device(args.device)
         self.class_names = imagenet_class_names()
         if args.target is not None and args.target >= len(self.class_names):
@@ -142,128 +123,46 @@ class ExplainRun:
         self.model, self.model_info = load_model(args.model, args.weights, self.device)
         self.load_s = time.perf_counter() - start
         self.layers = cli_layers(self.model, args.layers, args.model)
-        self.classifier = TorchClassifier(self.model, amp=args.amp)
-        if args.normlime_reference is not None and not Path(args.normlime_reference).is_dir():
-            raise UserInputError(
-                f"--normlime-reference {args.normlime_reference}: no such folder; give a folder of reference images"
-            )
+        fill_alias(self.options, REGISTRY, "layers", self.layers)
 
-    def explain(self, image: np.ndarray, source: str, name: str) -> dict:
-        """Explain one loaded image and write its outputs; returns the manifest."""
-        args = self.args
+    def explain(self, image: np.ndarray, source: str, name: str) -> CamLimeResult:
+        """Explain one loaded image and write its outputs."""
+        args, title = self.args, VARIANTS[self.variant]
         frame = to_model_frame(image, args.preprocess)
+        shared: dict = {}  # this image's neighbourhood and CAMs, reused by the --compare explainers
         start = time.perf_counter()
-        result = explain_with_cam_prior(
-            self.model, frame, self.layers, method=self.method, target=args.target, top_labels=args.top_labels,
-            num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size, cam_mode=args.cam_mode,
-            fusion=args.fusion, segmenter=args.segmenter, hide_color=args.hide_color, aug_smooth=args.aug_smooth,
-            eigen_smooth=args.eigen_smooth, classifier=self.classifier, progress=not args.quiet,
+        result = explain_image(
+            self.variant, self.model, frame, args.target, args.top_labels, args.seed, self.device, args.batch_size,
+            shared, args.amp, progress=not args.quiet, **self.options[self.variant],
         )  # fmt: skip
-        label = result.target
-        compare = self._compare(frame, result)
+        compare = {
+            name: explain(name, self.model, frame, result.target, args.seed, self.device, args.batch_size, shared,
+                          **self.options[name]).map
+            for name in args.compare
+        }  # fmt: skip
         explain_s = time.perf_counter() - start
-        title = TITLES[self.variant]
-        manifest = self._manifest(result, source, image, explain_s)
         out = Path(args.output_dir) / name
-        start = time.perf_counter()
-        with atomic_folder(out) as folder:
-            write_explanation(
-                folder,
-                result,
-                manifest,
-                lambda path: explanation_figure(
-                    path, frame, result.cam_maps[label], result.lime, result.ours, label, self.class_names[label],
-                    float(result.probabilities[label]), f"{self._cam_name()} ({', '.join(self.layers)})", title,
-                    args.num_features, compare,
-                ),
-                compare,
-            )  # fmt: skip
-        manifest["timings"]["write_s"] = time.perf_counter() - start
+        result.save(
+            out, f"{title}.py", self.class_names, title, args.num_features, compare,
+            manifest={
+                "options": vars(args), "seed": args.seed,
+                "image": {"source": source, "original_size_wh": [int(image.shape[1]), int(image.shape[0])],
+                          "preprocess": args.preprocess, "frame_size": FRAME_SIZE},
+                "model": {**self.model_info, "device": str(self.device), "amp": bool(args.amp and self.device.type == "cuda")},
+                "explainers": {m: REGISTRY.options(m, self.options[m]) for m in self.methods},
+                "timings": {"model_load_s": self.load_s, "explain_s": explain_s, **result.timings},
+            },
+        )  # fmt: skip
         self._report(result, source, out)
-        return manifest
+        return result
 
-    def _compare(self, frame: np.ndarray, result) -> dict[str, np.ndarray]:
-        """The --compare explainers' maps for the main label; the LIME family reuses the run's perturbations."""
-        if not self.args.compare:
-            return {}
-        from cnnxai.explainers import explain
-
-        args = self.args
-        settings = explainer_settings(args)
-        if args.normlime_reference is not None:
-            settings["normlime_reference"] = args.normlime_reference
-        shared = {
-            ("segments", args.seed, args.segmenter): result.neighbourhood.segments,
-            (
-                "neighbourhood",
-                args.seed,
-                args.num_samples,
-                args.segmenter,
-                str(args.hide_color),
-            ): result.neighbourhood,
-        }
-        maps = {}
-        for name in args.compare:
-            attribution = explain(
-                name, self.model, frame, result.target, seed=args.seed, device=self.device, batch_size=args.batch_size,
-                shared=shared, layers=self.layers, fusion=args.fusion, cam_mode=args.cam_mode, cam_method=self.method,
-                aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth, **settings,
-            )  # fmt: skip
-            maps[name] = attribution.map
-        return maps
-
-    def _cam_name(self) -> str:
-        return {"gradcam": "Grad-CAM"}.get(self.method, self.method)
-
-    def _manifest(self, result, source: str, image: np.ndarray, explain_s: float) -> dict:
-        args, label = self.args, result.target
-        options = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
-        return {
-            "tool": f"{TITLES[self.variant]}.py",
-            "command": shlex.join(sys.argv),
-            "options": options,
-            "seed": args.seed,
-            "image": {
-                "source": source,
-                "original_size_wh": [int(image.shape[1]), int(image.shape[0])],
-                "preprocess": args.preprocess,
-                "frame_size": 224,
-            },
-            "model": {**self.model_info, "device": str(self.device), "amp": bool(self.classifier.amp)},
-            "cam": {
-                "method": self.method,
-                "layers": self.layers,
-                "fusion": args.fusion,
-                "aug_smooth": args.aug_smooth,
-                "eigen_smooth": args.eigen_smooth,
-            },
-            "predicted": {
-                "class": label,
-                "name": self.class_names[label],
-                "probability": float(result.probabilities[label]),
-            },
-            "explained_labels": result.labels,
-            "num_segments": result.neighbourhood.num_segments,
-            "batch_size": result.neighbourhood.info["batch_size"],
-            "fit": {
-                str(k): {
-                    "r2": result.ours.labels[k].score,
-                    "intercept": result.ours.labels[k].intercept,
-                    "local_pred": result.ours.labels[k].local_pred,
-                    "lime_r2": result.lime.labels[k].score,
-                }
-                for k in result.labels
-            },  # fmt: skip
-            "timings": {"model_load_s": self.load_s, "explain_s": explain_s, **result.timings},
-        }
-
-    def _report(self, result, source: str, out: Path) -> None:
+    def _report(self, result: CamLimeResult, source: str, out: Path) -> None:
         args, label = self.args, result.target
         name, probability = self.class_names[label], float(result.probabilities[label])
         if args.quiet:
             print(f"{source}: {name} (class {label}) p={probability:.3f} -> {out}")
             return
-        title = TITLES[self.variant]
+        title = VARIANTS[self.variant]
         print(f"{source}: predicted {name} (class {label}), p = {probability:.3f}")
         for tag, exp in ((title, result.ours), ("LIME", result.lime)):
             top = exp.labels[label].local_exp[: args.num_features]

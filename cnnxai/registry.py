@@ -5,6 +5,7 @@ one-line errors naming close matches."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
 from cnnxai.errors import UserInputError
@@ -35,6 +36,20 @@ class Registry(Mapping[str, SpecT], Generic[SpecT]):
             raise ValueError(f"{self.kind} {spec.name!r} registered twice")
         self._specs[spec.name] = spec
         return spec
+
+    @contextmanager
+    def registered(self, spec: SpecT) -> Iterator[SpecT]:
+        """``spec`` registered for the block only (a test's own explainer or metric, or a stand-in for a registered
+        one), and the registry as it was afterwards."""
+        previous = self._specs.get(spec.name)
+        self._specs[spec.name] = spec
+        try:
+            yield spec
+        finally:
+            if previous is None:
+                del self._specs[spec.name]
+            else:
+                self._specs[spec.name] = previous
 
     def __getitem__(self, name: str) -> SpecT:
         return self._specs[name]

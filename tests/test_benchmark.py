@@ -230,14 +230,14 @@ def test_unreadable_images_and_undefined_scores_are_rows_with_reasons(tmp_path, 
     def failing(context):
         raise ValueError("cannot explain this one")
 
-    monkeypatch.setitem(
-        REGISTRY, "test_constant", ExplainerSpec("test_constant", constant, "constant", False)
-    )
-    monkeypatch.setitem(REGISTRY, "test_failing", ExplainerSpec("test_failing", failing, "fails", False))
     out = tmp_path / "out"
     methods = "test_constant,saliency,test_failing"
     args = ["--data-dir", str(folder), "--output-dir", str(out), "--methods", methods, *CHEAP]  # fmt: skip
-    code, _, stderr = run("faithfulness", args, capsys)
+    with (
+        REGISTRY.registered(ExplainerSpec("test_constant", constant, "constant")),
+        REGISTRY.registered(ExplainerSpec("test_failing", failing, "fails")),
+    ):
+        code, _, stderr = run("faithfulness", args, capsys)
     assert code == 1 and "broken.jpg" in stderr and "warning: good.png: test_failing failed" in stderr
     scores = list(csv.DictReader(open(out / "scores.csv")))
     assert len(scores) == 2 * 3 * 8

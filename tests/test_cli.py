@@ -109,6 +109,7 @@ def test_camlime_several_layers_methods_and_top_labels(tmp_path, photo_file, cap
         "fusion": "superpixel",
         "aug_smooth": False,
         "eigen_smooth": False,
+        "mode": "feature",
     }
     assert len(manifest["explained_labels"]) == 2
     labels = {int(r["label"]) for r in csv.DictReader(open(tmp_path / "cat" / "superpixels.csv"))}

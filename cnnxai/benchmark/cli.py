@@ -17,25 +17,26 @@ from cnnxai.benchmark.runner import (
     TARGETS,
     BenchmarkRun,
     BenchmarkSettings,
-    command_line,
     summarize_folder,
 )
 from cnnxai.cli_options import (
     DefaultsHelpFormatter,
     OneLineParser,
-    add_budget_options,
-    add_lime_options,
+    add_alias_flags,
+    add_explainer_option_flag,
     add_model_options,
     add_run_options,
     cli_layers,
     comma_separated,
     explainer_list_option,
-    explainer_settings,
+    explainer_options,
+    fill_alias,
     int_at_least,
     run_main,
 )
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
+from cnnxai.explainers import REGISTRY
 from cnnxai.metrics import (
     COMPLEXITY_METRICS,
     FAITHFULNESS_METRICS,
@@ -45,11 +46,15 @@ from cnnxai.metrics import (
 )
 from cnnxai.zoo import load_model
 
-# The seeds' comparison set (Lime, our, IG, SA, GS, IXG, DeCon, KH, LRP, Gradient, CVSF, CVRU), plus three.
+# The comparison set of the public CamLIME repository's MyFaithfulness.py (Lime, our, IG, SA, GS, IXG, DeCon, KH,
+# LRP, Gradient, CVSF, CVRU), plus three.
 DEFAULT_METHODS = (
     "lime", "gradlime", "ig", "saliency", "gradient_shap", "input_x_gradient", "deconvolution", "kernel_shap",
     "lrp", "gradient", "control_sobel", "control_random", "gradcam", "rise", "guided_ig_gnl",
 )  # fmt: skip
+
+# The explainers' shared settings these tools offer as flags (each made from the explainers' declarations).
+ALIASES = ("num_samples", "segmenter", "hide_color", "rise_masks", "ig_steps")
 
 TOOLS = {
     "faithfulness": ("MyFaithfulness", FAITHFULNESS_METRICS, "results/faithfulness"),
@@ -138,7 +143,7 @@ def build_parser(tool: str) -> OneLineParser:
         action="append",
         default=[],
         metavar="METRIC.PARAM=VALUE",
-        help="change a metric parameter (repeatable), e.g. --set Deletion.step=448; the defaults are the seeds' (README)",
+        help="change a metric parameter (repeatable), e.g. --set Deletion.step=448; the defaults are those of the public CamLIME benchmarks (docs/benchmarks.md)",
     )
     add(
         "--attribution",
@@ -167,14 +172,16 @@ def build_parser(tool: str) -> OneLineParser:
             help="images per group: Sufficiency compares explanations within a group (with 1 it is always 0, the seeds' bug)",
         )
     add_model_options(parser)
-    add_lime_options(parser, "perturbed images of the LIME family and KernelSHAP (the seeds used 8000)")
+    add_alias_flags(parser, REGISTRY, ALIASES, {
+        "num_samples": "perturbed images of the LIME family and KernelSHAP (the public CamLIME benchmarks used 8000)",
+    })  # fmt: skip
+    add_explainer_option_flag(parser)
     add(
         "--tf32",
         action="store_true",
         help="let CUDA run the explainers' and metrics' forwards in TF32 (faster on recent GPUs; logits move by "
         "~1e-3, as much as the changes measured); off: full float32",
     )
-    add_budget_options(parser)
     add(
         "--shard",
         default=None,
@@ -218,6 +225,7 @@ def run(args: argparse.Namespace, tool: str) -> int:
     if len(overrides) != len(args.settings):
         raise UserInputError("--set: a parameter is given twice; give each once")
     metric_settings = resolve_settings(list(args.metrics), overrides)
+    options = explainer_options(REGISTRY, args.methods, args, ALIASES)
     shard = parse_shard(args.shard) if args.shard else (1, 1)
     dataset = discover(args.data_dir)
     if args.target == "true" and dataset.layout != "imagenet":
@@ -229,12 +237,11 @@ def run(args: argparse.Namespace, tool: str) -> int:
     if args.overwrite:
         clear_run(folder, shard)
     model, model_info = load_model(args.model, args.weights, device)
-    layers = cli_layers(model, args.layers, args.model)
-    explainer_options = {"layers": layers, **explainer_settings(args)}
+    fill_alias(options, REGISTRY, "layers", cli_layers(model, args.layers, args.model))
     sufficiency = "Sufficiency" in args.metrics
     settings = BenchmarkSettings(
         tool=name, methods=tuple(args.methods), metrics=tuple(args.metrics), metric_settings=metric_settings,
-        explainer_options=explainer_options, feature_unit=getattr(args, "feature_unit", "pixel"),
+        explainer_options=options, feature_unit=getattr(args, "feature_unit", "pixel"),
         attribution=args.attribution, group_size=args.sufficiency_batch if sufficiency else 1,
         target=args.target, seed=args.seed, preprocess=args.preprocess, tf32=args.tf32,
     )  # fmt: skip
@@ -245,7 +252,7 @@ def run(args: argparse.Namespace, tool: str) -> int:
     }
     benchmark = BenchmarkRun(
         settings, model, model_info, dataset, images, folder, shard, args.batch_size, selection,
-        command_line(), progress=not args.quiet, debug=args.debug,
+        progress=not args.quiet, debug=args.debug,
     )  # fmt: skip
     status = benchmark.run()
     print((folder / "summary.md").read_text(), end="")

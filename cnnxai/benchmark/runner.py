@@ -10,8 +10,6 @@ before it, so an interrupted, resumed or sharded run writes the same rows as one
 from __future__ import annotations
 
 import json
-import platform
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -31,7 +29,7 @@ from cnnxai.metrics import METRICS, ImageMetrics, MetricResult, sufficiency
 from cnnxai.metrics.faithfulness import check_sizes
 from cnnxai.metrics.perturbation import full_float32
 from cnnxai.metrics.result import undefined
-from cnnxai.outputs import atomic_write_text, package_versions
+from cnnxai.outputs import build_manifest, write_json
 from cnnxai.preprocess import FRAME_SIZE, to_model_frame
 from lime_ext import TorchClassifier
 
@@ -45,6 +43,7 @@ UNREADABLE = "image could not be read"
 class BenchmarkSettings:
     """Everything that decides the rows of a run (a resumed run must have the same).
 
+    ``explainer_options[method]`` are the options given to each explainer (its declared defaults fill the rest).
     ``attribution`` is the one post-processing every explainer's map gets before it is scored: 'signed' (as
     the explainer returns it), 'positive' (negative parts set to 0) or 'absolute'. ``group_size`` is the
     number of images scored together (Sufficiency's batch); ``target`` 'predicted' or 'true' (the class folder).
@@ -54,7 +53,7 @@ class BenchmarkSettings:
     methods: tuple[str, ...]
     metrics: tuple[str, ...]
     metric_settings: dict[str, dict[str, Any]]
-    explainer_options: dict[str, Any] = field(default_factory=dict)
+    explainer_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     feature_unit: str = "pixel"
     attribution: str = "signed"
     group_size: int = 1
@@ -64,11 +63,9 @@ class BenchmarkSettings:
     tf32: bool = False
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in REGISTRY]
-        if unknown:
-            raise UserInputError(
-                f"unknown explainer(s) {', '.join(unknown)}; list them with: python -m cnnxai.explainers --list"
-            )
+        # Every explainer's options, defaults filled in: the rows depend on them, so the run's identity does.
+        resolved = {m: REGISTRY.options(m, self.explainer_options.get(m, {})) for m in self.methods}
+        object.__setattr__(self, "explainer_options", resolved)
         if self.attribution not in ATTRIBUTION_VIEWS:
             raise UserInputError(
                 f"attribution view {self.attribution!r}: choose one of {', '.join(ATTRIBUTION_VIEWS)}"
@@ -108,7 +105,6 @@ class BenchmarkRun:
         folder: the output folder; a shard writes its rows to ``folder/shards/<i>-of-<n>/``.
         shard: (i, n), 1-based; (1, 1) is the whole run.
         batch_size: inputs per forward pass for the explainers and metrics (None: from the device).
-        command: the command line, for the manifest.
         progress: show a progress bar; debug: let an explainer's error stop the run (else its rows say why).
     """
 
@@ -123,14 +119,13 @@ class BenchmarkRun:
         shard: tuple[int, int] = (1, 1),
         batch_size: int | None = None,
         selection: dict | None = None,
-        command: str = "",
         progress: bool = True,
         debug: bool = False,
     ) -> None:
         self.settings, self.model, self.model_info = settings, model, model_info
         self.dataset, self.images = dataset, list(images)
         self.folder, self.shard = Path(folder), shard
-        self.batch_size, self.command, self.progress, self.debug = batch_size, command, progress, debug
+        self.batch_size, self.progress, self.debug = batch_size, progress, debug
         self.selection = dict(selection or {})
         self.device = next(iter(model.parameters())).device
         check_sizes(settings.metric_settings, (3, FRAME_SIZE, FRAME_SIZE), settings.feature_unit)
@@ -172,29 +167,20 @@ class BenchmarkRun:
                 )
 
     def _write_manifest(self, folder: Path, extra: dict) -> None:
-        manifest = {
-            "tool": f"{self.settings.tool}.py",
-            "command": self.command,
-            "identity": self.identity(),
-            "seed": self.settings.seed,
-            "model": {**self.model_info, "device": str(self.device)},
-            "batch_size": self.batch_size,
-            "metrics": {
-                name: {
-                    "direction": METRICS[name].direction,
-                    "family": METRICS[name].family,
-                    "params": self.settings.metric_settings[name],
-                    "definition": METRICS[name].description,
-                }
+        manifest = build_manifest(
+            f"{self.settings.tool}.py", ("captum", "zennit", "quantus", "tqdm"),
+            identity=self.identity(), seed=self.settings.seed,
+            model={**self.model_info, "device": str(self.device)}, batch_size=self.batch_size,
+            metrics={
+                name: {"direction": METRICS[name].direction, "family": METRICS[name].family,
+                       "params": self.settings.metric_settings[name], "definition": METRICS[name].description}
                 for name in self.settings.metrics
             },
-            "methods": {name: REGISTRY[name].description for name in self.settings.methods},
-            "versions": package_versions(("captum", "zennit", "quantus", "tqdm")),
-            "platform": platform.platform(),
+            methods={name: REGISTRY[name].description for name in self.settings.methods},
             **extra,
-        }
+        )  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+        write_json(folder / "manifest.json", manifest)
 
     # -- the run ------------------------------------------------------------------------------------------
 
@@ -288,7 +274,7 @@ class BenchmarkRun:
                 with full_float32(not settings.tf32):
                     attribution = explain(
                         method, self.model, item.frame, item.metrics.target, seed=settings.seed, device=self.device,
-                        batch_size=self.batch_size, shared=item.shared, **settings.explainer_options,
+                        batch_size=self.batch_size, shared=item.shared, **settings.explainer_options[method],
                     )  # fmt: skip
             except (
                 ValueError,
@@ -387,5 +373,3 @@ def summarize_folder(folder: Path) -> Path:
     )
 
 
-def command_line() -> str:
-    return shlex.join(sys.argv)

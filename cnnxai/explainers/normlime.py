@@ -251,10 +251,14 @@ def _normlime(context: ExplainContext, variant: str) -> Attribution:
     )
 
 
+def _is_folder(value: str) -> str | None:
+    return None if Path(value).is_dir() else "no such folder; give a folder of reference images"
+
+
 NORMLIME_OPTIONS = (
     *LIME_OPTIONS,
     Option("reference", None, "folder of reference images its clusters and global weights are fitted on (once, "
-           "cached); default: the built-in photos", parse=str, alias="normlime_reference"),
+           "cached); default: the built-in photos", parse=str, check=_is_folder, alias="normlime_reference"),
     Option("clusters", CLUSTERS, "KMeans clusters of superpixels", check=at_least(2), alias="normlime_clusters"),
     Option("samples", REFERENCE_SETTINGS.num_samples, "LIME samples per reference image when fitting the global "
            "weights (PaddleX: 3000)", check=at_least(2), alias="normlime_samples"),

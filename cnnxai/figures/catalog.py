@@ -1,5 +1,6 @@
-"""The seeds' paper figures (algorithms.md 2.5, 3.3, 3.4), one function each, drawn from the library's own
-explainers: ``FIGURES[name].draw(run) -> matplotlib Figure``.
+"""The figures of the GradLIME and CamLIME papers and of their public repositories' scripts, one function each,
+drawn from the library's own explainers: ``FIGURES[name].draw(run) -> matplotlib Figure`` for a typed
+:class:`~cnnxai.figures.context.FigureRun` (docs/figures.md).
 
 Fixed on the way: the weight-feature curves of each row are that row's (CAM_LIME_w_f2 plotted the last mode's
 weights in every row), overlays are drawn on the model-input frame the map was computed on (the seeds laid the
@@ -17,7 +18,7 @@ from matplotlib.gridspec import GridSpec
 from skimage.segmentation import mark_boundaries
 
 from cnnxai.errors import UserInputError
-from cnnxai.figures.context import FigureContext
+from cnnxai.figures.context import FigureContext, FigureRun
 from cnnxai.figures.panels import (
     TITLE,
     blank,
@@ -84,9 +85,9 @@ def explainer_name(name: str) -> str:
     "models",
     "several black-box models x [Original, Activation, LIME, ours]; models without weights are skipped",
 )
-def models(run) -> Figure:
+def models(run: FigureRun) -> Figure:
     rows = []
-    for name in run.model_names:
+    for name in run.settings.models:
         context = run.context_for_model(name)
         if context is not None:
             rows.append(context)
@@ -94,13 +95,14 @@ def models(run) -> Figure:
         raise UserInputError(
             "no model of --models has its weights here; see the messages above for how to get them"
         )
-    method = run.method or "gradcam"
+    method = run.settings.method or "gradcam"
+    features = run.settings.num_features
     fig, axes = grid(len(rows), 4)
     for row, ctx in zip(axes, rows, strict=True):
         image_panel(row[0], ctx.frame, f"Original\n{ctx.model_name}: {ctx.class_names[ctx.target]}")
         shown = cam_panel(row[1], ctx.activation(method), f"Activation ({cam_name(method)})", raw=True)
-        superpixels_panel(row[2], ctx.lime(), ctx.target, run.num_features, "LIME")
-        superpixels_panel(row[3], ctx.ours(ctx.cam_map(method)), ctx.target, run.num_features, "Ours")
+        superpixels_panel(row[2], ctx.lime(), ctx.target, features, "LIME")
+        superpixels_panel(row[3], ctx.ours(method), ctx.target, features, "Ours")
     colorbar(fig, shown, axes.ravel().tolist(), "activation / max")
     return fig
 
@@ -109,17 +111,14 @@ def _layer_row(
     row, ctx: FigureContext, layers: list[str], method: str, num_features: int, fused: bool = True
 ):
     """[Original, (CAM_l, CamLIME_l) for each layer, (fused CAM, CamLIME_fused)] on one row; the last map shown."""
-    cams = ctx.cams(layers, method)
+    ctx.cams(layers, method)  # one pass for all layers; the per-layer panels reuse its maps
     image_panel(row[0], ctx.frame, f"Original\n{ctx.class_names[ctx.target]}")
-    maps = [ctx.fused_map([cams.maps[layer]]) for layer in layers]
-    titles = list(layers)
-    if fused:
-        maps.append(ctx.fused_map([cams.maps[layer] for layer in layers]))
-        titles.append("fused")
+    chosen = [[layer] for layer in layers] + ([list(layers)] if fused else [])
+    titles = list(layers) + (["fused"] if fused else [])
     shown = None
-    for k, (cam, title) in enumerate(zip(maps, titles, strict=True)):
-        shown = cam_panel(row[1 + 2 * k], cam, f"{cam_name(method)}\n{title}")
-        superpixels_panel(row[2 + 2 * k], ctx.ours(cam), ctx.target, num_features, f"CamLIME\n{title}")
+    for k, (these, title) in enumerate(zip(chosen, titles, strict=True)):
+        shown = cam_panel(row[1 + 2 * k], ctx.cam_map(method, these), f"{cam_name(method)}\n{title}")
+        superpixels_panel(row[2 + 2 * k], ctx.ours(method, these), ctx.target, num_features, f"CamLIME\n{title}")
     return shown
 
 
@@ -127,17 +126,17 @@ def _layer_row(
     "layers",
     "per-layer CAM and CamLIME, plus the fused map (CAM_LIME_fues_act.py; --method, default layercam)",
 )
-def layers(run) -> Figure:
+def layers(run: FigureRun) -> Figure:
     ctx = run.context
     chosen = run.multi_layers(ctx)
     fig, axes = grid(1, 1 + 2 * (len(chosen) + 1))
-    shown = _layer_row(axes[0], ctx, chosen, run.method or "layercam", run.num_features)
+    shown = _layer_row(axes[0], ctx, chosen, run.settings.method or "layercam", run.settings.num_features)
     colorbar(fig, shown, axes.ravel().tolist(), "CAM (min-max)")
     return fig
 
 
 @figure("fusion-depth", "fusing the first 2, 3, ... layers, one row each (CAM_LIME_fues_act2.py)")
-def fusion_depth(run) -> Figure:
+def fusion_depth(run: FigureRun) -> Figure:
     ctx = run.context
     chosen = run.multi_layers(ctx)
     if len(chosen) < 2:
@@ -146,7 +145,7 @@ def fusion_depth(run) -> Figure:
     fig, axes = grid(len(depths), 1 + 2 * (len(chosen) + 1))
     shown = None
     for row, depth in zip(axes, depths, strict=True):
-        shown = _layer_row(row, ctx, chosen[:depth], run.method or "layercam", run.num_features)
+        shown = _layer_row(row, ctx, chosen[:depth], run.settings.method or "layercam", run.settings.num_features)
         row[0].set_title(f"Original\nS{depth}: {depth} layers", fontsize=TITLE)
         for axis in row[1 + 2 * (depth + 1) :]:
             blank(axis)
@@ -160,18 +159,18 @@ def fusion_depth(run) -> Figure:
     "cam",
     SEVEN_CAM_MODES,
 )
-def cam_methods(run) -> Figure:
+def cam_methods(run: FigureRun) -> Figure:
     ctx = run.context
     lime = ctx.lime()
-    fig, axes = grid(len(run.methods), 5)
+    features = run.settings.num_features
+    fig, axes = grid(len(run.settings.methods), 5)
     shown = None
-    for row, method in zip(axes, run.methods, strict=True):
-        fused = ctx.cam_map(method)
+    for row, method in zip(axes, run.settings.methods, strict=True):
         image_panel(row[0], ctx.frame, f"Original\n{ctx.class_names[ctx.target]}")
-        superpixels_panel(row[1], lime, ctx.target, run.num_features, "LIME")
+        superpixels_panel(row[1], lime, ctx.target, features, "LIME")
         shown = cam_panel(row[2], ctx.activation(method), f"Activation: {cam_name(method)}", raw=True)
-        overlay_panel(row[3], ctx.frame, fused, "Mapping")
-        superpixels_panel(row[4], ctx.ours(fused), ctx.target, run.num_features, f"Ours ({cam_name(method)})")
+        overlay_panel(row[3], ctx.frame, ctx.cam_map(method), "Mapping")
+        superpixels_panel(row[4], ctx.ours(method), ctx.target, features, f"Ours ({cam_name(method)})")
     colorbar(fig, shown, axes.ravel().tolist(), "activation (raw / max; mapping: min-max)")
     return fig
 
@@ -182,29 +181,30 @@ def cam_methods(run) -> Figure:
     "cam",
     SEVEN_CAM_MODES,
 )
-def cam_methods_layers(run) -> Figure:
+def cam_methods_layers(run: FigureRun) -> Figure:
     ctx = run.context
     chosen = run.multi_layers(ctx)
-    fig, axes = grid(len(run.methods), 1 + 2 * len(chosen))
+    fig, axes = grid(len(run.settings.methods), 1 + 2 * len(chosen))
     shown = None
-    for row, method in zip(axes, run.methods, strict=True):
-        shown = _layer_row(row, ctx, chosen, method, run.num_features, fused=False)
+    for row, method in zip(axes, run.settings.methods, strict=True):
+        shown = _layer_row(row, ctx, chosen, method, run.settings.num_features, fused=False)
     colorbar(fig, shown, axes.ravel().tolist(), "CAM (min-max)")
     return fig
 
 
 @figure("weight-feature", "LIME and ours with superpixel ids, and weight by superpixel (GradLIME_w_f.py; several --methods: CAM_LIME_w_f2.py, each row its own curve)", "cam", ("gradcam",))  # fmt: skip
-def weight_feature(run) -> Figure:
+def weight_feature(run: FigureRun) -> Figure:
     ctx = run.context
     lime = ctx.lime()
-    fig, axes = grid(len(run.methods), 4, cell=2.6)
+    features = run.settings.num_features
+    fig, axes = grid(len(run.settings.methods), 4, cell=2.6)
     segments = ctx.neighbourhood.segments
-    for row, method in zip(axes, run.methods, strict=True):
-        ours = ctx.ours(ctx.cam_map(method))
+    for row, method in zip(axes, run.settings.methods, strict=True):
+        ours = ctx.ours(method)
         image_panel(row[0], mark_boundaries(ctx.frame, segments), "Superpixels")
         segment_ids(row[0], segments)
-        superpixels_panel(row[1], lime, ctx.target, run.num_features, "LIME", ids=True)
-        superpixels_panel(row[2], ours, ctx.target, run.num_features, f"Ours ({cam_name(method)})", ids=True)
+        superpixels_panel(row[1], lime, ctx.target, features, "LIME", ids=True)
+        superpixels_panel(row[2], ours, ctx.target, features, f"Ours ({cam_name(method)})", ids=True)
         curve = row[3]
         curve.set_axis_on()
         ids = np.arange(ours.num_segments)
@@ -220,9 +220,9 @@ def weight_feature(run) -> Figure:
 
 
 @figure("compare", "ours beside IG, GradientSHAP, Occlusion, Grad-CAM, LIME, RISE and guided_ig_gnl (my_difExp_vis.py)", "explainers", COMPARED)  # fmt: skip
-def compare(run) -> Figure:
+def compare(run: FigureRun) -> Figure:
     ctx = run.context
-    names = [*run.methods, "gradlime"]
+    names = [*run.settings.methods, "gradlime"]
     columns = min(5, 1 + len(names))  # two rows rather than one too wide for a page
     fig, axes = grid(-(-(1 + len(names)) // columns), columns, cell=2.4)
     cells = axes.ravel()
@@ -244,17 +244,17 @@ def compare(run) -> Figure:
     "rgb",
     "attribution per colour channel: LIME and ours hiding one channel at a time (Quantus_CamLime_test.py)",
 )
-def rgb(run) -> Figure:
+def rgb(run: FigureRun) -> Figure:
     ctx = run.context
     fig, axes = grid(3, 4)
-    cam = ctx.cam_map(run.method or "gradcam")
-    lime, ours = ctx.lime(), ctx.ours(cam)
+    method, features = run.settings.method or "gradcam", run.settings.num_features
+    lime, ours = ctx.lime(), ctx.ours(method)
     image_panel(axes[0, 0], ctx.frame, f"Original\n{ctx.class_names[ctx.target]}")
-    overlay_panel(axes[0, 1], ctx.frame, cam, cam_name(run.method or "gradcam"))
-    superpixels_panel(axes[0, 2], lime, ctx.target, run.num_features, "LIME")
-    superpixels_panel(axes[0, 3], ours, ctx.target, run.num_features, "Ours")
+    overlay_panel(axes[0, 1], ctx.frame, ctx.cam_map(method), cam_name(method))
+    superpixels_panel(axes[0, 2], lime, ctx.target, features, "LIME")
+    superpixels_panel(axes[0, 3], ours, ctx.target, features, "Ours")
     maps = {"LIME": [lime.attribution_map(ctx.target)], "Ours": [ours.attribution_map(ctx.target)]}
-    hide = hidden_image(ctx.frame, ctx.neighbourhood.segments, ctx.options["hide_color"])
+    hide = hidden_image(ctx.frame, ctx.neighbourhood.segments, ctx.lime_settings.hide_color)
     for channel in range(3):
         hidden = ctx.frame.copy()
         hidden[..., channel] = hide[..., channel]  # only this channel of an off superpixel is hidden
@@ -275,11 +275,12 @@ def rgb(run) -> Figure:
 
 
 @figure("deletion-insertion", "deletion and insertion curves of several methods on one image (RISE's protocol)", "explainers", CURVE_METHODS)  # fmt: skip
-def deletion_insertion(run) -> Figure:
+def deletion_insertion(run: FigureRun) -> Figure:
     ctx = run.context
-    names = list(run.methods)
-    metrics = ImageMetrics(ctx.model, ctx.x, ctx.target, resolve_settings(["Deletion", "Insertion"], run.metric_settings),
-                           seed=ctx.seed, key=run.image_key)  # fmt: skip
+    names = list(run.settings.methods)
+    step = str(run.settings.curve_step)
+    settings = resolve_settings(["Deletion", "Insertion"], {"Deletion.step": step, "Insertion.step": step})
+    metrics = ImageMetrics(ctx.model, ctx.x, ctx.target, settings, seed=ctx.seed, key=run.image_key)
     columns = max(2, len(names))  # the two curve panels need two columns even for one method
     fig = Figure(figsize=(max(2.0 * columns, 9.0), 6.4), constrained_layout=True)
     layout = GridSpec(2, columns, figure=fig, height_ratios=[1, 1.6])
@@ -341,7 +342,7 @@ def auto_choose_num_features(weights: np.ndarray, segments: np.ndarray, threshol
 @figure(
     "normlime", "PaddleX's NormLIME layout: image, superpixels, LIME at five thresholds, NormLIME, combined"
 )
-def normlime(run) -> Figure:
+def normlime(run: FigureRun) -> Figure:
     ctx = run.context
     lime = ctx.lime()
     weights = lime.labels[ctx.target].weights
@@ -367,13 +368,13 @@ def normlime(run) -> Figure:
 @figure(
     "neighbourhood", "a grid of LIME's perturbed samples with the model's p(target) (show_neighborhood_img)"
 )
-def neighbourhood(run) -> Figure:
+def neighbourhood(run: FigureRun) -> Figure:
     ctx = run.context
     found = ctx.neighbourhood
-    count = min(run.samples, len(found.masks))
+    count = min(run.settings.samples, len(found.masks))
     columns = min(4, count)
     fig, axes = grid(-(-count // columns), columns)
-    hidden = hidden_image(ctx.frame, found.segments, ctx.options["hide_color"])
+    hidden = hidden_image(ctx.frame, found.segments, ctx.lime_settings.hide_color)
     for i, axis in enumerate(axes.ravel()):
         if i >= count:
             blank(axis)

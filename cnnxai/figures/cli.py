@@ -1,11 +1,10 @@
-"""The command line of Figures.py: one command per figure of the seeds' papers, written as PNG (and PDF) with a
-manifest beside it. Exit status 0, or 2 for a bad option or input (one line on stderr naming the problem)."""
+"""The command line of Figures.py: one command per figure of the GradLIME / CamLIME papers and their public
+scripts, written as PNG (and PDF) with a manifest beside it. Exit status 0, or 2 for a bad option or input (one
+line on stderr naming the problem)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -17,29 +16,30 @@ from cam_ext import CAM_METHODS
 from cnnxai.cli_options import (
     DefaultsHelpFormatter,
     OneLineParser,
-    add_budget_options,
-    add_lime_options,
+    add_alias_flags,
+    add_explainer_option_flag,
     add_model_options,
     add_run_options,
     cli_layers,
     comma_separated,
-    explainer_settings,
+    explainer_options,
     int_at_least,
     run_main,
 )
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY
-from cnnxai.explainers.sise import block_output_layers
 from cnnxai.figures.catalog import FIGURES, FigureSpec
-from cnnxai.figures.context import FigureContext
+from cnnxai.figures.context import FigureContext, FigureRun, FigureSettings
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
-from cnnxai.outputs import atomic_savefig, atomic_write_text, package_versions
+from cnnxai.outputs import atomic_savefig, build_manifest, write_json
 from cnnxai.preprocess import to_model_frame
 from cnnxai.zoo import MODELS, imagenet_class_names, load_model
-from lime_ext import CamLimeExplainer, Neighbourhood
 
-DEFAULT_FEATURES = {"weight-feature": 8}  # the seeds' per-figure choices (GradLIME_w_f.py: 8); else 20
+DEFAULT_FEATURES = {"weight-feature": 8}  # GradLIME_w_f.py of the public GradLIME repository shows 8; else 20
+# The explainers' shared settings offered as flags (each made from the explainers' declarations).
+ALIASES = ("num_samples", "segmenter", "hide_color", "rise_masks", "ig_steps", "normlime_reference",
+           "normlime_samples", "normlime_clusters")  # fmt: skip
 
 
 def build_parser() -> OneLineParser:
@@ -65,8 +65,16 @@ def build_parser() -> OneLineParser:
         help="the CAM method of the prior (default: layercam for layers and fusion-depth, gradcam otherwise)")  # fmt: skip
     add("--methods", type=comma_separated, default=None,
         help="for cam-methods, cam-methods-layers, weight-feature: CAM methods; for compare, deletion-insertion: "
-        "explainers (python -m cnnxai.explainers --list); default: the seeds' set of each figure (see --list)")  # fmt: skip
-    add_lime_options(parser, "perturbed images of the LIME neighbourhood (the papers used 1000 to 8000)")
+        "explainers (python -m cnnxai.explainers --list); default: each figure's own set (see --list)")  # fmt: skip
+    add_alias_flags(parser, REGISTRY, ALIASES, {
+        "num_samples": "perturbed images of the LIME neighbourhood (the papers used 1000 to 8000)",
+        "normlime_reference": "for 'normlime': the reference folder of its clusters and global weights (cached); "
+        "default: the built-in photos",
+        "normlime_samples": "for 'normlime': LIME samples per reference image when fitting its global weights "
+        "(PaddleX: 3000)",
+        "normlime_clusters": "for 'normlime': KMeans clusters of superpixels",
+    })  # fmt: skip
+    add_explainer_option_flag(parser)
     add("--num-features", type=int_at_least(1), default=None,
         help="superpixels shown per LIME panel (default: 8 for weight-feature, 20 otherwise)")  # fmt: skip
     add(
@@ -74,17 +82,6 @@ def build_parser() -> OneLineParser:
     )
     add("--samples", type=int_at_least(1), default=12, help="for 'neighbourhood': perturbed samples shown")
     add("--curve-step", type=int_at_least(1), default=224, help="for 'deletion-insertion': pixels per step")
-    add("--normlime-reference", default=None,
-        help="for 'normlime': the reference folder of its clusters and global weights (cached); default: the built-in photos")  # fmt: skip
-    add("--normlime-samples", type=int_at_least(2), default=3000,
-        help="for 'normlime': LIME samples per reference image when fitting its global weights (PaddleX: 3000)")  # fmt: skip
-    add(
-        "--normlime-clusters",
-        type=int_at_least(2),
-        default=50,
-        help="for 'normlime': KMeans clusters of superpixels",
-    )
-    add_budget_options(parser)
     add("--pdf", action="store_true", help="also write a PDF of each figure (text and lines as vectors)")
     add("--dpi", type=int_at_least(50), default=150,
         help="PNG resolution; a panel is 2.1 in wide, so about 110 shows the 224-pixel frame at its own size")  # fmt: skip
@@ -98,58 +95,6 @@ def list_figures() -> str:
         methods = f" [--methods default: {','.join(spec.default_methods)}]" if spec.default_methods else ""
         lines.append(f"{name:<20}{spec.description}{methods}")
     return "\n".join(lines)
-
-
-class FigureRun:
-    """One figure of one image: the options, the main model's :class:`FigureContext`, and what figures ask."""
-
-    def __init__(
-        self, args: argparse.Namespace, spec: FigureSpec, frame, image_key: str, model, device, layers
-    ) -> None:
-        self.args, self.spec, self.image_key, self.device = args, spec, image_key, device
-        self.class_names = imagenet_class_names()
-        self.options = {
-            **explainer_settings(args), "seed": args.seed, "batch_size": args.batch_size, "target": args.target,
-            "layers": layers, "normlime_samples": args.normlime_samples, "normlime_clusters": args.normlime_clusters,
-        }  # fmt: skip
-        if args.normlime_reference is not None:
-            self.options["normlime_reference"] = args.normlime_reference
-        self.context = FigureContext(model, args.model, frame, self.options, self.class_names)
-        self.model_names = args.models
-        self.method = args.method
-        self.methods = checked_methods(spec, args.methods)
-        self.num_features = args.num_features or DEFAULT_FEATURES.get(spec.name, 20)
-        self.samples = args.samples
-        self.metric_settings = {"Deletion.step": str(args.curve_step), "Insertion.step": str(args.curve_step)}
-        self.skipped: dict[str, str] = {}
-
-    def multi_layers(self, ctx: FigureContext) -> list[str]:
-        """--layers when several are given, else one layer per feature-map size, low level first (at most 4)."""
-        if self.args.layers and len(self.context.options["layers"]) > 1:
-            return list(self.context.options["layers"])
-        return block_output_layers(ctx.model, ctx.x)[-4:]
-
-    def context_for_model(self, name: str) -> FigureContext | None:
-        """The same image under zoo model ``name``, or None (with a message) when its weights are not here."""
-        if name == self.args.model:
-            return self.context
-        try:
-            model, _ = load_model(name, None, self.device)
-        except UserInputError as error:
-            self.skipped[name] = str(error)
-            print(f"skipped {name}: {error}", file=sys.stderr)
-            return None
-        return FigureContext(model, name, self.context.frame, {**self.options, "layers": list(MODELS[name].layers)},
-                             self.class_names)  # fmt: skip
-
-    def channel_neighbourhood(self, ctx: FigureContext, hidden) -> Neighbourhood:
-        """The image's neighbourhood (same superpixels and draws) with ``hidden`` shown where superpixels are off."""
-        explainer = CamLimeExplainer(
-            ctx.classifier, segmenter=self.options["segmenter"], batch_size=self.options["batch_size"]
-        )
-        return explainer.sample(
-            ctx.frame, int(self.options["num_samples"]), ctx.seed, ctx.neighbourhood.segments, hidden=hidden
-        )
 
 
 def checked_methods(spec: FigureSpec, methods: list[str] | None) -> tuple[str, ...]:
@@ -194,10 +139,19 @@ def save(fig, folder: Path, stem: str, pdf: bool, manifest: dict, dpi: int = 150
         written.append(folder / f"{stem}{suffix}")
     plt.close(fig)
     final = folder / f"{stem}.json"
-    atomic_write_text(
-        final, json.dumps({**manifest, "files": [p.name for p in written]}, indent=2, default=str) + "\n"
-    )
+    write_json(final, {**manifest, "files": [p.name for p in written]})
     return [*written, final]
+
+
+def settings_of(args: argparse.Namespace, spec: FigureSpec) -> FigureSettings:
+    """The figure's typed settings from the command line."""
+    several = args.layers and len([part for item in args.layers for part in item.split(",") if part]) > 1
+    return FigureSettings(
+        method=args.method, methods=checked_methods(spec, args.methods), models=tuple(args.models),
+        multi_layers=None if not several else tuple(part for item in args.layers for part in item.split(",") if part),
+        num_features=args.num_features or DEFAULT_FEATURES.get(spec.name, 20), samples=args.samples,
+        curve_step=args.curve_step,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -207,29 +161,33 @@ def run(args: argparse.Namespace) -> int:
     if args.figure is None:
         raise UserInputError("name a figure (Figures.py NAME); Figures.py --list names them")
     spec = FIGURES[args.figure]
-    checked_methods(spec, args.methods)
-    if args.normlime_reference is not None and not Path(args.normlime_reference).is_dir():
-        raise UserInputError(
-            f"--normlime-reference {args.normlime_reference}: no such folder; give a folder of images"
-        )
+    settings = settings_of(args, spec)
+    options = explainer_options(REGISTRY, list(REGISTRY), args, ALIASES)  # any explainer may be drawn
     images = images_of(args.image_path)
     device = resolve_device(args.device)
     model, model_info = load_model(args.model, args.weights, device)
     layers = cli_layers(model, args.layers, args.model)
+    class_names = imagenet_class_names()
+
+    def other_model(name: str):
+        return load_model(name, None, device)[0], MODELS[name].layers
+
     for name, load in images:
         frame = to_model_frame(load(), args.preprocess)
         start = time.perf_counter()
-        figure_run = FigureRun(args, spec, frame, name, model, device, layers)
+        context = FigureContext(model, args.model, frame, layers, options, class_names, args.seed, args.batch_size,
+                                args.target)  # fmt: skip
+        figure_run = FigureRun(settings, context, name, other_model)
         with torch.random.fork_rng(devices=[]):  # nothing here may change the caller's global RNG
             fig = spec.draw(figure_run)
-        manifest = {
-            "tool": "Figures.py", "figure": spec.name, "description": spec.description, "command": shlex.join(sys.argv),
-            "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
-            "image": {"source": args.image_path, "name": name}, "model": {**model_info, "device": str(device)},
-            "target": {"class": figure_run.context.target, "name": figure_run.class_names[figure_run.context.target]},
-            "methods": list(figure_run.methods), "layers": layers, "skipped_models": figure_run.skipped,
-            "seed": args.seed, "seconds": time.perf_counter() - start, "versions": package_versions(),
-        }  # fmt: skip
+        for skipped, reason in figure_run.skipped.items():
+            print(f"skipped {skipped}: {reason}", file=sys.stderr)
+        manifest = build_manifest(
+            "Figures.py", figure=spec.name, description=spec.description, options=vars(args),
+            image={"source": args.image_path, "name": name}, model={**model_info, "device": str(device)},
+            target={"class": context.target, "name": class_names[context.target]}, methods=list(settings.methods),
+            layers=layers, skipped_models=figure_run.skipped, seed=args.seed, seconds=time.perf_counter() - start,
+        )  # fmt: skip
         written = save(fig, Path(args.output_dir), f"{spec.name}_{name}", args.pdf, manifest, args.dpi)
         print(f"{spec.name}: wrote {', '.join(str(p) for p in written)}")
     return 0
