@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 from cnnxai.errors import UserInputError
 
 Parse = Callable[[str], Any]
+SettingsT = TypeVar("SettingsT")
 Check = Callable[[Any], str | None]  # a complaint ("must be positive"), or None when the value is fine
 
 
@@ -170,3 +171,10 @@ def split_assignment(text: str, example: str) -> tuple[str, str, str]:
     if not equals or not dot or not owner or not name or not value.strip():
         raise ValueError(f"expected NAME.KEY=VALUE (e.g. {example}), got {text!r}")
     return owner.strip(), name.strip(), value.strip()
+
+
+def settings_from(kind: type[SettingsT], options: Mapping[str, Any], **values: Any) -> SettingsT:
+    """A frozen settings object (``LimeSettings``, ``CamSettings``) from the ``options`` named as its fields,
+    ``values`` overriding: one explainer context's resolved options grouped as the library call wants them."""
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    return kind(**{**{name: options[name] for name in names if name in options}, **values})

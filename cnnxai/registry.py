@@ -76,3 +76,15 @@ class Registry(Mapping[str, SpecT], Generic[SpecT]):
         """The declared options of ``name`` with ``given`` applied and checked (see :func:`resolve_options`)."""
         spec = self.lookup(name)
         return resolve_options(f"{self.kind} {spec.name}", spec.options, given)
+
+
+def listing(registry: Registry) -> str:
+    """The ``--list`` text of a registry: each entry with its description (when it has one), then one line per
+    declared option, ``name.option = default: help``, as ``--explainer-option`` sets it."""
+    width = max(map(len, registry), default=0)
+    lines = []
+    for name, spec in registry.items():
+        lines.append(f"{name:<{width}}  {getattr(spec, 'description', '')}".rstrip())
+        for option in spec.options:
+            lines.append(f"{'':<{width}}    {name}.{option.name} = {option.default!r}: {option.help}")
+    return "\n".join(lines)

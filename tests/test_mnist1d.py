@@ -1,12 +1,15 @@
 """MNIST-1D: the data (deterministic, offline), the 1-D CNN (>= 85% test accuracy, cached), the 1-D explainers
-(shapes, Grad-CAM against pytorch_grad_cam, IG completeness, seeded determinism, no side effects) and
-MNIST1D.py (figure + manifest, bad input = one line, exit 2, nothing written)."""
+(shapes, declared options and one-line errors naming close matches, values equal to those of the code before
+the shared batch loop, Grad-CAM against pytorch_grad_cam, IG completeness, seeded determinism, no side effects)
+and MNIST1D.py (figure + manifest, flags made from the declarations, --explainer-option, bad input = one line,
+exit 2, nothing written)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import random
+import zlib
 
 import numpy as np
 import pytest
@@ -16,8 +19,10 @@ from PIL import Image
 from torch import nn
 
 import cnnxai.signal1d.explainers as explainers_1d
+from cnnxai.errors import UserInputError
 from cnnxai.signal1d import (
-    METHODS_1D,
+    REGISTRY_1D,
+    MNIST1DConvNet,
     deletion_curve,
     explain_1d,
     load_mnist1d_model,
@@ -26,12 +31,19 @@ from cnnxai.signal1d import (
     window_prior,
     window_segments,
 )
-from cnnxai.signal1d.cli import choose_signals, main
+from cnnxai.signal1d.cli import main
 from cnnxai.signal1d.data import generate_mnist1d
 from cnnxai.signal1d.explainers import rise_masks_1d
+from cnnxai.signal1d.report import choose_signals
 
 LENGTH = 40
 SMALL = ["--num-samples", "40", "--rise-masks", "32", "--ig-steps", "4", "--device", "cpu", "--quiet"]
+
+
+def declared(name: str, **options) -> dict:
+    """The ``options`` that method ``name`` declares (options are per method: rise's masks, ig's steps, ...)."""
+    names = {option.name for option in REGISTRY_1D[name].options}
+    return {key: value for key, value in options.items() if key in names}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -149,13 +161,14 @@ def test_model_takes_both_signal_layouts(model, data):
 # ------------------------------------------------------------------------------------------------ explainers
 
 
-@pytest.mark.parametrize("name", list(METHODS_1D))
+@pytest.mark.parametrize("name", list(REGISTRY_1D))
 def test_every_explainer_returns_a_float32_map_of_the_signal_length(name, model, example):
     signal, target = example
-    result = explain_1d(name, model, signal, target, seed=0, num_samples=200, rise_masks=200, ig_steps=8)
+    options = declared(name, num_samples=200, masks=200, steps=8)
+    result = explain_1d(name, model, signal, target, seed=0, **options)
     assert result.dtype == np.float32 and result.shape == (LENGTH,)
     assert np.all(np.isfinite(result)) and np.abs(result).max() > 0
-    if not METHODS_1D[name].signed:
+    if not REGISTRY_1D[name].signed:
         assert result.min() >= 0
 
 
@@ -163,8 +176,8 @@ def test_explainers_restore_modes_and_leave_no_hooks(model, example):
     signal, target = example
     model.train()
     model.relu2.eval()  # mixed modes come back as they were
-    for name in METHODS_1D:
-        explain_1d(name, model, signal, target, num_samples=50, rise_masks=50, ig_steps=4)
+    for name in REGISTRY_1D:
+        explain_1d(name, model, signal, target, **declared(name, num_samples=50, masks=50, steps=4))
     assert model.training and model.conv1.training and not model.relu2.training
     for module in model.modules():
         assert not module._forward_hooks and not module._forward_pre_hooks and not module._backward_hooks
@@ -225,14 +238,14 @@ def test_ig_is_complete(model, data):
         signal, target = data.x_test[index], int(data.y_test[index])
         with torch.no_grad():
             gap = float((model(torch.from_numpy(signal)[None]) - model(torch.zeros(1, LENGTH)))[0, target])
-        assert abs(explain_1d("ig", model, signal, target, ig_steps=200).sum() - gap) <= 0.02 * abs(gap)
+        assert abs(explain_1d("ig", model, signal, target, steps=200).sum() - gap) <= 0.02 * abs(gap)
         assert abs(explain_1d("ig", model, signal, target).sum() - gap) <= 0.05 * abs(gap)
 
 
-@pytest.mark.parametrize("name", [name for name, method in METHODS_1D.items() if method.random])
+@pytest.mark.parametrize("name", [name for name, spec in REGISTRY_1D.items() if spec.random])
 def test_random_explainers_are_seeded(name, model, example):
     signal, target = example
-    options = {"num_samples": 150, "rise_masks": 150}
+    options = declared(name, num_samples=150, masks=150)
     first = explain_1d(name, model, signal, target, seed=5, **options)
     np.testing.assert_array_equal(first, explain_1d(name, model, signal, target, seed=5, **options))
     assert not np.array_equal(first, explain_1d(name, model, signal, target, seed=6, **options))
@@ -265,7 +278,8 @@ def test_lime_hides_windows_with_zero_or_their_mean(model, example):
 
 
 def test_window_prior_is_the_linear_upsampled_cam_per_window_over_its_max():
-    """algorithms.md 2.1 on one row, computed independently with np.interp (half-pixel centres)."""
+    """The image prior of cam_ext.segment_prior on one row, computed independently with np.interp (half-pixel
+    centres)."""
     rng = np.random.default_rng(0)
     cam = rng.random(10).astype(np.float32)
     segments = window_segments(LENGTH, 4)
@@ -275,7 +289,7 @@ def test_window_prior_is_the_linear_upsampled_cam_per_window_over_its_max():
     means = np.array([up[segments == j].mean() for j in range(10)])
     prior = window_prior(cam, segments)
     np.testing.assert_allclose(prior, means / means.max(), rtol=1e-5)
-    assert prior.max() == 1.0 and prior.min() > 0  # a/max(a): no window is zeroed (pitfall 11.2)
+    assert prior.max() == 1.0 and prior.min() > 0  # a/max(a): no window is zeroed (a min-max would)
     np.testing.assert_array_equal(window_prior(np.zeros(LENGTH), segments), np.ones(10))
 
 
@@ -285,12 +299,115 @@ def test_window_segments_and_bad_options(model, example):
     signal, target = example
     with pytest.raises(ValueError, match="window"):
         explain_1d("lime", model, signal, target, window=41)
-    with pytest.raises(ValueError, match="unknown option"):
+    with pytest.raises(ValueError, match="has no option 'windw'"):
         explain_1d("lime", model, signal, target, windw=4)
     with pytest.raises(ValueError, match="unknown 1-D explainer"):
         explain_1d("shap", model, signal, target)
     with pytest.raises(ValueError, match=r"shape \(L,\)"):
         explain_1d("ig", model, signal[None], target)
+
+
+@pytest.mark.parametrize(
+    "call, close",
+    [
+        (dict(name="lime", windw=4), "window"),
+        (dict(name="rise", cell=4), "cells"),
+        (dict(name="ig", ig_steps=4), "steps"),  # the flag's name is not the option's
+        (dict(name="rsie"), "rise"),
+        (dict(name="grad_cam"), "gradcam"),
+    ],
+)
+def test_unknown_option_or_explainer_is_one_line_naming_the_close_match(call, close, model, example):
+    signal, target = example
+    options = dict(call)
+    name = options.pop("name")
+    with pytest.raises(UserInputError) as raised:
+        explain_1d(name, model, signal, target, **options)
+    message = str(raised.value)
+    assert "\n" not in message and f"close matches: {close}" in message, message
+
+
+def test_options_are_declared_per_method_with_their_defaults():
+    declared_options = {
+        name: {option.name: option.default for option in spec.options} for name, spec in REGISTRY_1D.items()
+    }
+    lime = {"num_samples": 1000, "window": 4, "hide": "zero", "kernel_width": 0.25}
+    assert declared_options == {
+        "lime": lime,
+        "gradlime": {**lime, "layer": "relu3"},
+        "gradcam": {"layer": "relu3"},
+        "ig": {"steps": 50},
+        "input_x_gradient": {},
+        "saliency": {},
+        "rise": {"masks": 2000, "cells": 8, "p1": 0.5},
+    }
+    with pytest.raises(UserInputError, match=r"rise\.p1=1\.5: must be in \(0, 1\]"):
+        REGISTRY_1D.options("rise", {"p1": 1.5})
+
+
+@pytest.fixture
+def peaky_model():
+    """A fixed untrained CNN (seed 0, last layer scaled up so its probabilities are far from uniform): the same
+    weights on every machine, unlike a trained one."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = MNIST1DConvNet().eval()
+    with torch.no_grad():
+        net.fc.weight.mul_(30.0)
+    return net
+
+
+def original_softmax(model, signals, batch_size):
+    """The batch loop the 1-D code had before it used lime_ext.forward_batches."""
+    with torch.no_grad():
+        return torch.cat(
+            [
+                F.softmax(model(signals[i : i + batch_size]).float(), dim=1)
+                for i in range(0, len(signals), batch_size)
+            ]
+        )
+
+
+@pytest.mark.parametrize("batch_size", [1024, 7])
+def test_lime_rise_and_deletion_values_are_those_of_the_original_batch_loop(batch_size, peaky_model, data):
+    """The maps of the code before the registry and the shared batch loop (computed then, on this fixed model),
+    and the neighbourhood, RISE's estimator and the deletion curve equal to the original loop to the bit."""
+    model = peaky_model
+    signal, target = data.x_test[3], int(data.y_test[3])
+    shared: dict = {}
+    lime = explain_1d("lime", model, signal, target, 1, shared, batch_size, num_samples=300)
+    gradlime = explain_1d("gradlime", model, signal, target, 1, shared, batch_size, num_samples=300)
+    rise = explain_1d("rise", model, signal, target, seed=1, batch_size=batch_size, masks=500)
+    curve, auc = deletion_curve(model, signal, target, lime, batch_size)
+    before = {
+        "lime": [0.0080579128, 0.010439889, -0.010985337, 0.0063867276, 0.029159611, 0.020275155, 0.0010923147,
+                 -0.015133829, -0.0098193381, -0.0042411489],
+        "gradlime": [0.0081715034, 0.0099377446, -0.0099059241, 0.0044065174, 0.029382803, 0.019472703,
+                     0.001192887, -0.014183026, -0.0086290436, -0.0042073797],
+        "rise": [0.15195666, 0.16560672, 0.16228785, 0.14113384, 0.15270641],
+    }  # fmt: skip
+    np.testing.assert_allclose(lime[::4], before["lime"], rtol=1e-5)
+    np.testing.assert_allclose(gradlime[::4], before["gradlime"], rtol=1e-5)
+    np.testing.assert_allclose(rise[[0, 10, 20, 30, 39]], before["rise"], rtol=1e-5)
+    assert auc == pytest.approx(0.12364041861146688, rel=1e-5)
+
+    (neighbourhood,) = shared.values()
+    keep = torch.from_numpy(neighbourhood.masks[:, window_segments(LENGTH, 4)].astype(np.float32))
+    x = torch.from_numpy(signal)[None]
+    expected = original_softmax(model, keep * x, batch_size).numpy()  # hidden windows show 0
+    np.testing.assert_array_equal(neighbourhood.predictions, expected)
+
+    rng = np.random.default_rng(np.random.SeedSequence([1, 7, zlib.crc32(signal.tobytes())]))
+    masks = torch.from_numpy(rise_masks_1d(500, LENGTH, 8, 0.5, rng))
+    probabilities = original_softmax(model, x * masks, batch_size)[:, target]
+    np.testing.assert_array_equal(rise, ((probabilities[:, None] * masks).sum(dim=0) / (500 * 0.5)).numpy())
+
+    order = np.argsort(-lime.astype(np.float64), kind="stable")
+    deleted = np.ones((LENGTH + 1, LENGTH), dtype=np.float32)
+    for step in range(1, LENGTH + 1):
+        deleted[step:, order[step - 1]] = 0.0
+    original = original_softmax(model, torch.from_numpy(deleted * signal[None]), batch_size)[:, target]
+    np.testing.assert_array_equal(curve, original.numpy().astype(np.float64))
 
 
 def test_rise_masks_and_a_keep_everything_mask(model, example):
@@ -303,7 +420,7 @@ def test_rise_masks_and_a_keep_everything_mask(model, example):
     with torch.no_grad():
         probability = float(torch.softmax(model(torch.from_numpy(signal)[None]), 1)[0, target])
     np.testing.assert_allclose(
-        explain_1d("rise", model, signal, target, rise_masks=10, rise_p1=1.0), probability, rtol=1e-5
+        explain_1d("rise", model, signal, target, masks=10, p1=1.0), probability, rtol=1e-5
     )
 
 
@@ -358,43 +475,39 @@ def test_mnist1d_command_writes_the_figure_and_manifest(cache_dir, tmp_path, cap
     assert manifest["model"]["loaded_from_cache"] is True and manifest["model"]["test_accuracy"] >= 0.85
     assert [s["class"] for s in manifest["signals"]] == list(range(10))
     assert all(s["probability"] > 0.1 for s in manifest["signals"])
-    assert list(manifest["methods"]) == list(METHODS_1D)
+    assert list(manifest["methods"]) == list(REGISTRY_1D)
     for entry in manifest["methods"].values():
         assert entry["seconds_total"] >= 0 and len(entry["deletion_auc"]) == 10
         assert 0 <= entry["deletion_auc_mean"] <= 1
-    assert manifest["explainer_options"]["num_samples"] == 40
+    assert manifest["explainer_options"]["lime"]["num_samples"] == 40
     assert {"torch", "captum", "mnist1d"} <= set(manifest["versions"])
     assert "mnist1d_explanations.png" in captured.out
+
+
+def small_run(cache_dir, out, *args: str) -> dict:
+    """MNIST1D.py with the small settings into ``out``, which must succeed; its manifest."""
+    assert main(["--cache-dir", str(cache_dir), "--output-dir", str(out), "--dpi", "50", *SMALL, *args]) == 0
+    return json.loads((out / "mnist1d_explanations.json").read_text())
 
 
 def test_mnist1d_command_is_deterministic_counts_its_panels_and_writes_a_pdf(
     cache_dir, tmp_path, monkeypatch, capsys
 ):
-    import cnnxai.signal1d.cli as cli
+    import cnnxai.signal1d.report as report
 
     drawn = []
-    original = cli.draw_mnist1d_figure
+    original = report.draw_mnist1d_figure
 
     def keep(*args, **kwargs):
         fig = original(*args, **kwargs)
         drawn.append(sum(axis.get_label() == "panel" for axis in fig.axes))
         return fig
 
-    monkeypatch.setattr(cli, "draw_mnist1d_figure", keep)
+    monkeypatch.setattr(report, "draw_mnist1d_figure", keep)
     manifests = []
     for name in ("a", "b"):
         out = tmp_path / name
-        args = [
-            "--cache-dir",
-            str(cache_dir),
-            "--output-dir",
-            str(out),
-            "--methods",
-            "lime,rise,gradcam",
-            "--pdf",
-        ]
-        assert main([*args, "--dpi", "50", *SMALL]) == 0
-        manifests.append(json.loads((out / "mnist1d_explanations.json").read_text()))
+        manifests.append(small_run(cache_dir, out, "--methods", "lime,rise,gradcam", "--pdf"))
         assert (out / "mnist1d_explanations.pdf").stat().st_size > 0
     assert drawn == [30, 30]
     assert manifests[0]["files"] == ["mnist1d_explanations.png", "mnist1d_explanations.pdf"]
@@ -405,10 +518,35 @@ def test_mnist1d_command_is_deterministic_counts_its_panels_and_writes_a_pdf(
     capsys.readouterr()
 
 
-def test_mnist1d_list_names_every_method(capsys):
+def test_mnist1d_list_names_every_method_and_its_options(capsys):
     assert main(["--list"]) == 0
     listed = capsys.readouterr().out
-    assert all(name in listed for name in METHODS_1D)
+    assert all(name in listed for name in REGISTRY_1D)
+    for name, spec in REGISTRY_1D.items():
+        for option in spec.options:
+            assert f"{name}.{option.name} = {option.default!r}: {option.help}" in listed
+
+
+def test_mnist1d_flags_are_made_from_the_declarations(capsys):
+    assert main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, default in [("--num-samples", 1000), ("--window", 4), ("--hide", "zero"), ("--cam-layer", "relu3"),
+                          ("--rise-masks", 2000), ("--rise-p1", 0.5), ("--ig-steps", 50)]:  # fmt: skip
+        assert f"{flag} " in text and f"(default: {default})" in text, flag
+
+
+def test_mnist1d_explainer_option_reaches_any_declared_option(cache_dir, tmp_path, capsys):
+    """--explainer-option rise.cells=4 changes RISE's masks: its options in the manifest and its deletion AUC."""
+    default = small_run(cache_dir, tmp_path / "default", "--methods", "rise,lime")
+    changed = small_run(
+        cache_dir, tmp_path / "cells", "--methods", "rise,lime", "--explainer-option", "rise.cells=4"
+    )
+    assert default["explainer_options"]["rise"] == {"masks": 32, "cells": 8, "p1": 0.5}
+    assert changed["explainer_options"]["rise"] == {"masks": 32, "cells": 4, "p1": 0.5}
+    assert changed["explainer_options"]["lime"] == default["explainer_options"]["lime"]
+    assert changed["methods"]["rise"]["deletion_auc"] != default["methods"]["rise"]["deletion_auc"]
+    assert changed["methods"]["lime"]["deletion_auc"] == default["methods"]["lime"]["deletion_auc"]
+    assert changed["schema_version"] >= 2 and changed["tool"] == "MNIST1D.py"
 
 
 BAD = {
@@ -423,6 +561,12 @@ BAD = {
     "ig steps": ["--ig-steps", "x"],
     "unknown device": ["--device", "tpu"],
     "unknown layer": ["--cam-layer", "fc"],
+    "explainer option: unknown key": ["--explainer-option", "rise.cell=4"],
+    "explainer option: unknown method": ["--explainer-option", "rsie.cells=4"],
+    "explainer option: method not in the run": ["--methods", "lime", "--explainer-option", "rise.cells=4"],
+    "explainer option: bad value": ["--explainer-option", "rise.p1=2"],
+    "explainer option: window not dividing": ["--explainer-option", "gradlime.window=3"],
+    "explainer option: no equals sign": ["--explainer-option", "rise.cells"],
 }
 if not torch.cuda.is_available():
     BAD["cuda without cuda"] = ["--device", "cuda"]
@@ -439,12 +583,24 @@ def test_bad_input_is_one_line_exit_2_and_no_output(args, cache_dir, tmp_path, c
     assert not out.exists()
 
 
+def test_explainer_option_with_an_unknown_key_names_the_close_match(cache_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(
+        ["--explainer-option", "rise.cell=4", "--cache-dir", str(cache_dir), "--output-dir", str(out)]
+    )
+    stderr = capsys.readouterr().err
+    assert code == 2 and stderr.count("\n") == 1, stderr
+    assert "'cell'" in stderr and "close matches: cells" in stderr, stderr
+    assert not out.exists()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_maps_equal_the_cpu_maps(model, example):
     signal, target = example
     on_gpu = copy.deepcopy(model).cuda()
-    for name in METHODS_1D:
-        cpu = explain_1d(name, model, signal, target, seed=0, num_samples=200, rise_masks=200)
-        gpu = explain_1d(name, on_gpu, signal, target, seed=0, num_samples=200, rise_masks=200)
+    for name in REGISTRY_1D:
+        options = declared(name, num_samples=200, masks=200)
+        cpu = explain_1d(name, model, signal, target, seed=0, **options)
+        gpu = explain_1d(name, on_gpu, signal, target, seed=0, **options)
         assert gpu.dtype == np.float32 and gpu.shape == (LENGTH,)
         np.testing.assert_allclose(gpu, cpu, atol=2e-3 * np.abs(cpu).max())  # TF32 convolutions on the GPU

@@ -6,16 +6,7 @@ from __future__ import annotations
 import argparse
 
 from cnnxai.explainers import REGISTRY
-
-
-def listing() -> str:
-    width = max(map(len, REGISTRY))
-    lines = []
-    for name, spec in REGISTRY.items():
-        lines.append(f"{name:<{width}}  {spec.description}")
-        for option in spec.options:
-            lines.append(f"{'':<{width}}    {name}.{option.name} = {option.default!r}: {option.help}")
-    return "\n".join(lines)
+from cnnxai.registry import listing
 
 
 def main() -> None:
@@ -27,7 +18,7 @@ def main() -> None:
     if not args.list:
         parser.print_help()
         return
-    print(listing())
+    print(listing(REGISTRY))
 
 
 if __name__ == "__main__":

@@ -7,18 +7,16 @@ fills in the defaults and refuses an option the explainer does not declare, nami
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from cnnxai.options import Option
+from cnnxai.options import Option, SettingsT, settings_from
 from cnnxai.registry import Registry
 from lime_ext import TorchClassifier, auto_batch_size
-
-SettingsT = TypeVar("SettingsT")
 
 
 @dataclass
@@ -71,8 +69,7 @@ class ExplainContext:
     def settings(self, kind: type[SettingsT], **values: Any) -> SettingsT:
         """A frozen settings object (``LimeSettings``, ``CamSettings``) from the options named as its fields,
         ``values`` overriding."""
-        names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
-        return kind(**{**{name: self.options[name] for name in names if name in self.options}, **values})
+        return settings_from(kind, self.options, **values)
 
 
 @dataclass(frozen=True)

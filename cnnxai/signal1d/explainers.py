@@ -1,147 +1,64 @@
-"""Explainers of 1-D signals (MNIST-1D): one vocabulary, ``explain_1d(name, model, signal, target, seed)``.
+"""The 1-D explainers of MNIST-1D signals, each registered with the options it declares (see
+:mod:`cnnxai.signal1d.registry`): window LIME, GradLIME-1D, 1-D Grad-CAM, Integrated Gradients, Input x Gradient,
+Saliency and RISE-1D.
 
-Every method returns a float32 map of the signal's length L, signed where the method is (``METHODS_1D[name]
-.signed``). The model maps (B,L) float signals to (B,C) logits; methods that need probabilities apply the
-softmax themselves. Each call runs the model in eval mode and restores every module's own flag afterwards,
-leaves no hook behind, and batches its perturbed signals (one forward per chunk of ``batch_size``).
-
-The LIME family (algorithms.md 4, "1-D variant"): segments are contiguous windows of ``window`` samples; a
-hidden window shows 0 (the data set's mean: MNIST-1D is standardised) or the window's own mean. LIME and
-GradLIME use this library's :class:`lime_ext.Neighbourhood`, so kernel, distance and ridge are exactly those
-of the image explainers, and they share one neighbourhood per signal when a ``shared`` dict is passed.
+The LIME family: segments are contiguous windows of ``window`` samples; a hidden window shows 0 (the data set's
+mean: MNIST-1D is standardised) or the window's own mean. LIME and GradLIME use this library's
+:class:`lime_ext.Neighbourhood`, so kernel, distance and ridge are exactly those of the image explainers, and
+they share one neighbourhood per signal when a ``shared`` dict is passed.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from captum.attr import IntegratedGradients
-from torch import nn
 
-from cam_ext import evaluation_mode, resolve_layer
-from lime_ext import Neighbourhood, explanation_rng, sample_binary_masks, segment_prior
+from cam_ext import resolve_layer, segment_prior
+from cnnxai.options import Option, at_least, positive, probability
+from cnnxai.signal1d.model import CAM_LAYERS, DEFAULT_CAM_LAYER
+from cnnxai.signal1d.registry import Signal1DContext, register_1d
+from lime_ext import LimeSettings, Neighbourhood, explanation_rng, sample_binary_masks
 
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "window": 4,  # 40 samples -> 10 windows: about one template stroke each (a template spans ~7-12 samples)
-    "hide": "zero",  # 'zero' (= the data set's mean) or 'mean' (each window's own mean)
-    "num_samples": 1000,  # LIME neighbourhood (the seeds' default)
-    "kernel_width": 0.25,  # lime_image's
-    "layer": "relu3",  # conv block 3 after its ReLU: the seeds' Keras Conv1D(activation='relu') output
-    "ig_steps": 50,
-    "rise_masks": 2000,
-    "rise_cells": 8,
-    "rise_p1": 0.5,  # see rise_1d
-    "batch_size": 1024,  # signals per forward: 1024 x 40 floats is nothing; one call beats many on a CPU
-}
 HIDE_MODES = ("zero", "mean")
-
-
-@dataclass(frozen=True)
-class Method1D:
-    """A registered 1-D explainer: ``function(context) -> (L,) float32``; ``random`` when it draws from the
-    seed; ``signed`` when its values can be negative (figures use a diverging colour map for those)."""
-
-    name: str
-    description: str
-    function: Callable[[Signal1DContext], np.ndarray]
-    random: bool
-    signed: bool
-
-
-METHODS_1D: dict[str, Method1D] = {}
-
-
-def register_1d(name: str, description: str, random: bool = False, signed: bool = True):
-    def decorate(function: Callable[[Signal1DContext], np.ndarray]):
-        METHODS_1D[name] = Method1D(name, description, function, random, signed)
-        return function
-
-    return decorate
-
-
-@dataclass
-class Signal1DContext:
-    """What a 1-D explainer sees: the model, the signal (L,) float32, the class, the seed and the options."""
-
-    model: nn.Module
-    signal: np.ndarray
-    target: int
-    seed: int
-    options: dict[str, Any]
-    shared: dict
-
-    @property
-    def device(self) -> torch.device:
-        parameter = next(self.model.parameters(), None)
-        return parameter.device if parameter is not None else torch.device("cpu")
-
-    @property
-    def length(self) -> int:
-        return int(self.signal.shape[0])
-
-    @property
-    def x(self) -> torch.Tensor:
-        """The signal as a (1,L) float32 tensor on the model's device."""
-        return torch.from_numpy(np.ascontiguousarray(self.signal, dtype=np.float32)).to(self.device)[None]
-
-    def option(self, name: str) -> Any:
-        return self.options.get(name, DEFAULT_OPTIONS[name])
-
-    @torch.no_grad()
-    def probabilities(self, signals: torch.Tensor) -> torch.Tensor:
-        """softmax(model(signals)) (B,C) float32, ``batch_size`` signals per forward."""
-        size = int(self.option("batch_size"))
-        return torch.cat(
-            [
-                F.softmax(self.model(signals[i : i + size]).float(), dim=1)
-                for i in range(0, len(signals), size)
-            ]
-        )
-
-
-def explain_1d(
-    name: str,
-    model: nn.Module,
-    signal: np.ndarray,
-    target: int,
-    seed: int = 0,
-    shared: dict | None = None,
-    **options: Any,
-) -> np.ndarray:
-    """The attribution map of ``signal`` (L,) for class ``target`` by method ``name``: float32 (L,).
-
-    ``options`` override :data:`DEFAULT_OPTIONS` (unknown names are an error). ``shared`` (a dict kept by the
-    caller for one signal) lets LIME and GradLIME fit the same neighbourhood. Random methods give identical
-    maps for the same seed, signal and options.
-    """
-    if name not in METHODS_1D:
-        raise ValueError(f"unknown 1-D explainer {name!r}; choose one of {', '.join(METHODS_1D)}")
-    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_OPTIONS)}")
-    signal = np.asarray(signal, dtype=np.float32)
-    if signal.ndim != 1:
-        raise ValueError(f"a 1-D explainer takes one signal of shape (L,), got shape {signal.shape}")
-    context = Signal1DContext(
-        model, signal, int(target), int(seed), dict(options), {} if shared is None else shared
-    )
-    with evaluation_mode(model):
-        result = METHODS_1D[name].function(context)
-    result = np.asarray(result, dtype=np.float32).reshape(-1)
-    if result.shape != signal.shape:
-        raise RuntimeError(f"{name} returned shape {result.shape} for a signal of shape {signal.shape}")
-    return result
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # LIME family
+
+
+@dataclass(frozen=True)
+class WindowLimeSettings:
+    """The LIME neighbourhood of a signal: ``num_samples`` perturbed signals, segments of ``window`` samples,
+    what a hidden window shows (``hide``, one of :data:`HIDE_MODES`) and the kernel's width on the cosine
+    distance (the size and kernel of the image explainers' neighbourhood). Also the key under which LIME and
+    GradLIME share one neighbourhood."""
+
+    num_samples: int = LimeSettings.num_samples
+    # 40 samples -> 10 windows: about one stroke of mnist1d's templates each (a template spans ~7-12 samples)
+    window: int = 4
+    hide: str = "zero"
+    kernel_width: float = LimeSettings.kernel_width
+
+
+LIME_OPTIONS = (
+    Option("num_samples", WindowLimeSettings.num_samples, "perturbed signals of the neighbourhood",
+           check=at_least(2), alias="num_samples"),
+    Option("window", WindowLimeSettings.window, "segment length in samples (the last window is shorter when it "
+           "does not divide the signal length)", check=at_least(1), alias="window"),
+    Option("hide", WindowLimeSettings.hide, "what a hidden window shows: zero (the data set's mean; the data are "
+           "standardised) or mean (the window's own mean)", choices=HIDE_MODES, alias="hide"),
+    Option("kernel_width", WindowLimeSettings.kernel_width, "width of LIME's kernel on the cosine distance",
+           check=positive),
+)  # fmt: skip
+LAYER_OPTION = Option(
+    "layer", DEFAULT_CAM_LAYER, "Grad-CAM layer: reluN = conv block N after its ReLU (Keras' Conv1D output), "
+    "convN before it", choices=CAM_LAYERS, alias="cam_layer",
+)  # fmt: skip
 
 
 def window_segments(length: int, window: int) -> np.ndarray:
@@ -169,38 +86,36 @@ def hidden_signal(signal: np.ndarray, segments: np.ndarray, hide: str | float) -
 def neighbourhood_1d(context: Signal1DContext) -> Neighbourhood:
     """The signal's LIME neighbourhood: Z (N,M) from the seed and the signal's bytes, the softmax of every
     perturbed signal. Cached in ``context.shared``, so LIME and GradLIME fit the same samples."""
-    window, hide = int(context.option("window")), context.option("hide")
-    num_samples = int(context.option("num_samples"))
-    key = (
-        "neighbourhood_1d",
-        context.seed,
-        num_samples,
-        window,
-        str(hide),
-        float(context.option("kernel_width")),
-        zlib.crc32(context.signal.tobytes()),
-    )
+    settings = context.settings(WindowLimeSettings)
+    key = ("neighbourhood_1d", context.seed, settings, zlib.crc32(context.signal.tobytes()))
     if key not in context.shared:
-        segments = window_segments(context.length, window)
-        hidden = hidden_signal(context.signal, segments, hide)
+        segments = window_segments(context.length, settings.window)
+        hidden = hidden_signal(context.signal, segments, settings.hide)
         masks = sample_binary_masks(
-            num_samples, int(segments.max()) + 1, explanation_rng(context.seed, context.signal)
+            settings.num_samples, int(segments.max()) + 1, explanation_rng(context.seed, context.signal)
         )
-        device = context.device
-        keep = torch.from_numpy(masks[:, segments].astype(np.float32)).to(device)  # (N,L)
-        base = torch.from_numpy(hidden).to(device)
-        perturbed = base + keep * (context.x - base)
-        predictions = context.probabilities(perturbed).cpu().numpy()
-        info = {"seed": context.seed, "num_samples": num_samples, "window": window, "hide": hide}
+        keep = torch.from_numpy(masks[:, segments].astype(np.float32)).to(context.device)  # (N,L)
+        base = torch.from_numpy(hidden).to(context.device)
+        difference = context.x - base
+        predictions = context.probabilities(
+            settings.num_samples, lambda start, stop: base + keep[start:stop] * difference
+        )
+        info = {
+            "seed": context.seed,
+            "num_samples": settings.num_samples,
+            "window": settings.window,
+            "hide": settings.hide,
+        }
         context.shared[key] = Neighbourhood(
-            context.signal, segments, masks, predictions, float(context.option("kernel_width")), info
+            context.signal, segments, masks, predictions.cpu().numpy(), settings.kernel_width, info
         )
     return context.shared[key]
 
 
 @register_1d(
     "lime",
-    "LIME on windows of the signal (window 4 -> 10 segments, hidden = 0), 1000 samples, lime's kernel and ridge",
+    "LIME on windows of the signal (hidden windows show 0, the data set's mean), lime's kernel and ridge",
+    LIME_OPTIONS,
     random=True,
 )
 def lime_1d(context: Signal1DContext) -> np.ndarray:
@@ -211,6 +126,7 @@ def lime_1d(context: Signal1DContext) -> np.ndarray:
 @register_1d(
     "gradlime",
     "GradLIME: LIME's neighbourhood fitted on Z diag(a), a = per-window 1-D Grad-CAM prior; attribution b = a*w",
+    (*LIME_OPTIONS, LAYER_OPTION),
     random=True,
 )
 def gradlime_1d(context: Signal1DContext) -> np.ndarray:
@@ -221,9 +137,9 @@ def gradlime_1d(context: Signal1DContext) -> np.ndarray:
 
 
 def window_prior(cam: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """The per-window prior a (M,) of a 1-D CAM (l,) (algorithms.md 2.1): linearly upsampled to L, min-max
-    normalised, averaged per window, divided by its max (a/max(a), not a min-max of a, which would zero one
-    window: pitfall 11.2). The image prior on one row: bilinear on a (1,l) map is linear along it."""
+    """The per-window prior a (M,) of a 1-D CAM (l,): linearly upsampled to L, min-max normalised, averaged per
+    window, divided by its max (a/max(a), not a min-max of a, which would zero one window for good). The image
+    prior (:func:`cam_ext.segment_prior`) on one row: bilinear on a (1,l) map is linear along it."""
     return segment_prior(np.asarray(cam, dtype=np.float32)[None], np.asarray(segments)[None])
 
 
@@ -258,7 +174,8 @@ def gradcam_map(context: Signal1DContext) -> np.ndarray:
 
 @register_1d(
     "gradcam",
-    "1-D Grad-CAM of the logit at layer relu3 (conv block 3): ReLU(sum_k mean_t(dY/dA_k) A_k), linear to L",
+    "1-D Grad-CAM of the logit: ReLU(sum_k mean_t(dY/dA_k) A_k) at the layer, linear to L",
+    (LAYER_OPTION,),
     signed=False,
 )
 def gradcam_1d(context: Signal1DContext) -> np.ndarray:
@@ -275,7 +192,8 @@ def _input_gradient(context: Signal1DContext) -> torch.Tensor:
 
 @register_1d(
     "ig",
-    "Integrated Gradients (captum) of the logit, zero baseline (= the data set's mean), 50 Gauss-Legendre steps",
+    "Integrated Gradients (captum) of the logit, zero baseline (= the data set's mean), Gauss-Legendre steps",
+    (Option("steps", 50, "steps of the path integral", check=at_least(2), alias="ig_steps"),),
 )
 def integrated_gradients_1d(context: Signal1DContext) -> np.ndarray:
     x = context.x.requires_grad_(True)
@@ -284,8 +202,8 @@ def integrated_gradients_1d(context: Signal1DContext) -> np.ndarray:
             x,
             baselines=torch.zeros_like(x),
             target=context.target,
-            n_steps=int(context.option("ig_steps")),
-            internal_batch_size=int(context.option("batch_size")),
+            n_steps=int(context.option("steps")),
+            internal_batch_size=context.batch_size,
         )
     return attributions[0].detach().cpu().numpy()
 
@@ -311,9 +229,9 @@ def rise_masks_1d(num_masks: int, length: int, cells: int, p1: float, rng: np.ra
     upsampled to (s+1)*cell samples (cell = ceil(L/s)), then cropped to L at a random shift in [0,cell).
     Every draw comes from ``rng``."""
     if not 1 <= cells <= length:
-        raise ValueError(f"rise_cells must be between 1 and the signal length {length}, got {cells}")
+        raise ValueError(f"rise cells must be between 1 and the signal length {length}, got {cells}")
     if not 0 < p1 <= 1:
-        raise ValueError(f"rise_p1 must be in (0, 1], got {p1}")
+        raise ValueError(f"rise p1 must be in (0, 1], got {p1}")
     grids = (rng.random((num_masks, cells)) < p1).astype(np.float32)
     shifts = rng.integers(0, math.ceil(length / cells), num_masks)
     cell = math.ceil(length / cells)
@@ -324,62 +242,34 @@ def rise_masks_1d(num_masks: int, length: int, cells: int, p1: float, rng: np.ra
     return torch.gather(up[:, 0], 1, index).numpy()
 
 
+# p1 = 0.5 as the RISE of xai_utils in Siddhantmest/XAI-Methods-for-CNN (the RISE paper's ImageNet notebooks
+# use 0.1): with 8 cells, p = 0.1 leaves no cell on in ~40% of the masks. Measured on 60 test signals at 2000
+# masks: maps of two seeds correlate 0.989 at 0.5 against 0.981 at 0.1, with the same deletion AUC (0.099
+# against 0.093; random order 0.41). 0.5 is also the density of LIME's neighbourhood, so RISE and LIME are
+# compared on alike perturbations.
+RISE_OPTIONS = (
+    Option("masks", 2000, "random masks N", check=at_least(1), alias="rise_masks"),
+    Option("cells", 8, "grid cells along the signal before upsampling", check=at_least(1)),
+    Option("p1", 0.5, "probability that a cell is kept", check=probability, alias="rise_p1"),
+)
+
+
 @register_1d(
     "rise",
-    "RISE-1D: 2000 masks on 8 cells (p=0.5), linear upsampling + random shift; sum P(c|x*M) M / (N p); seeded",
+    "RISE-1D: random cell masks, linear upsampling + random shift; sum P(c|x*M) M / (N p); seeded",
+    RISE_OPTIONS,
     random=True,
     signed=False,
 )
 def rise_1d(context: Signal1DContext) -> np.ndarray:
-    """RISE-1D of the target's probability. p1 = 0.5 by default, as the seeds' xai_utils variant (the RISE
-    notebooks on ImageNet use 0.1): with 8 cells, p = 0.1 leaves no cell on in ~40% of the masks. Measured on
-    60 test signals at 2000 masks: maps of two seeds correlate 0.989 at 0.5 against 0.981 at 0.1, with the
-    same deletion AUC (0.099 against 0.093; random order 0.41). 0.5 is also the density of LIME's
-    neighbourhood, so RISE and LIME are compared on alike perturbations."""
-    num_masks, cells, p1 = (
-        int(context.option("rise_masks")),
-        int(context.option("rise_cells")),
-        float(context.option("rise_p1")),
-    )
-    if num_masks < 1:
-        raise ValueError(f"rise_masks must be at least 1, got {num_masks}")
+    """RISE-1D of the target's probability (the RISE paper's estimator on a signal)."""
+    num_masks, cells, p1 = context.option("masks"), context.option("cells"), context.option("p1")
     rng = np.random.default_rng(
         np.random.SeedSequence([context.seed, 7, zlib.crc32(context.signal.tobytes())])
     )
     masks = torch.from_numpy(rise_masks_1d(num_masks, context.length, cells, p1, rng)).to(context.device)
+    x = context.x
     # The mask multiplies the standardised signal: a masked sample becomes the data set's mean (RISE's choice).
-    probabilities = context.probabilities(context.x * masks)[:, context.target]  # (N,)
-    saliency = (probabilities[:, None] * masks).sum(dim=0) / (num_masks * p1)
+    probabilities = context.probabilities(num_masks, lambda start, stop: x * masks[start:stop])
+    saliency = (probabilities[:, context.target, None] * masks).sum(dim=0) / (num_masks * p1)
     return saliency.cpu().numpy()
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# A ground-truth-free check
-
-
-@torch.no_grad()
-def deletion_curve(
-    model: nn.Module, signal: np.ndarray, target: int, attribution: np.ndarray, batch_size: int = 1024
-) -> tuple[np.ndarray, float]:
-    """RISE's deletion metric on a signal: zero (= the data set's mean) the samples one at a time in
-    decreasing attribution order (ties by position) and record P(target). Returns (curve (L+1,), AUC by the
-    trapezoid rule on [0,1]); lower is better (the class's evidence goes first)."""
-    signal = np.asarray(signal, dtype=np.float32)
-    length = signal.shape[0]
-    order = np.argsort(-np.asarray(attribution, dtype=np.float64), kind="stable")
-    keep = np.ones((length + 1, length), dtype=np.float32)
-    for step in range(1, length + 1):
-        keep[step:, order[step - 1]] = 0.0
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    signals = torch.from_numpy(keep * signal[None]).to(device)
-    with evaluation_mode(model):
-        curve = torch.cat(
-            [
-                F.softmax(model(signals[i : i + batch_size]).float(), dim=1)
-                for i in range(0, len(signals), batch_size)
-            ]
-        )[:, target]
-    curve = curve.cpu().numpy().astype(np.float64)
-    auc = (curve.sum() - curve[0] / 2 - curve[-1] / 2) / length
-    return curve, float(auc)
