@@ -21,7 +21,7 @@ from cnnxai.benchmark.store import SCORE_COLUMNS, run_lock
 from cnnxai.explainers import REGISTRY, Attribution
 from cnnxai.explainers.registry import ExplainerSpec
 from cnnxai.zoo import imagenet_class_names
-from tests.conftest import make_tiny_cnn, small_photo
+from tests.helpers import make_tiny_cnn, small_photo
 
 TIMING = ("seconds", "explain_seconds")
 CHEAP = [

@@ -11,7 +11,7 @@ from torch import nn
 
 import cam_ext
 from cam_ext import CAM_METHODS, LayerNotFoundError, compute_cams, fuse_layer_maps
-from tests.conftest import make_tiny_cnn
+from tests.helpers import make_tiny_cnn
 
 
 def hand_built_model() -> nn.Module:

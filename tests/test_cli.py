@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from cnnxai.cli import main
-from tests.conftest import small_photo
+from tests.helpers import small_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--num-samples", "24", "--batch-size", "12", "--segmenter", "slic", "--quiet", "--device", "cpu"]

@@ -9,24 +9,23 @@ from pathlib import Path
 
 import numpy as np
 
-from lime_ext import CamLimeExplainer, TorchClassifier
-from tests.conftest import make_tiny_cnn, small_photo
+from lime_ext import CamLimeExplainer, LimeSettings, TorchClassifier
+from tests.helpers import make_tiny_cnn, small_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
 import hashlib
-from lime_ext import CamLimeExplainer, TorchClassifier
-from tests.conftest import make_tiny_cnn, small_photo
-exp = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), segmenter="quickshift").explain(
-    small_photo(), num_samples=120, seed=11, cam_mode="none")
+from lime_ext import CamLimeExplainer, LimeSettings, TorchClassifier
+from tests.helpers import make_tiny_cnn, small_photo
+exp = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), LimeSettings(120)).explain(small_photo(), seed=11, cam_mode="none")
 label = exp.labels[exp.top_labels[0]]
 print(hashlib.sha256(exp.segments.tobytes() + label.weights.tobytes() + label.attributions.tobytes()).hexdigest())
 """
 
 
 def digest(explainer, seed):
-    exp = explainer.explain(small_photo(), num_samples=120, seed=seed, cam_mode="none")
+    exp = explainer.explain(small_photo(), seed=seed, cam_mode="none")
     label = exp.labels[exp.top_labels[0]]
     return hashlib.sha256(
         exp.segments.tobytes() + label.weights.tobytes() + label.attributions.tobytes()
@@ -34,17 +33,17 @@ def digest(explainer, seed):
 
 
 def test_same_seed_same_explanation_on_one_explainer_object():
-    explainer = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), segmenter="quickshift")
-    first, second = explainer.sample(small_photo(), 150, seed=7), explainer.sample(small_photo(), 150, seed=7)
+    explainer = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), LimeSettings(120))
+    first, second = explainer.sample(small_photo(), seed=7), explainer.sample(small_photo(), seed=7)
     np.testing.assert_array_equal(first.segments, second.segments)
     np.testing.assert_array_equal(first.masks, second.masks)
     np.testing.assert_array_equal(first.predictions, second.predictions)
     assert digest(explainer, 7) == digest(explainer, 7)
-    assert not np.array_equal(first.masks, explainer.sample(small_photo(), 150, seed=8).masks)
+    assert not np.array_equal(first.masks, explainer.sample(small_photo(), seed=8).masks)
 
 
 def test_same_seed_same_explanation_across_processes():
-    explainer = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), segmenter="quickshift")
+    explainer = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), LimeSettings(120))
     here = digest(explainer, 11)
     outputs = {
         subprocess.run(

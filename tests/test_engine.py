@@ -14,7 +14,7 @@ from lime_ext import (
     sample_binary_masks,
     segment_image,
 )
-from tests.conftest import make_tiny_cnn, small_photo
+from tests.helpers import make_tiny_cnn, small_photo
 
 
 def slow_reference(image, segments, classifier, masks, hidden):

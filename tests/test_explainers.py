@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +16,10 @@ from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.explainers.guided import GuidedReLU, guided_nonlinearities
 from cnnxai.explainers.kernel_shap import shap_values, shapley_coalitions
-from lime_ext import TorchClassifier
-from tests.conftest import make_tiny_cnn, small_photo
+from lime_ext import LimeSettings, TorchClassifier
+from tests.helpers import fast_options, make_tiny_cnn, small_photo
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = {
-    "layers": ["4"],
-    "num_samples": 40,
-    "rise_masks": 64,
-    "ig_steps": 8,
-    "shap_samples": 4,
-    "segmenter": "slic",
-    "normlime_samples": 20,
-    "normlime_clusters": 4,
-    "normlime_cache": tempfile.mkdtemp(prefix="normlime-test-"),  # never the user's ~/.cache
-}
 
 
 def relu_mlp_cnn() -> nn.Module:
@@ -60,15 +48,15 @@ def test_integrated_gradients_are_complete():
     target = int(gaps.abs().argmax())
     gap = float(gaps[target])
     assert abs(gap) > 0.01
-    result = explain("ig", model, image, target=target, ig_steps=300)
+    result = explain("ig", model, image, target=target, steps=300)
     assert float(result.map.sum()) == pytest.approx(gap, rel=1e-2)  # sum of attributions = f(x) - f(baseline)
     assert result.extras["per_channel"].shape == (3, 24, 24)
 
 
 def test_guided_ig_equals_ig_without_relu_or_maxpool():
     model, image = smooth_cnn(), small_photo(24)
-    guided = explain("guided_ig_gnl", model, image, target=2, ig_steps=16)
-    plain = explain("ig", model, image, target=2, ig_steps=16)
+    guided = explain("guided_ig_gnl", model, image, target=2, steps=16)
+    plain = explain("ig", model, image, target=2, steps=16)
     np.testing.assert_allclose(guided.map, plain.map, rtol=1e-5, atol=1e-7)
 
 
@@ -77,8 +65,8 @@ def test_guided_ig_differs_with_relu_and_leaves_the_model_exactly_as_it_was():
     model[2].train()  # a mixed mode that must survive
     modules_before = [(name, id(module), module.training) for name, module in model.named_modules()]
     state_before = {k: v.clone() for k, v in model.state_dict().items()}
-    guided = explain("guided_ig_gnl", model, image, target=0, ig_steps=16)
-    plain = explain("ig", model, image, target=0, ig_steps=16)
+    guided = explain("guided_ig_gnl", model, image, target=0, steps=16)
+    plain = explain("ig", model, image, target=0, steps=16)
     assert not np.allclose(guided.map, plain.map, atol=1e-6)
     assert [(name, id(module), module.training) for name, module in model.named_modules()] == modules_before
     assert all(torch.equal(state_before[k], v) for k, v in model.state_dict().items())
@@ -110,7 +98,7 @@ def test_functional_relu_model_is_refused():
 
     for method in ("guided_ig_gnl", "deconvolution"):
         with pytest.raises(UserInputError, match="calls relu"):
-            explain(method, Functional().eval(), small_photo(16), target=0, ig_steps=4)
+            explain(method, Functional().eval(), small_photo(16), target=0, **fast_options(method))
 
 
 def test_deconvolution_equals_captums_on_relu_and_applies_its_rule_to_relu6():
@@ -152,7 +140,7 @@ def test_rise_peaks_in_the_quadrant_the_model_looks_at():
             return torch.stack([evidence, torch.zeros_like(evidence)], dim=1)
 
     image = np.full((32, 32, 3), 255, dtype=np.uint8)  # white: positive after ImageNet normalisation
-    saliency = explain("rise", TopLeft().eval(), image, target=0, rise_masks=1000, seed=1).map
+    saliency = explain("rise", TopLeft().eval(), image, target=0, masks=1000, seed=1).map
     quadrants = [
         saliency[:16, :16].mean(),
         saliency[:16, 16:].mean(),
@@ -182,8 +170,8 @@ def test_kernel_shap_recovers_a_linear_game_and_keeps_efficiency():
 def test_lime_family_shares_one_perturbation_set():
     shared: dict = {}
     model, image = make_tiny_cnn(), small_photo(32)
-    lime = explain("lime", model, image, 1, shared=shared, **FAST)
-    gradlime = explain("gradlime", model, image, 1, shared=shared, **FAST)
+    lime = explain("lime", model, image, 1, shared=shared, **fast_options("lime"))
+    gradlime = explain("gradlime", model, image, 1, shared=shared, **fast_options("gradlime"))
     assert sum(1 for key in shared if key[0] == "neighbourhood") == 1
     ours = gradlime.extras["explanation"].labels[1]
     np.testing.assert_allclose(ours.attributions, ours.prior * ours.weights)
@@ -192,7 +180,7 @@ def test_lime_family_shares_one_perturbation_set():
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_every_explainer_returns_a_finite_map_of_the_input_shape(name):
-    result = explain(name, make_tiny_cnn(), small_photo(32), target=2, seed=0, **FAST)
+    result = explain(name, make_tiny_cnn(), small_photo(32), target=2, seed=0, **fast_options(name))
     assert result.map.shape == (32, 32) and result.map.dtype == np.float32
     assert np.isfinite(result.map).all()
 
@@ -200,7 +188,8 @@ def test_every_explainer_returns_a_finite_map_of_the_input_shape(name):
 @pytest.mark.parametrize("name", [n for n, spec in REGISTRY.items() if spec.random])
 def test_random_explainers_are_deterministic_under_a_seed(name):
     runs = [
-        explain(name, make_tiny_cnn(), small_photo(32), target=2, seed=seed, **FAST).map for seed in (4, 4, 5)
+        explain(name, make_tiny_cnn(), small_photo(32), target=2, seed=seed, **fast_options(name)).map
+        for seed in (4, 4, 5)
     ]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
@@ -214,7 +203,9 @@ def test_list_command_names_every_explainer():
         text=True,
         check=True,
     ).stdout
-    assert [line.split()[0] for line in listing.strip().splitlines()] == list(REGISTRY)
+    names = [line.split()[0] for line in listing.strip().splitlines() if not line.startswith(" ")]
+    assert names == list(REGISTRY)
+    assert "    rise.masks = 4000: random masks N" in listing
 
 
 class RedDetector(nn.Module):
@@ -248,7 +239,7 @@ def test_normlime_global_weights_single_out_the_deciding_cluster(tmp_path):
     rng = np.random.default_rng(0)
     images = [colour_blocks(rng, red=i % 2 == 0) for i in range(12)]
     model = RedDetector().eval()
-    fitted = fit_normlime(model, images, num_clusters=4, num_samples=120, segmenter="slic", seed=0)
+    fitted = fit_normlime(model, images, LimeSettings(120, "slic"), num_clusters=4, seed=0)
     red = np.full((48, 48, 3), [220, 20, 20], dtype=np.uint8)
     x = TorchClassifier(model).prepare(torch.from_numpy(red).permute(2, 0, 1).float() / 255)[None]
     red_cluster = int(
@@ -260,13 +251,12 @@ def test_normlime_global_weights_single_out_the_deciding_cluster(tmp_path):
 
 
 def test_normlime_is_cached_and_reused(tmp_path):
-    options = {**FAST, "normlime_cache": str(tmp_path)}
-    first = explain("normlime", make_tiny_cnn(), small_photo(32), 1, **options)
+    first = explain("normlime", make_tiny_cnn(), small_photo(32), 1, **fast_options("normlime", cache=str(tmp_path)))
     cached = list(tmp_path.glob("*.npz"))
     assert len(cached) == 1
-    again = explain(
-        "normlime_logreg", make_tiny_cnn(), small_photo(32), 1, **options
-    )  # same fit, other variant
+    again = explain(  # same fit, other variant
+        "normlime_logreg", make_tiny_cnn(), small_photo(32), 1, **fast_options("normlime_logreg", cache=str(tmp_path))
+    )
     assert list(tmp_path.glob("*.npz")) == cached
     assert first.map.shape == again.map.shape == (32, 32)
 

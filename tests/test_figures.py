@@ -12,7 +12,7 @@ import cnnxai.figures.cli as figures_cli
 from cnnxai.errors import UserInputError
 from cnnxai.figures.catalog import FIGURES, auto_choose_num_features
 from cnnxai.figures.cli import main
-from tests.conftest import make_tiny_cnn, small_photo
+from tests.helpers import make_tiny_cnn, small_photo
 
 BUDGET = [
     "--num-samples", "24", "--segmenter", "slic", "--rise-masks", "16", "--ig-steps", "4", "--curve-step", "12544",

@@ -9,7 +9,7 @@ from PIL import Image
 from cnnxai.errors import ImageLoadError
 from cnnxai.images import find_images, load_image
 from cnnxai.preprocess import to_model_frame
-from tests.conftest import small_photo
+from tests.helpers import small_photo
 
 
 @pytest.fixture

@@ -7,15 +7,15 @@ import pytest
 from lime.lime_base import LimeBase
 from lime.lime_image import ImageExplanation
 
-from lime_ext import CamLimeExplainer, TorchClassifier, exponential_kernel
+from lime_ext import CamLimeExplainer, LimeSettings, TorchClassifier, exponential_kernel
 from lime_ext.surrogate import cosine_distances_to_first
-from tests.conftest import make_tiny_cnn, small_photo
+from tests.helpers import make_tiny_cnn, small_photo
 
 
 @pytest.fixture(scope="module")
 def neighbourhood():
-    explainer = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), segmenter="slic", batch_size=64)
-    return explainer.sample(small_photo(), num_samples=300, seed=3)
+    explainer = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), LimeSettings(300, "slic"), batch_size=64)
+    return explainer.sample(small_photo(), seed=3)
 
 
 def lime_fit(nb, label, num_features, feature_selection):

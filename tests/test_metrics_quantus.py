@@ -16,7 +16,7 @@ from quantus.functions.perturb_func import baseline_replacement_by_mask
 from torch import nn
 
 from cnnxai.metrics import ImageMetrics, resolve_settings, sufficiency
-from tests.conftest import small_photo
+from tests.helpers import small_photo
 
 SIZE = 28
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from cam_ext import fuse_segment_priors
-from lime_ext import CamLimeExplainer, TorchClassifier, legacy_cam_matrix, segment_prior
-from tests.conftest import make_tiny_cnn, small_photo
+from cam_ext import fuse_segment_priors, segment_prior
+from lime_ext import CamLimeExplainer, LimeSettings, TorchClassifier, legacy_cam_matrix
+from tests.helpers import make_tiny_cnn, small_photo
 
 
 def test_prior_is_mean_of_normalised_upsampled_map_divided_by_max():
@@ -48,8 +48,8 @@ def test_superpixel_fusion_is_mean_then_max_normalised():
 
 @pytest.fixture(scope="module")
 def neighbourhood():
-    explainer = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), segmenter="slic")
-    return explainer.sample(small_photo(), num_samples=250, seed=1)
+    explainer = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), LimeSettings(250, "slic"))
+    return explainer.sample(small_photo(), seed=1)
 
 
 def test_feature_mode_is_ridge_on_scaled_design_and_b_is_a_times_w(neighbourhood):
