@@ -1,6 +1,6 @@
 """CAM variants that need more than one forward+backward pass: ScoreCAM, AblationCAM, FullGrad.
 
-All batched on the model's device. Formulas follow pytorch-grad-cam 1.5.x (algorithms.md 3.2) with two
+All batched on the model's device. Formulas follow pytorch-grad-cam 1.5.x (docs/method.md#cam-methods) with two
 documented deviations: AblationCAM always zeroes the ablated channel (the paper's definition; grad-cam
 uses min - 1e7 when the activations can be negative), and FullGrad sums each layer's normalised channels
 before the (linear) bilinear resize instead of after, which is the same map for a fraction of the memory.

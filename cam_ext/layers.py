@@ -22,7 +22,7 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
 
     Raises :class:`LayerNotFoundError` naming up to five close matches when the name is unknown.
     A container (``nn.Sequential``) is one layer: its output is hooked, its children are not
-    iterated (the public scripts' pitfall, algorithms.md 11.6).
+    iterated (a pitfall of the public GradLIME / CamLIME scripts).
     """
     modules = dict(model.named_modules())
     if isinstance(layer, nn.Module):

@@ -1,7 +1,7 @@
 """Channel weightings of the CAM family, in torch on the model's device.
 
 Each formula is the one pytorch-grad-cam 1.5.x implements in numpy (``get_cam_weights`` /
-``get_cam_image`` of its method classes; algorithms.md 3.2); tests compare ours with theirs on small
+``get_cam_image`` of its method classes; docs/method.md#cam-methods); tests compare ours with theirs on small
 models. Every function maps activations ``A`` and gradients ``G`` of shape (B,K,h,w) to the map
 *before* the ReLU, shape (B,h,w). The perturbation methods (ScoreCAM, AblationCAM) and FullGrad live
 in :mod:`cam_ext.forward_methods` because they need extra forward passes.
@@ -21,7 +21,7 @@ def first_component_projection(weighted: torch.Tensor) -> torch.Tensor:
     """Project each image's (hw, K) activations, mean-centred, on their first right singular vector.
 
     Shape (B,K,h,w) -> (B,h,w). SVD leaves the sign arbitrary (an EigenCAM map can come out negated and
-    then vanish under the ReLU; algorithms.md 11.10). We fix it as Seg-Eigen-CAM does: flip when
+    then vanish under the ReLU). We fix it as Seg-Eigen-CAM does: flip when
     |min| > |max|, so the dominant lobe is positive. pytorch-grad-cam's ``get_2d_projection`` does not flip.
     """
     weighted = torch.nan_to_num(weighted.float())

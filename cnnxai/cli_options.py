@@ -90,7 +90,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--model",
         default="efficientnet_lite0",
         choices=list(MODELS),
-        help="black-box model (see README's model table)",
+        help="black-box model (the table in docs/cli.md#models)",
     )
     add(
         "--weights",
@@ -107,7 +107,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--preprocess",
         default="crop",
         choices=list(PREPROCESSING),
-        help="crop: resize short side 256, centre crop 224; square: the seeds' 256x256 resize, then crop",
+        help="crop: resize short side 256, centre crop 224; square: the public scripts' 256x256 resize, then crop",
     )
 
 

@@ -15,7 +15,7 @@ def to_model_frame(
     """RGB uint8 (H,W,3) -> RGB uint8 (crop,crop,3).
 
     'crop' (default, torchvision's ImageNet evaluation): resize the short side to ``resize`` (bilinear),
-    centre-crop. 'square' (the seeds' ``trans_C``, for parity): resize to ``resize`` x ``resize`` ignoring the
+    centre-crop. 'square' (``trans_C`` of the public GradLIME and CamLIME scripts, for parity): resize to ``resize`` x ``resize`` ignoring the
     aspect ratio, centre-crop. Overlays drawn on this frame always align with the CAM.
     """
     if mode not in PREPROCESSING:

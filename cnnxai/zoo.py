@@ -29,7 +29,7 @@ class ModelSpec:
     torchvision_name: str | None = None  # None: the embedded EfficientNet-Lite0
 
 
-# Default layers: the seeds' table (algorithms.md 3.2), written as module paths.
+# Default layers: those of the public GradLIME / CamLIME scripts' model table, written as module paths.
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
@@ -49,7 +49,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "inception_v3",
             ("Mixed_7c",),
-            "torchvision Inception-v3 (fed 224x224, as the seeds)",
+            "torchvision Inception-v3 (fed 224x224, as the public CamLIME scripts)",
             "inception_v3",
         ),
         ModelSpec("densenet121", ("features.norm5",), "torchvision DenseNet-121", "densenet121"),

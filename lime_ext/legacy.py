@@ -1,6 +1,6 @@
 """The public GradLIME v1 / CamLIME CAM injection, reproduced only to compare with published numbers.
 
-BUG (algorithms.md 2.2, 11.1): the CAM (h,w) is resized with scipy ``griddata`` to the shape of the
+BUG (docs/method.md#legacy-mode): the CAM (h,w) is resized with scipy ``griddata`` to the shape of the
 sample matrix (N,M) and multiplied into Z element-wise. Sample i reads CAM row i/(N-1) and superpixel j
 reads CAM column j/(M-1): there is no spatial link between a superpixel and the CAM, and every sample
 is rescaled differently. Use ``cam_mode='feature'`` for the method as the paper describes it.

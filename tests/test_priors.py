@@ -1,4 +1,4 @@
-"""Priors from CAM maps (algorithms.md 2.1), the cam modes, and the legacy (N,M) resize."""
+"""Priors from CAM maps (docs/method.md#the-cam-prior), the cam modes, and the legacy (N,M) resize."""
 
 from __future__ import annotations
 

@@ -162,14 +162,14 @@ def build_parser(tool: str) -> OneLineParser:
             "--feature-unit",
             default="pixel",
             choices=FEATURE_UNITS,
-            help="pixel: a feature is a pixel, all its channels perturbed together (the seeds'); element: one colour "
+            help="pixel: a feature is a pixel, all its channels perturbed together (the public CamLIME benchmarks'); element: one colour "
             "value, the map repeated over channels (Quantus 0.6.0's FaithfulnessCorrelation/Estimate/MonotonicityCorrelation)",
         )
         add(
             "--sufficiency-batch",
             type=int_at_least(2),
             default=16,
-            help="images per group: Sufficiency compares explanations within a group (with 1 it is always 0, the seeds' bug)",
+            help="images per group: Sufficiency compares explanations within a group (with 1 it is always 0, the public CamLIME benchmarks' bug)",
         )
     add_model_options(parser)
     add_alias_flags(parser, REGISTRY, ALIASES, {

@@ -92,6 +92,7 @@ class CamLimeResult:
                 }
                 for k in self.labels
             },  # fmt: skip
+            "timings": dict(self.timings),
         }
 
     def save(

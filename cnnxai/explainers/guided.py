@@ -1,7 +1,7 @@
 """Modified backward passes through non-linearities: IG with guided non-linearity (GNL) and Deconvolution.
 
 GNL is IG's straight path with guided backward through ReLU and max-pool (not PAIR's adaptive-path "Guided
-IG", algorithms.md 6): ReLU / ReLU6 modules are swapped for modules whose backward passes only positive
+IG", docs/method.md#ig-with-guided-non-linearity): ReLU / ReLU6 modules are swapped for modules whose backward passes only positive
 gradients (g_in = g_out [z in the active range] [g_out > 0]); max-pool modules route only positive output
 gradients to their winners. Deconvolution (Zeiler & Fergus) swaps ReLU / ReLU6 for modules whose backward is
 ReLU(g_out), whatever the forward input; captum's Deconvolution hooks ``nn.ReLU`` only, so on ReLU6 networks

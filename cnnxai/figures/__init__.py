@@ -1,4 +1,4 @@
-"""Figures: the explanation figure of GradLIME.py / CamLIME.py, and one command per figure of the seeds' papers
+"""Figures: the explanation figure of GradLIME.py / CamLIME.py, and one command per figure of the GradLIME / CamLIME papers
 (``Figures.py NAME``; the catalogue is :data:`cnnxai.figures.catalog.FIGURES`)."""
 
 from cnnxai.figures.explanation import explanation_figure, superpixel_panel

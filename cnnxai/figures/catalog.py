@@ -3,7 +3,7 @@ drawn from the library's own explainers: ``FIGURES[name].draw(run) -> matplotlib
 :class:`~cnnxai.figures.context.FigureRun` (docs/figures.md).
 
 Fixed on the way: the weight-feature curves of each row are that row's (CAM_LIME_w_f2 plotted the last mode's
-weights in every row), overlays are drawn on the model-input frame the map was computed on (the seeds laid the
+weights in every row), overlays are drawn on the model-input frame the map was computed on (the public scripts laid the
 CAM over the uncropped image), and LIME panels are the attributions of the same neighbourhood as ours.
 """
 

@@ -1,7 +1,7 @@
 """MNIST-1D (Greydanus 2020), generated offline from a seed with ``mnist1d``'s own ``make_dataset``.
 
 Never ``get_dataset``: its default downloads a pickle, and nothing may be downloaded at run time
-(algorithms.md 8 and 10). ``make_dataset`` seeds numpy's and Python's *global* generators; both are saved and
+(docs/method.md#mnist-1d). ``make_dataset`` seeds numpy's and Python's *global* generators; both are saved and
 restored around it, so generating the data leaves a caller's random state untouched.
 """
 

@@ -1,4 +1,5 @@
-"""The seeds' 1-D CNN for MNIST-1D (algorithms.md 8, "Models"), in PyTorch, trained in seconds and cached."""
+"""The 1-D CNN of Siddhantmest/XAI-Methods-for-CNN for MNIST-1D (docs/method.md#mnist-1d), in PyTorch, trained in
+seconds and cached."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from cnnxai.groundtruth.training import accuracy, load_or_train, train_classifie
 from cnnxai.signal1d.data import NUM_CLASSES, SIGNAL_LENGTH, make_mnist1d
 
 MODEL_NAME = "mnist1d_cnn"
-# Layers a 1-D CAM can hook: reluN is conv block N's output after its ReLU, which is what the seeds' Keras layer
+# Layers a 1-D CAM can hook: reluN is conv block N's output after its ReLU, which is what that repository's Keras layer
 # Conv1D(activation='relu') outputs (xai_utils' grad_cam hooks it); convN is the same block before its ReLU.
 CAM_LAYERS = ("relu1", "relu2", "relu3", "conv1", "conv2", "conv3")
 DEFAULT_CAM_LAYER = "relu3"  # the last conv block, Grad-CAM's usual choice
 
 # Training defaults, measured on this project's 2-core CPU: 20 epochs of Adam (lr 1e-2, cosine, batch 128) =
 # 640 steps reach 0.94 test accuracy (the literature's CNN: 0.94) in about 5 s. lr 3e-3 / batch 64 needed 30
-# epochs for 0.93; the seeds' Keras recipe (SGD 0.01, 200 epochs, L2 5e-4) would take minutes.
+# epochs for 0.93; that repository's Keras recipe (SGD 0.01, 200 epochs, L2 5e-4) would take minutes.
 DEFAULT_EPOCHS = 20
 DEFAULT_LEARNING_RATE = 1e-2
 DEFAULT_BATCH_SIZE = 128
