@@ -178,11 +178,11 @@ def explainer_options(
     methods: Sequence[str],
     args: argparse.Namespace,
     aliases: Sequence[str] = (),
-    fixed: Mapping[str, Any] | None = None,
+    fixed: Mapping[tuple[str, str], Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The options given to each explainer of ``methods`` (defaults are the explainer's own): the value of each
-    shared flag of ``aliases`` on every explainer declaring it, then ``fixed`` ((method, key) or alias -> value,
-    set by the tool, e.g. the model's layers), then every ``--explainer-option`` of ``args``. An assignment to an
+    shared flag of ``aliases`` on every explainer declaring it, then ``fixed`` ((method, key) -> value: a tool's
+    own flag, e.g. CamLIME.py's --method), then every ``--explainer-option`` of ``args``. An assignment to an
     explainer that is not in the run, or to an option it does not declare, is a one-line
     :class:`UserInputError` naming the close matches; so is a value its declaration refuses."""
     given: dict[str, dict[str, Any]] = {method: {} for method in methods}
@@ -191,8 +191,6 @@ def explainer_options(
         for option in registry.lookup(method).options:
             if option.alias in aliases and hasattr(args, option.alias):
                 given[method][option.name] = getattr(args, option.alias)
-            if option.alias is not None and option.alias in fixed:
-                given[method][option.name] = fixed[option.alias]
             if (method, option.name) in fixed:
                 given[method][option.name] = fixed[(method, option.name)]
     for name, key, text in getattr(args, "explainer_option", []):

@@ -179,6 +179,10 @@ def _bad_args(tmp_path: Path) -> dict[str, list[str]]:
             "--normlime-reference",
             str(tmp_path / "refs"),
         ],
+        "unknown explainer option": ["--image-path", good, "--explainer-option", "gradlime.num_sample=30"],
+        "explainer option of an explainer not in the run": ["--image-path", good, "--explainer-option", "rise.masks=3"],
+        "explainer option with a bad value": ["--image-path", good, "--compare", "rise", "--explainer-option", "rise.masks=many"],
+        "malformed explainer option": ["--image-path", good, "--explainer-option", "rise.masks"],
     }
 
 
@@ -198,6 +202,20 @@ def test_bad_input_is_one_line_exit_2_and_no_output(case, tmp_path, capsys, monk
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.parametrize("tool", ["GradLIME.py", "CamLIME.py", "MyFaithfulness.py", "MyComplexity.py", "Figures.py",
+                                  "Localisation.py", "MNIST1D.py"])  # fmt: skip
+def test_an_output_dir_that_is_a_file_is_refused_before_any_work(tool, tmp_path):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("a file")
+    args = ["layers"] if tool == "Figures.py" else []
+    done = subprocess.run([sys.executable, str(ROOT / tool), *args, "--output-dir", str(taken)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "is a file" in lines[0] and str(taken) in lines[0]
+    assert taken.read_text() == "a file" and done.stdout == ""
+
+
 def test_error_messages_name_the_problem_and_the_fix(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     _make_bad_files(tmp_path / "in")
@@ -208,6 +226,8 @@ def test_error_messages_name_the_problem_and_the_fix(tmp_path, capsys, monkeypat
         "target out of range": "0..999",
         "text file named .jpg": "text.jpg",
         "image too small": "9x6",
+        "unknown explainer option": "close matches: num_samples",
+        "explainer option of an explainer not in the run": "not an explainer of this run",
     }
     for case, needle in expectations.items():
         _, _, stderr = run_cli("gradlime", [*cases[case], "--output-dir", str(tmp_path / "out")], capsys)
