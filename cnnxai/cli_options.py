@@ -20,6 +20,7 @@ from cnnxai.explainers import REGISTRY
 from cnnxai.options import Option, close_matches, split_assignment, unknown_option
 from cnnxai.preprocess import PREPROCESSING
 from cnnxai.registry import Registry
+from cnnxai.system import tune_malloc
 from cnnxai.zoo import MODELS
 
 
@@ -262,7 +263,9 @@ def run_main(
     argv: list[str] | None,
     interrupted: str = "interrupted",
 ) -> int:
-    """Parse, run, and turn user errors into one line on stderr with exit status 2 (tracebacks with --debug)."""
+    """Tune the process (:func:`cnnxai.system.tune_malloc`), parse, run, and turn user errors into one line on
+    stderr with exit status 2 (tracebacks with --debug)."""
+    tune_malloc()
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help (0) or a bad option (2, already reported in one line)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnxai.system import process_record
+from cnnxai.system import system_record
 
 # The layout of every manifest.json this suite writes; bump when a key changes meaning or moves.
 MANIFEST_SCHEMA = 2
@@ -74,7 +74,8 @@ def command_line() -> str:
 def build_manifest(tool: str, extra_packages: Sequence[str] = (), **sections: Any) -> dict[str, Any]:
     """The manifest of one result: ``schema_version``, ``tool``, the command line, the caller's ``sections`` (in
     their order), package versions (``PACKAGES`` and ``extra_packages``), the platform and the process settings
-    that can change speed but not values (:func:`cnnxai.system.process_record`)."""
+    settings that can change speed but not values (:func:`cnnxai.system.system_record`: the allocator tuning,
+    torch's threads, the OpenMP environment)."""
     return {
         "schema_version": MANIFEST_SCHEMA,
         "tool": tool,
@@ -82,7 +83,7 @@ def build_manifest(tool: str, extra_packages: Sequence[str] = (), **sections: An
         **sections,
         "versions": package_versions(extra_packages),
         "platform": platform.platform(),
-        "process": process_record(),
+        "process": system_record(),
     }
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from cnnxai.options import Option, SettingsT, settings_from
 from cnnxai.registry import Registry
+from cnnxai.system import tune_malloc
 from lime_ext import TorchClassifier, auto_batch_size
 
 
@@ -135,7 +136,9 @@ def make_context(
     amp: bool = False,
     **options: Any,
 ) -> ExplainContext:
-    """The context explainer ``name`` runs in: its options resolved (defaults filled, unknown ones refused)."""
+    """The context explainer ``name`` runs in: its options resolved (defaults filled, unknown ones refused).
+    The library's entry points pass through here, so the process is tuned here once (see :mod:`cnnxai.system`)."""
+    tune_malloc()
     resolved = REGISTRY.options(name, options)
     shared = shared if shared is not None else {}
     return ExplainContext(model, image, int(target), int(seed), device, batch_size, resolved, shared, amp)
