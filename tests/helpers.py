@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,6 +12,8 @@ from skimage.transform import resize
 from torch import nn
 
 from cnnxai.explainers import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 
 def make_tiny_cnn(num_classes: int = 4, seed: int = 0) -> nn.Module:
@@ -54,7 +57,9 @@ NORMLIME_CACHE = tempfile.mkdtemp(prefix="normlime-test-")  # never the user's ~
 def fast_options(name: str, **overrides) -> dict:
     """Cheap options for explainer ``name``: the shared budgets it answers to, its own, then ``overrides``."""
     spec = REGISTRY.lookup(name)
-    options = {option.name: FAST_SHARED[option.alias] for option in spec.options if option.alias in FAST_SHARED}
+    options = {
+        option.name: FAST_SHARED[option.alias] for option in spec.options if option.alias in FAST_SHARED
+    }
     options.update(FAST_OWN.get(name, {}))
     if name.startswith("normlime"):
         options["cache"] = NORMLIME_CACHE

@@ -10,7 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-SOURCES = [p for folder in ("cnnxai", "lime_ext", "cam_ext", "bench", "tests") for p in (ROOT / folder).rglob("*.py")]
+SOURCES = [
+    p for folder in ("cnnxai", "lime_ext", "cam_ext", "bench", "tests") for p in (ROOT / folder).rglob("*.py")
+]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -62,12 +64,16 @@ def test_sources_cite_only_files_of_the_repository():
     cited = re.compile(r"(docs/[\w\-]+\.md)(#[\w\-]+)?")
     for source in SOURCES:
         text = source.read_text()
-        assert "algorithms.md" not in text, f"{source.relative_to(ROOT)} cites a file that is not in the repository"
+        assert "algorithms.md" not in text, (
+            f"{source.relative_to(ROOT)} cites a file that is not in the repository"
+        )
         for path, anchor in cited.findall(text):
             page = ROOT / path
             assert page.exists(), f"{source.relative_to(ROOT)} cites {path}, which does not exist"
             if anchor:
-                assert anchor[1:] in anchors(page), f"{source.relative_to(ROOT)} cites {path}{anchor}: no such heading"
+                assert anchor[1:] in anchors(page), (
+                    f"{source.relative_to(ROOT)} cites {path}{anchor}: no such heading"
+                )
 
 
 def test_no_insider_jargon_in_code_or_manual():

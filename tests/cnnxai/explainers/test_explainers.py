@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +16,7 @@ from cnnxai.explainers import REGISTRY, explain
 from cnnxai.explainers.guided import GuidedReLU, guided_nonlinearities
 from cnnxai.explainers.kernel_shap import shap_values, shapley_coalitions
 from lime_ext import LimeSettings, TorchClassifier
-from tests.helpers import fast_options, make_tiny_cnn, small_photo
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, fast_options, make_tiny_cnn, small_photo
 
 
 def relu_mlp_cnn() -> nn.Module:
@@ -251,11 +248,17 @@ def test_normlime_global_weights_single_out_the_deciding_cluster(tmp_path):
 
 
 def test_normlime_is_cached_and_reused(tmp_path):
-    first = explain("normlime", make_tiny_cnn(), small_photo(32), 1, **fast_options("normlime", cache=str(tmp_path)))
+    first = explain(
+        "normlime", make_tiny_cnn(), small_photo(32), 1, **fast_options("normlime", cache=str(tmp_path))
+    )
     cached = list(tmp_path.glob("*.npz"))
     assert len(cached) == 1
     again = explain(  # same fit, other variant
-        "normlime_logreg", make_tiny_cnn(), small_photo(32), 1, **fast_options("normlime_logreg", cache=str(tmp_path))
+        "normlime_logreg",
+        make_tiny_cnn(),
+        small_photo(32),
+        1,
+        **fast_options("normlime_logreg", cache=str(tmp_path)),
     )
     assert list(tmp_path.glob("*.npz")) == cached
     assert first.map.shape == again.map.shape == (32, 32)

@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from cnnxai import system
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 GLIBC_LINUX = sys.platform.startswith("linux") and system.glibc_version() is not None
 
 # Prints the tuning's outcome, the manifest record and torch's thread count of a fresh process.

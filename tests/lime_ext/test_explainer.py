@@ -1,49 +1,17 @@
-"""Priors from CAM maps (docs/method.md#the-cam-prior), the cam modes, and the legacy (N,M) resize."""
+"""lime_ext.explainer: sample once, fit many; the cam modes and the legacy (N,M) resize; the same seed gives the
+same explanation, call after call and process after process."""
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
-import torch
 
-from cam_ext import fuse_segment_priors, segment_prior
 from lime_ext import CamLimeExplainer, LimeSettings, TorchClassifier, legacy_cam_matrix
-from tests.helpers import make_tiny_cnn, small_photo
-
-
-def test_prior_is_mean_of_normalised_upsampled_map_divided_by_max():
-    segments = np.zeros((4, 4), dtype=np.int64)
-    segments[:, 2:] = 1
-    segments[2:, :2] = 2
-    cam = torch.tensor([[0.0, 1.0, 2.0, 3.0]] * 4)  # already (H,W): no resize; min-max gives c/3 per column
-    prior = segment_prior(cam, segments)
-    # segment 0: columns 0-1 rows 0-1 -> mean(0, 1/3) = 1/6; segment 1: columns 2-3 -> 5/6; segment 2 -> 1/6
-    norm = 3 + 1e-7
-    expected = np.array([0.5 / norm, 2.5 / norm, 0.5 / norm])
-    np.testing.assert_allclose(prior, expected / expected.max(), rtol=1e-6)
-    assert prior.max() == 1.0
-
-
-def test_prior_upsamples_bilinearly():
-    segments = np.repeat(np.arange(4), 4).reshape(1, 16).repeat(8, axis=0)  # 4 vertical strips on 8x16
-    cam = torch.tensor([[0.0, 1.0]])  # left-to-right ramp at (1,2)
-    up = torch.nn.functional.interpolate(cam[None, None], size=(8, 16), mode="bilinear", align_corners=False)[
-        0, 0
-    ]
-    expected = np.array([up[:, 4 * j : 4 * j + 4].mean().item() for j in range(4)])
-    np.testing.assert_allclose(segment_prior(cam, segments), expected / expected.max(), rtol=1e-6)
-
-
-@pytest.mark.parametrize("cam", [torch.zeros(3, 3), torch.full((3, 3), 2.5)])
-def test_flat_map_gives_uniform_prior(cam):
-    segments = np.arange(9).reshape(3, 3)
-    np.testing.assert_array_equal(segment_prior(cam, segments), np.ones(9))
-
-
-def test_superpixel_fusion_is_mean_then_max_normalised():
-    fused = fuse_segment_priors([np.array([1.0, 0.5, 0.0]), np.array([0.0, 1.0, 0.5])])
-    np.testing.assert_allclose(fused, np.array([0.5, 0.75, 0.25]) / 0.75)
-    np.testing.assert_array_equal(fuse_segment_priors([np.zeros(3)]), np.ones(3))
+from tests.helpers import ROOT, make_tiny_cnn, small_photo
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +130,43 @@ def test_bad_prior_and_mode_are_rejected(neighbourhood):
         neighbourhood.fit(labels=[label], cam_mode="paper")
     with pytest.raises(ValueError, match="out of range"):
         neighbourhood.fit(labels=[99])
+
+
+SCRIPT = """
+import hashlib
+from lime_ext import CamLimeExplainer, LimeSettings, TorchClassifier
+from tests.helpers import make_tiny_cnn, small_photo
+exp = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), LimeSettings(120)).explain(small_photo(), seed=11, cam_mode="none")
+label = exp.labels[exp.top_labels[0]]
+print(hashlib.sha256(exp.segments.tobytes() + label.weights.tobytes() + label.attributions.tobytes()).hexdigest())
+"""
+
+
+def digest(explainer, seed):
+    exp = explainer.explain(small_photo(), seed=seed, cam_mode="none")
+    label = exp.labels[exp.top_labels[0]]
+    return hashlib.sha256(
+        exp.segments.tobytes() + label.weights.tobytes() + label.attributions.tobytes()
+    ).hexdigest()
+
+
+def test_same_seed_same_explanation_on_one_explainer_object():
+    explainer = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), LimeSettings(120))
+    first, second = explainer.sample(small_photo(), seed=7), explainer.sample(small_photo(), seed=7)
+    np.testing.assert_array_equal(first.segments, second.segments)
+    np.testing.assert_array_equal(first.masks, second.masks)
+    np.testing.assert_array_equal(first.predictions, second.predictions)
+    assert digest(explainer, 7) == digest(explainer, 7)
+    assert not np.array_equal(first.masks, explainer.sample(small_photo(), seed=8).masks)
+
+
+def test_same_seed_same_explanation_across_processes():
+    explainer = CamLimeExplainer(TorchClassifier(make_tiny_cnn()), LimeSettings(120))
+    here = digest(explainer, 11)
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    }
+    assert outputs == {here}

@@ -14,9 +14,8 @@ import torch
 from PIL import Image
 
 from cnnxai.cli import main
-from tests.helpers import small_photo
+from tests.helpers import ROOT, small_photo
 
-ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--num-samples", "24", "--batch-size", "12", "--segmenter", "slic", "--quiet", "--device", "cpu"]
 
 
@@ -180,8 +179,20 @@ def _bad_args(tmp_path: Path) -> dict[str, list[str]]:
             str(tmp_path / "refs"),
         ],
         "unknown explainer option": ["--image-path", good, "--explainer-option", "gradlime.num_sample=30"],
-        "explainer option of an explainer not in the run": ["--image-path", good, "--explainer-option", "rise.masks=3"],
-        "explainer option with a bad value": ["--image-path", good, "--compare", "rise", "--explainer-option", "rise.masks=many"],
+        "explainer option of an explainer not in the run": [
+            "--image-path",
+            good,
+            "--explainer-option",
+            "rise.masks=3",
+        ],
+        "explainer option with a bad value": [
+            "--image-path",
+            good,
+            "--compare",
+            "rise",
+            "--explainer-option",
+            "rise.masks=many",
+        ],
         "malformed explainer option": ["--image-path", good, "--explainer-option", "rise.masks"],
     }
 
