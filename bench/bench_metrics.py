@@ -1,12 +1,13 @@
-"""Every metric of MyFaithfulness.py and MyComplexity.py for one image and one explainer: ours against the seeds'
-way, with identical values, all measured in one run (never a timed test: machines are noisy).
+"""Every metric of MyFaithfulness.py and MyComplexity.py for one image and one explainer: ours against the
+reference way, with identical values, all measured in one run (never a timed test: machines are noisy).
 
-The seeds' way is one Quantus 0.6.0 call per metric on one image (their parameters, with the valid baselines
-of algorithms.md 5), plus RISE's deletion/insertion loop (one forward per step, edits in place on a CPU copy)
-restated here. Ours is :class:`cnnxai.metrics.ImageMetrics`: every perturbed copy built on the device in
-batches, the unperturbed forward shared. To compare values one for one, ours runs with ``feature_unit='element'``
-(what Quantus 0.6.0 does on RGB input; the suite's default 'pixel' is the seeds' own definition and needs a
-third of the forwards for FaithfulnessEstimate and MonotonicityCorrelation, timed on a line of its own) and
+The reference way is that of the public CamLIME repository's MyFaithfulness.py and MyComplexity.py: one
+Quantus 0.6.0 call per metric on one image (their parameters, with baselines valid in the normalised input
+space), plus RISE's deletion/insertion loop (one forward per step, edits in place on a CPU copy) restated here.
+Ours is :class:`cnnxai.metrics.ImageMetrics`: every perturbed copy built on the device in batches, the
+unperturbed forward shared. To compare values one for one, ours runs with ``feature_unit='element'`` (what
+Quantus 0.6.0 does on RGB input; the suite's default 'pixel' is the CamLIME repository's own definition and
+needs a third of the forwards for FaithfulnessEstimate and MonotonicityCorrelation, timed on a line of its own) and
 replays the random draws Quantus made. Two Quantus breakages are patched for the reference: ``np.trapz``
 (gone in numpy 2.4) and IROF's mask, which does not broadcast over RGB channels. Sufficiency needs several
 images: it is scored on the three sample photos, with the same explainer.
@@ -34,19 +35,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_lime import Clock, forward_time  # noqa: E402
 
-from cnnxai.explainers import explain  # noqa: E402
+from cnnxai.explainers import explain, get_explainer  # noqa: E402
 from cnnxai.images import SAMPLE_IMAGES, sample_image  # noqa: E402
-from cnnxai.metrics import METRICS, ImageMetrics, resolve_settings, sufficiency  # noqa: E402
+from cnnxai.metrics import (  # noqa: E402
+    COMPLEXITY_METRICS,
+    FAITHFULNESS_METRICS,
+    METRICS,
+    ImageMetrics,
+    resolve_settings,
+    sufficiency,
+)
 from cnnxai.metrics.causal import blurred  # noqa: E402
 from cnnxai.preprocess import to_model_frame  # noqa: E402
 from cnnxai.zoo import MODELS, load_model  # noqa: E402
 from lime_ext import TorchClassifier, auto_batch_size  # noqa: E402
 
-PER_IMAGE = [name for name, spec in METRICS.items() if not spec.batch_level]
+PER_IMAGE = [name for name in FAITHFULNESS_METRICS + COMPLEXITY_METRICS if not METRICS[name].batch_level]
 
 
 def quantus_metrics(low: float, high: float) -> dict:
-    """The seeds' metric objects (algorithms.md 5), 'uniform' drawn in the image's value range."""
+    """The CamLIME repository's metric objects (Quantus 0.6.0), 'uniform' drawn in the image's value range."""
     import quantus
     from quantus.functions.perturb_func import baseline_replacement_by_mask
 
@@ -143,7 +151,7 @@ class CountingModel(torch.nn.Module):
 
 
 def reference(model, x, xs, maps, target, predicted_all, quantus_objects, device):
-    """The seeds' way: (values, per-metric Clock, forwards) with Quantus's draws recorded."""
+    """The reference way: (values, per-metric Clock, forwards) with Quantus's draws recorded."""
     values, clocks, draws = {}, {}, {}
     a = maps[0][None, None]
     counting = CountingModel(model).eval()
@@ -216,9 +224,10 @@ def main() -> None:
     with torch.no_grad():
         predicted_all = model(xs).argmax(dim=1).tolist()
     target = predicted_all[0]
-    layers = list(MODELS["efficientnet_lite0"].layers)
+    declared = {option.name for option in get_explainer(args.method).options}
+    layers = {"layers": list(MODELS["efficientnet_lite0"].layers)} if "layers" in declared else {}
     maps = [
-        explain(args.method, model, f, t, device=device, layers=layers).map
+        explain(args.method, model, f, t, device=device, **layers).map
         for f, t in zip(frames, predicted_all, strict=True)
     ]
     x = xs[:1]

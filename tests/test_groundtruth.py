@@ -14,19 +14,17 @@ from sklearn.metrics import roc_auc_score
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.groundtruth.benchmark import default_methods, run_localisation
 from cnnxai.groundtruth.cli import example_indices, main
-from cnnxai.groundtruth.localisation import (
-    METRICS,
-    dilate,
-    expected_hits_in_top,
-    localisation_scores,
-    pointing_game,
-    relevance_mass_accuracy,
-    relevance_rank_accuracy,
-    roc_auc,
-    top_k_intersection,
-)
 from cnnxai.groundtruth.shapes_model import CAM_LAYER, load_shapes_model
 from cnnxai.groundtruth.synthetic import CLASSES, SyntheticSettings, draw_image, make_synthetic
+from cnnxai.metrics import LOCALISATION_METRICS, localisation_scores, metric_settings
+from cnnxai.metrics.localisation import dilate, expected_hits_in_top
+
+METRICS = LOCALISATION_METRICS
+
+
+def value(name: str, attribution: np.ndarray, mask: np.ndarray, **params) -> float:
+    """Localisation metric ``name`` of a map against a mask, ``params`` over its defaults."""
+    return localisation_scores(attribution, mask, metric_settings([name], {name: params}))[name].value
 
 
 @pytest.fixture(scope="module")
@@ -106,16 +104,17 @@ def test_pointing_game_unique_maximum_tolerance_and_ties():
     mask = _mask()
     a = np.zeros((10, 10))
     a[3, 3] = 1.0
-    assert pointing_game(a, mask) == 1.0
+    assert value("PointingGameExact", a, mask) == 1.0
     a = np.zeros((10, 10))
     a[3, 5] = 1.0  # two columns right of the mask (columns 2-3)
-    assert pointing_game(a, mask) == 0.0
-    assert pointing_game(a, mask, tolerance=1) == 0.0
-    assert pointing_game(a, mask, tolerance=2) == 1.0
+    assert value("PointingGameExact", a, mask) == 0.0
+    assert value("PointingGame", a, mask, tolerance=1) == 0.0
+    assert value("PointingGame", a, mask, tolerance=2) == 1.0
     a = np.zeros((10, 10))
     a[2, 2] = a[9, 9] = a[0, 9] = a[5, 5] = 1.0  # four tied maxima, one on the mask
-    assert pointing_game(a, mask) == 0.25
-    assert pointing_game(np.ones((10, 10)), mask) == pytest.approx(4 / 100)  # constant map: chance
+    assert value("PointingGameExact", a, mask) == 0.25
+    constant = np.ones((10, 10))  # a constant map scores the chance level
+    assert value("PointingGameExact", constant, mask) == pytest.approx(4 / 100)
     assert dilate(mask, 1).sum() == 16
 
 
@@ -123,12 +122,12 @@ def test_mass_rank_topk_by_hand():
     mask = _mask()
     a = np.zeros((10, 10))
     a[2, 2], a[2, 3], a[0, 0] = 3.0, 1.0, 4.0
-    assert relevance_mass_accuracy(a, mask) == pytest.approx(4 / 8)
-    assert np.isnan(relevance_mass_accuracy(np.zeros((10, 10)), mask))
+    assert value("RelevanceMassAccuracy", a, mask) == pytest.approx(4 / 8)
+    assert np.isnan(value("RelevanceMassAccuracy", np.zeros((10, 10)), mask))
     # Top 4 = {4 (outside), 3 (inside), 1 (inside)} and one of the 97 tied zeros (2 of them inside).
-    assert relevance_rank_accuracy(a, mask) == pytest.approx((2 + 2 / 97) / 4)
-    assert top_k_intersection(a, mask, k=2) == pytest.approx(1 / 2)
-    assert top_k_intersection(a, mask, k=3) == pytest.approx(2 / 3)
+    assert value("RelevanceRankAccuracy", a, mask) == pytest.approx((2 + 2 / 97) / 4)
+    assert value("TopKIntersection", a, mask, k=2) == pytest.approx(1 / 2)
+    assert value("TopKIntersection", a, mask, k=3) == pytest.approx(2 / 3)
     values = np.array([5.0, 2.0, 2.0, 2.0, 1.0])
     inside = np.array([False, True, False, False, True])
     assert expected_hits_in_top(values, inside, 2) == pytest.approx(1 / 3)
@@ -140,17 +139,18 @@ def test_auc_equals_sklearn_with_ties():
     for _ in range(5):
         a = rng.integers(0, 4, (12, 12)).astype(float)  # many ties
         mask = rng.random((12, 12)) < 0.2
-        assert roc_auc(a, mask) == pytest.approx(roc_auc_score(mask.ravel(), a.ravel()), abs=1e-12)
-    assert roc_auc(np.ones((10, 10)), _mask()) == 0.5
+        assert value("AUC", a, mask) == pytest.approx(roc_auc_score(mask.ravel(), a.ravel()), abs=1e-12)
+    assert value("AUC", np.ones((10, 10)), _mask()) == 0.5
 
 
 def test_perfect_and_random_maps_bracket_every_metric():
     mask = np.zeros((32, 32), dtype=bool)
     mask[8:20, 10:22] = True  # 144 pixels
-    perfect = localisation_scores(mask.astype(float), mask, top_k=50, tolerance=0)
+    settings = metric_settings(METRICS, {"PointingGame": {"tolerance": 0}})
+    perfect = {name: r.value for name, r in localisation_scores(mask.astype(float), mask, settings).items()}
     assert all(v == pytest.approx(1.0) for v in perfect.values()), perfect
     noise = np.random.default_rng(1).random((32, 32))
-    random_scores = localisation_scores(noise, mask, top_k=50, tolerance=0)
+    random_scores = {name: r.value for name, r in localisation_scores(noise, mask, settings).items()}
     share = mask.mean()
     assert random_scores["RelevanceMassAccuracy"] == pytest.approx(share, abs=0.05)
     assert random_scores["RelevanceRankAccuracy"] == pytest.approx(share, abs=0.1)
@@ -176,11 +176,11 @@ def test_equal_to_quantus_on_maps_without_ties():
     s[0, 0, 4:8, 4:8] = 1
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * size * size, 2))
     ours = {
-        "PointingGame": lambda am, sm: pointing_game(am, sm),
-        "RelevanceMassAccuracy": relevance_mass_accuracy,
-        "RelevanceRankAccuracy": relevance_rank_accuracy,
-        "TopKIntersection": lambda am, sm: top_k_intersection(am, sm, k=20),
-        "AUC": roc_auc,
+        "PointingGame": lambda am, sm: value("PointingGameExact", am, sm),
+        "RelevanceMassAccuracy": lambda am, sm: value("RelevanceMassAccuracy", am, sm),
+        "RelevanceRankAccuracy": lambda am, sm: value("RelevanceRankAccuracy", am, sm),
+        "TopKIntersection": lambda am, sm: value("TopKIntersection", am, sm, k=20),
+        "AUC": lambda am, sm: value("AUC", am, sm),
     }
     theirs = {
         "PointingGame": quantus.PointingGame(disable_warnings=True),
@@ -205,7 +205,9 @@ def test_equal_to_quantus_on_maps_without_ties():
         )
     assert all(bool(h) for h in hit)
     area = s[0].sum()
-    assert pointing_game(flat[0, 0], s[0, 0].astype(bool)) == pytest.approx(area / (size * size - 1))
+    assert value("PointingGameExact", flat[0, 0], s[0, 0].astype(bool)) == pytest.approx(
+        area / (size * size - 1)
+    )
 
 
 # ---- the benchmark and its command -----------------------------------------------------------------------

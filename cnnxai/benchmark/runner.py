@@ -25,8 +25,7 @@ from cnnxai.benchmark.store import SCORE_COLUMNS, ResultStore, read_rows, run_lo
 from cnnxai.benchmark.summary import load_rows, result_folders, summarise, write_curves, write_summary
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
-from cnnxai.metrics import METRICS, ImageMetrics, MetricResult, sufficiency
-from cnnxai.metrics.faithfulness import check_sizes
+from cnnxai.metrics import METRICS, ImageMetrics, MetricResult, check_sizes, sufficiency
 from cnnxai.metrics.perturbation import full_float32
 from cnnxai.metrics.result import undefined
 from cnnxai.outputs import build_manifest, write_json

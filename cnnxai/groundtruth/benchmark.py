@@ -15,8 +15,8 @@ from tqdm.auto import tqdm
 
 from cnnxai.benchmark.runner import postprocess
 from cnnxai.explainers import REGISTRY, explain
-from cnnxai.groundtruth.localisation import METRICS, localisation_scores
 from cnnxai.groundtruth.synthetic import SyntheticSet
+from cnnxai.metrics import LOCALISATION_METRICS, localisation_scores, metric_settings
 from lime_ext import TorchClassifier
 
 # Every registered explainer except NormLIME's two variants, whose global weights need a fit of their own on a
@@ -61,8 +61,8 @@ def run_localisation(
     options: dict,
     seed: int = 0,
     attribution: str = "positive",
-    top_k: int = 50,
-    tolerance: int = 4,
+    top_k: int | None = None,
+    tolerance: int | None = None,
     batch_size: int | None = None,
     progress: bool = True,
     debug: bool = False,
@@ -71,8 +71,14 @@ def run_localisation(
 
     ``options`` go to every explainer (layers, num_samples, segmenter, ...). One ``shared`` dict per image, so
     LIME, GradLIME, CamLIME and KernelSHAP fit the same perturbations. An explainer that fails on an image
-    (ValueError/RuntimeError) gives NaN rows with the reason, and a warning (``debug`` re-raises).
+    (ValueError/RuntimeError) gives NaN rows with the reason, and a warning (``debug`` re-raises). ``top_k`` and
+    ``tolerance`` set TopKIntersection's k and PointingGame's tolerance (None: the metrics' defaults).
     """
+    given = {
+        "PointingGame": {"tolerance": tolerance},
+        "TopKIntersection": {} if top_k is None else {"k": top_k},
+    }
+    settings = metric_settings(LOCALISATION_METRICS, given)
     device = next(model.parameters()).device
     result = LocalisationResult(predicted=predictions(model, dataset.images))
     size = dataset.images.shape[1:3]
@@ -91,14 +97,14 @@ def run_localisation(
                     raw = explain(method, model, image, label, seed=seed, device=device,
                                   batch_size=batch_size, shared=shared, **options).map  # fmt: skip
                     scored = postprocess(raw, attribution)
-                    scores = localisation_scores(scored, mask, top_k, tolerance)
+                    scores = {m: r.value for m, r in localisation_scores(scored, mask, settings).items()}
                     result.maps[method][i] = scored
                 except (ValueError, RuntimeError) as error:
                     if debug:
                         raise
                     note = f"{type(error).__name__}: {error}".replace("\n", " ")
                     result.failures.setdefault(method, note)
-                    scores = dict.fromkeys(METRICS, float("nan"))
+                    scores = dict.fromkeys(LOCALISATION_METRICS, float("nan"))
                 seconds = time.perf_counter() - start
                 result.seconds[method] += seconds
                 if not note and any(math.isnan(v) for v in scores.values()):

@@ -35,9 +35,10 @@ from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY
 from cnnxai.groundtruth.benchmark import EXCLUDED_BY_DEFAULT, SCORE_COLUMNS, default_methods, run_localisation
 from cnnxai.groundtruth.figure import draw_examples
-from cnnxai.groundtruth.localisation import METRICS, default_tolerance
 from cnnxai.groundtruth.shapes_model import CAM_LAYER, SISE_LAYERS, load_shapes_model
 from cnnxai.groundtruth.synthetic import CLASSES, SyntheticSettings, make_synthetic
+from cnnxai.metrics import LOCALISATION_METRICS, METRICS
+from cnnxai.metrics.localisation import default_tolerance
 from cnnxai.outputs import atomic_folder, atomic_savefig, atomic_write_text, json_fallback, package_versions
 from lime_ext import SEGMENTERS
 
@@ -97,7 +98,7 @@ def build_parser() -> OneLineParser:
     add(
         "--top-k",
         type=int_at_least(1),
-        default=50,
+        default=METRICS["TopKIntersection"].params["k"],
         help="pixels of TopKIntersection (the smallest object has ~76)",
     )
     add("--pointing-tolerance", type=int_at_least(0), default=None,
@@ -122,7 +123,7 @@ def list_all() -> str:
     lines = ["explainers (default: all but " + ", ".join(EXCLUDED_BY_DEFAULT) + "):"]
     lines += [f"  {name:<20}{spec.description}" for name, spec in REGISTRY.items()]
     lines.append("metrics (all higher is better, in [0,1]):")
-    lines += [f"  {name:<24}{metric.definition}" for name, metric in METRICS.items()]
+    lines += [f"  {name:<24}{METRICS[name].description}" for name in LOCALISATION_METRICS]
     return "\n".join(lines)
 
 
@@ -203,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         model, dataset, methods, options, args.seed, args.attribution, args.top_k, tolerance,
         args.batch_size, progress=not args.quiet, debug=args.debug,
     )  # fmt: skip
-    metrics = list(METRICS)
+    metrics = list(LOCALISATION_METRICS)
     directions = dict.fromkeys(metrics, "higher")
     table = summarise(result.rows, methods, metrics, directions)
     accuracy = float(np.mean(result.predicted == dataset.labels))
@@ -249,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
             }
             for m in methods
         },  # fmt: skip
-        "metrics": {name: metric.definition for name, metric in METRICS.items()},
+        "metrics": {name: METRICS[name].description for name in LOCALISATION_METRICS},
         "versions": package_versions(("captum", "zennit")),
     }
     final = Path(args.output_dir)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from skimage.draw import disk, line, polygon
 
-from cnnxai.groundtruth.localisation import dilate
+from cnnxai.metrics.localisation import dilate
 
 CLASSES = ("disc", "square", "triangle", "cross")
 SPLITS = {"train": 0, "test": 1}

@@ -19,20 +19,39 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
 from cnnxai.errors import UserInputError
-from cnnxai.metrics.faithfulness import CONSTANT_MAP
 from cnnxai.metrics.image import ImageMetrics
 from cnnxai.metrics.perturbation import replace
-from cnnxai.metrics.result import MetricResult, undefined
+from cnnxai.metrics.result import CONSTANT_MAP, MetricResult, undefined
+from cnnxai.metrics.specs import SUBSTRATES, metric
+from cnnxai.options import Option, positive
+
+# RISE's blur of the insertion substrate: an 11x11 kernel, sigma 5 (also Deletion's, when it is set to 'blur').
+BLUR_SIZE, BLUR_SIGMA = 11, 5.0
 
 
-def gaussian_kernel(size: int = 11, sigma: float = 5.0) -> np.ndarray:
+def _odd(value: int) -> str | None:
+    return None if value > 0 and value % 2 == 1 else "must be a positive odd number of pixels"
+
+
+def _step_option() -> Option:
+    return Option("step", 224, "pixels removed (deletion) or inserted (insertion) per step", check=positive)
+
+
+def _substrate_option(default: str) -> Option:
+    return Option(
+        "substrate", default, "the image deletion ends at / insertion starts from: " + ", ".join(SUBSTRATES),
+        choices=SUBSTRATES,
+    )  # fmt: skip
+
+
+def gaussian_kernel(size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> np.ndarray:
     """RISE's blur kernel: a centred unit impulse on a size x size grid, Gaussian-filtered with ``sigma``."""
     impulse = np.zeros((size, size))
     impulse[size // 2, size // 2] = 1.0
     return gaussian_filter(impulse, sigma)
 
 
-def blurred(x: torch.Tensor, size: int = 11, sigma: float = 5.0) -> torch.Tensor:
+def blurred(x: torch.Tensor, size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> torch.Tensor:
     """Each channel of ``x`` (C,H,W) convolved with :func:`gaussian_kernel` (zero padding): (C,H,W)."""
     if size < 1 or size % 2 == 0:
         raise UserInputError(f"Insertion.blur_size={size}: use an odd number of pixels")
@@ -44,7 +63,8 @@ def blurred(x: torch.Tensor, size: int = 11, sigma: float = 5.0) -> torch.Tensor
 def substrate(image: ImageMetrics, params: dict[str, Any]) -> torch.Tensor:
     """The image that deletion ends at / insertion starts from, (C,H*W), cached per image."""
     kind = params["substrate"]
-    key = ("substrate", kind, params.get("blur_size", 11), params.get("blur_sigma", 5.0))
+    size, sigma = int(params.get("blur_size", BLUR_SIZE)), float(params.get("blur_sigma", BLUR_SIGMA))
+    key = ("substrate", kind, size, sigma)
     if key not in image.cache:
         x = image.x
         if kind == "zeros":
@@ -52,7 +72,7 @@ def substrate(image: ImageMetrics, params: dict[str, Any]) -> torch.Tensor:
         elif kind == "mean":
             made = torch.full_like(x, float(x.mean()))
         else:
-            made = blurred(x, int(params.get("blur_size", 11)), float(params.get("blur_sigma", 5.0)))
+            made = blurred(x, size, sigma)
         image.cache[key] = made.reshape(x.shape[0], -1)
     return image.cache[key]
 
@@ -99,12 +119,26 @@ def _causal(
     return MetricResult(area(curve), curve=curve)
 
 
+@metric(
+    "Deletion", "faithfulness", higher_is_better=False,
+    description="RISE deletion: pixels removed step pixels at a time by attribution (descending, ties in raster "
+    "order), replaced by the substrate; area under the curve of p(target) on [0,1] (Petsiuk et al. 2018)",
+    options=(_step_option(), _substrate_option("zeros")),
+)  # fmt: skip
 def deletion(image: ImageMetrics, attribution: np.ndarray, params: dict[str, Any]) -> MetricResult:
     return _causal(image, attribution, params, deleting=True)
 
 
+@metric(
+    "Insertion", "faithfulness", higher_is_better=True,
+    description="RISE insertion: pixels inserted step pixels at a time by attribution (descending) into the "
+    "substrate (an 11x11, sigma 5 Gaussian blur of the input); area under the curve of p(target) on [0,1]",
+    options=(
+        _step_option(),
+        _substrate_option("blur"),
+        Option("blur_size", BLUR_SIZE, "side of the blur kernel of the 'blur' substrate", check=_odd),
+        Option("blur_sigma", BLUR_SIGMA, "sigma of the blur kernel of the 'blur' substrate", check=positive),
+    ),
+)  # fmt: skip
 def insertion(image: ImageMetrics, attribution: np.ndarray, params: dict[str, Any]) -> MetricResult:
     return _causal(image, attribution, params, deleting=False)
-
-
-PER_IMAGE = {"Deletion": deletion, "Insertion": insertion}

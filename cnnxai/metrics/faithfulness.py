@@ -1,14 +1,16 @@
-"""The perturbation metrics of the seeds' MyFaithfulness.py, batched on the device (see specs.py for each).
+"""The perturbation metrics of the public CamLIME repository's MyFaithfulness.py, batched on the device.
 
-Each function takes the image's shared state (:class:`~cnnxai.metrics.image.ImageMetrics`), the explainer's
-map (H,W) and the metric's parameters, and returns a :class:`~cnnxai.metrics.result.MetricResult`. Orders
-(argsort) and attribution sums are taken exactly as Quantus 0.6.0 takes them, in numpy on the float32
-normalised map, so values match Quantus's one for one on inputs where Quantus is right (tests/test_metrics_quantus.py).
+Each function is registered with its spec (:func:`~cnnxai.metrics.specs.metric`: family, direction, meaning,
+declared parameters); it takes the image's shared state (:class:`~cnnxai.metrics.image.ImageMetrics`), the
+explainer's map (H,W) and the metric's parameters, and returns a :class:`~cnnxai.metrics.result.MetricResult`.
+Orders (argsort) and attribution sums are taken exactly as Quantus 0.6.0 takes them, in numpy on the float32
+normalised map, so values match Quantus's one for one on inputs where Quantus is right
+(tests/test_metrics_quantus.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,31 +18,51 @@ import torch
 from scipy.spatial.distance import cdist
 from skimage.segmentation import slic
 
-from cnnxai.errors import UserInputError
 from cnnxai.metrics.image import ImageMetrics, normalise_by_max
-from cnnxai.metrics.result import MetricResult, correlation, undefined
+from cnnxai.metrics.perturbation import replace
+from cnnxai.metrics.result import CONSTANT_MAP, MetricResult, correlation, undefined
+from cnnxai.metrics.specs import baseline_option, metric
+from cnnxai.options import Option, at_least, positive
 
-CONSTANT_MAP = "the map is constant, so it ranks nothing above anything else"
 
-
-def check_sizes(settings: dict[str, dict[str, Any]], shape: tuple[int, ...], unit: str) -> None:
-    """Refuse parameters that do not fit an input of ``shape`` (C,H,W) (Quantus's checks), before any work."""
+def _subset_fits(params: Mapping[str, Any], shape: tuple[int, int, int], unit: str) -> str | None:
+    """FaithfulnessCorrelation's subsets must not be larger than the input's features."""
     channels, height, width = shape
-    pixels = height * width
-    features = pixels if unit == "pixel" else channels * pixels
-    subset = settings.get("FaithfulnessCorrelation", {}).get("subset_size", 0)
-    if int(subset) > features:
-        raise UserInputError(
-            f"FaithfulnessCorrelation.subset_size={subset} exceeds the {features} features of the input"
+    features = height * width if unit == "pixel" else channels * height * width
+    subset = params["subset_size"]
+    return (
+        f"subset_size={subset} exceeds the {features} features of the input"
+        if int(subset) > features
+        else None
+    )
+
+
+def _step_divides(params: Mapping[str, Any], shape: tuple[int, int, int], unit: str) -> str | None:
+    """Groups of features_in_step features must split the input's pixels evenly (as Quantus requires)."""
+    _, height, width = shape
+    step = params["features_in_step"]
+    if (height * width) % int(step):
+        return (
+            f"features_in_step={step} must divide the {height * width} pixels of the {height}x{width} input"
         )
-    for metric in ("FaithfulnessEstimate", "MonotonicityCorrelation"):
-        if metric in settings and pixels % int(settings[metric]["features_in_step"]):
-            step = settings[metric]["features_in_step"]
-            raise UserInputError(
-                f"{metric}.features_in_step={step} must divide the {pixels} pixels of the {height}x{width} input"
-            )
+    return None
 
 
+FEATURES_IN_STEP = "features per group (must divide the input's pixels)"
+
+
+@metric(
+    "FaithfulnessCorrelation", "faithfulness", higher_is_better=True,
+    description="Pearson correlation, over nr_runs random subsets of subset_size features, between the subset's "
+    "attribution sum and the drop of the target's logit when the subset is set to the baseline "
+    "(Bhatt et al. 2020; Quantus FaithfulnessCorrelation)",
+    options=(
+        Option("nr_runs", 100, "random subsets drawn", check=positive),
+        Option("subset_size", 224, "features per subset", check=positive),
+        baseline_option("black"),
+    ),
+    input_check=_subset_fits,
+)  # fmt: skip
 def faithfulness_correlation(
     image: ImageMetrics, attribution: np.ndarray, params: dict[str, Any]
 ) -> MetricResult:
@@ -60,10 +82,19 @@ def faithfulness_correlation(
 
 
 def _groups(order: np.ndarray, step: int) -> np.ndarray:
-    """Consecutive groups of ``step`` features of ``order`` (n,step); :func:`check_sizes` saw that they split evenly."""
+    """Consecutive groups of ``step`` features of ``order`` (n,step); the spec's input check saw that they split
+    evenly."""
     return order.reshape(-1, step)
 
 
+@metric(
+    "FaithfulnessEstimate", "faithfulness", higher_is_better=True,
+    description="Pearson correlation between the attribution sums of consecutive groups of features_in_step "
+    "features (by attribution, descending) and the logit drop when each group alone is set to the "
+    "baseline (Alvarez-Melis & Jaakkola 2018; Quantus FaithfulnessEstimate)",
+    options=(Option("features_in_step", 224, FEATURES_IN_STEP, check=positive), baseline_option("black")),
+    input_check=_step_divides,
+)  # fmt: skip
 def faithfulness_estimate(
     image: ImageMetrics, attribution: np.ndarray, params: dict[str, Any]
 ) -> MetricResult:
@@ -78,6 +109,19 @@ def faithfulness_estimate(
     return correlation("pearson", sums, image.logit - logits, "attribution sums of the groups", "logit drops")
 
 
+@metric(
+    "MonotonicityCorrelation", "faithfulness", higher_is_better=True,
+    description="Spearman correlation between the |attribution| sums of groups of features_in_step features "
+    "(ascending) and the variance of the target's probability over nr_samples baseline fills of "
+    "each group (Nguyen & Martinez 2020; Quantus MonotonicityCorrelation)",
+    options=(
+        Option("nr_samples", 10, "baseline fills of each group", check=positive),
+        Option("features_in_step", 3136, FEATURES_IN_STEP, check=positive),
+        baseline_option("uniform"),
+        Option("eps", 1e-5, "below this p(target), the variances are not divided by p(target)^2", check=at_least(0)),
+    ),
+    input_check=_step_divides,
+)  # fmt: skip
 def monotonicity_correlation(
     image: ImageMetrics, attribution: np.ndarray, params: dict[str, Any]
 ) -> MetricResult:
@@ -136,7 +180,7 @@ def _cumulative_scores(image: ImageMetrics, regions: list[np.ndarray], fills: np
     def build(start: int, stop: int) -> torch.Tensor:
         steps = torch.arange(start, stop, device=device)
         masks = step_of_t[None, :] <= steps[:, None]
-        return torch.where(masks[:, None, :], fill_of_t, base[None]).reshape(-1, *image.x.shape)
+        return replace(base, masks, fill_of_t).reshape(-1, *image.x.shape)
 
     _, probabilities = image.scorer(len(regions), build)
     return probabilities
@@ -152,6 +196,17 @@ def _superpixels(image: ImageMetrics, n_segments: int, compactness: float) -> np
     return image.cache[key]
 
 
+@metric(
+    "IROF", "faithfulness", higher_is_better=True,
+    description="Iterative removal of features: SLIC superpixels of the input (n_segments, compactness) removed "
+    "cumulatively by mean attribution (descending), set to the baseline; area over the curve of "
+    "p(target) / p0, i.e. (number of segments) - trapezoid area (Rieger & Hansen 2020; Quantus IROF)",
+    options=(
+        Option("n_segments", 100, "SLIC's approximate number of superpixels", check=positive),
+        Option("compactness", 10.0, "SLIC's compactness", check=positive),
+        baseline_option("mean"),
+    ),
+)  # fmt: skip
 def irof(image: ImageMetrics, attribution: np.ndarray, params: dict[str, Any]) -> MetricResult:
     if np.ptp(attribution) == 0:
         return undefined(CONSTANT_MAP)
@@ -173,37 +228,14 @@ def irof(image: ImageMetrics, attribution: np.ndarray, params: dict[str, Any]) -
     return MetricResult(float(count - np.trapezoid(ratios, dx=1)))
 
 
-def region_perturbation(image: ImageMetrics, attribution: np.ndarray, params: dict[str, Any]) -> MetricResult:
-    size, wanted = int(params["patch_size"]), int(params["regions_evaluation"])
-    if np.ptp(attribution) == 0:
-        return undefined(CONSTANT_MAP)
-    height, width = attribution.shape
-    pad_h, pad_w = _padding(height, size), _padding(width, size)
-    a = normalise_by_max(attribution)
-    repeated = np.broadcast_to(a, (image.view.map_copies, height, width))
-    padded = np.pad(repeated, ((0, 0), pad_h, pad_w))
-    rows, cols = padded.shape[1] // size, padded.shape[2] // size
-    blocks = (
-        padded.reshape(len(padded), rows, size, cols, size).transpose(1, 3, 0, 2, 4).reshape(rows * cols, -1)
-    )
-    order = np.argsort(-blocks.sum(axis=-1))[:wanted]
-    regions = []
-    for block in order:
-        top, left = (block // cols) * size - pad_h[0], (block % cols) * size - pad_w[0]
-        ys = np.arange(max(top, 0), min(top + size, height))
-        xs = np.arange(max(left, 0), min(left + size, width))
-        regions.append((ys[:, None] * width + xs[None, :]).reshape(-1))
-    fills = _cumulative_fills(image, params["baseline"], regions, "RegionPerturbation.fills")
-    drops = image.probability - _cumulative_scores(image, regions, fills)
-    return MetricResult(float(np.mean(drops)))
-
-
-def _padding(length: int, size: int) -> tuple[int, int]:
-    """Padding that makes ``length`` a multiple of ``size``, split as Quantus splits it (floor, ceil)."""
-    extra = (-length) % size
-    return extra // 2, extra - extra // 2
-
-
+@metric(
+    "Sufficiency", "faithfulness", higher_is_better=True,
+    description="Within a group of images: for each image, the share of the others whose explanation lies within "
+    "threshold (standardised Euclidean distance of the |map|s, divided by the group's largest) that "
+    "share its predicted class (Dasgupta et al. 2022; Quantus Sufficiency). Needs groups of several images",
+    options=(Option("threshold", 0.6, "largest distance (0..1, relative to the group's largest) of a neighbour", check=positive),),
+    batch_level=True,
+)  # fmt: skip
 def sufficiency(maps: Sequence[np.ndarray], predicted: Sequence[int], threshold: float) -> list[MetricResult]:
     """Sufficiency of each of a group of images' maps (H,W), given their predicted classes.
 
@@ -246,10 +278,44 @@ def sufficiency(maps: Sequence[np.ndarray], predicted: Sequence[int], threshold:
     return results  # type: ignore[return-value]
 
 
-PER_IMAGE = {
-    "FaithfulnessCorrelation": faithfulness_correlation,
-    "FaithfulnessEstimate": faithfulness_estimate,
-    "MonotonicityCorrelation": monotonicity_correlation,
-    "IROF": irof,
-    "RegionPerturbation": region_perturbation,
-}
+@metric(
+    "RegionPerturbation", "faithfulness", higher_is_better=True,
+    description="Drop of the target's probability after setting the regions_evaluation most relevant "
+    "patch_size x patch_size patches of a grid (by attribution sum) to the baseline, cumulatively; "
+    "the mean drop over the regions (AOPC, Samek et al. 2016; Quantus RegionPerturbation, whose own "
+    "declared direction 'lower' is wrong for this most-relevant-first order)",
+    options=(
+        Option("patch_size", 14, "side of the grid's square patches, in pixels", check=positive),
+        Option("regions_evaluation", 1, "patches removed, most relevant first", check=positive),
+        baseline_option("uniform"),
+    ),
+)  # fmt: skip
+def region_perturbation(image: ImageMetrics, attribution: np.ndarray, params: dict[str, Any]) -> MetricResult:
+    size, wanted = int(params["patch_size"]), int(params["regions_evaluation"])
+    if np.ptp(attribution) == 0:
+        return undefined(CONSTANT_MAP)
+    height, width = attribution.shape
+    pad_h, pad_w = _padding(height, size), _padding(width, size)
+    a = normalise_by_max(attribution)
+    repeated = np.broadcast_to(a, (image.view.map_copies, height, width))
+    padded = np.pad(repeated, ((0, 0), pad_h, pad_w))
+    rows, cols = padded.shape[1] // size, padded.shape[2] // size
+    blocks = (
+        padded.reshape(len(padded), rows, size, cols, size).transpose(1, 3, 0, 2, 4).reshape(rows * cols, -1)
+    )
+    order = np.argsort(-blocks.sum(axis=-1))[:wanted]
+    regions = []
+    for block in order:
+        top, left = (block // cols) * size - pad_h[0], (block % cols) * size - pad_w[0]
+        ys = np.arange(max(top, 0), min(top + size, height))
+        xs = np.arange(max(left, 0), min(left + size, width))
+        regions.append((ys[:, None] * width + xs[None, :]).reshape(-1))
+    fills = _cumulative_fills(image, params["baseline"], regions, "RegionPerturbation.fills")
+    drops = image.probability - _cumulative_scores(image, regions, fills)
+    return MetricResult(float(np.mean(drops)))
+
+
+def _padding(length: int, size: int) -> tuple[int, int]:
+    """Padding that makes ``length`` a multiple of ``size``, split as Quantus splits it (floor, ceil)."""
+    extra = (-length) % size
+    return extra // 2, extra - extra // 2

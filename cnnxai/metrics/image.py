@@ -22,7 +22,7 @@ from torch import nn
 from cnnxai.errors import UserInputError
 from cnnxai.metrics.perturbation import FeatureView, TargetScorer
 from cnnxai.metrics.result import MetricResult, undefined
-from cnnxai.metrics.specs import METRICS
+from cnnxai.metrics.specs import METRICS, check_sizes
 
 
 def normalise_by_max(attribution: np.ndarray) -> np.ndarray:
@@ -72,8 +72,6 @@ class ImageMetrics:
         if self.x.ndim != 3:
             raise ValueError(f"x must be (C,H,W) or (1,C,H,W), got {tuple(x.shape)}")
         self.settings = {name: dict(params) for name, params in settings.items()}
-        from cnnxai.metrics.faithfulness import check_sizes  # it imports this module
-
         check_sizes(self.settings, tuple(self.x.shape), feature_unit)
         self.seed, self.key = int(seed), str(key)
         self.view = FeatureView(self.x, feature_unit)
@@ -121,21 +119,23 @@ class ImageMetrics:
     # -- scoring ------------------------------------------------------------------------------------------
 
     def score(self, attribution: np.ndarray, metrics: Sequence[str]) -> dict[str, MetricResult]:
-        """Every per-image metric in ``metrics`` (Sufficiency, scored over groups, is skipped) for one map (H,W)."""
-        from cnnxai.metrics import causal, complexity, faithfulness  # they import this module
-
-        functions = {**faithfulness.PER_IMAGE, **causal.PER_IMAGE, **complexity.PER_IMAGE}
+        """Every per-image metric in ``metrics`` for one map (H,W), by its registered function, with this image's
+        shared state. Skipped: Sufficiency (scored over groups, see :func:`~cnnxai.metrics.faithfulness.sufficiency`)
+        and the localisation metrics (scored against a mask, see
+        :func:`~cnnxai.metrics.localisation.localisation_scores`).
+        """
         attribution = np.asarray(attribution)
         if attribution.shape != tuple(self.x.shape[1:]):
             raise ValueError(f"the map is {attribution.shape}, the input {tuple(self.x.shape[1:])}")
         results = {}
         for name in metrics:
-            if METRICS[name].batch_level:
+            spec = METRICS[name]
+            if spec.batch_level or spec.family == "localisation":
                 continue
             if not np.all(np.isfinite(attribution)):
                 results[name] = undefined("the map has non-finite values (NaN or inf)")
                 continue
             start = time.perf_counter()
-            result = functions[name](self, attribution, self.settings[name])
+            result = spec.fn(self, attribution, self.settings[name])
             results[name] = dataclasses.replace(result, seconds=time.perf_counter() - start)
         return results

@@ -6,10 +6,10 @@ copy in numpy and predicts it alone; here a metric describes copy ``i`` as a fea
 the batch and keeps the target's logit and probability.
 
 Features: with ``unit='pixel'`` (default) a feature is a pixel and perturbing it sets all its channels, the
-seeds' definition (Quantus 0.5.3, the papers) for an (H,W) map; with ``unit='element'`` a feature is one colour
-value and the map is repeated over the channels, which is what Quantus 0.6.0's batched FaithfulnessCorrelation,
-FaithfulnessEstimate and MonotonicityCorrelation do on RGB input (three times as many groups). The two are the
-same on single-channel input.
+definition of the public CamLIME repository's MyFaithfulness.py (Quantus 0.5.3, the papers) for an (H,W) map;
+with ``unit='element'`` a feature is one colour value and the map is repeated over the channels, which is what
+Quantus 0.6.0's batched FaithfulnessCorrelation, FaithfulnessEstimate and MonotonicityCorrelation do on RGB
+input (three times as many groups). The two are the same on single-channel input.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lime_ext import TorchClassifier, auto_batch_size
+from lime_ext import TorchClassifier, auto_batch_size, forward_batches
 
 FEATURE_UNITS = ("pixel", "element")
 
@@ -60,7 +60,13 @@ class FeatureView:
 
 
 def replace(base: torch.Tensor, masks: torch.Tensor, replacement: torch.Tensor) -> torch.Tensor:
-    """``base`` (K,F) where ``masks`` (b,F) is False, ``replacement`` (broadcast to (b,K,F)) where True."""
+    """``base`` (K,F) where ``masks`` (b,F) is False, ``replacement`` (broadcast to (b,K,F)) where True.
+
+    One ``torch.where``. The LIME engine's float-mask ``addcmul`` (``hidden + keep * (image - hidden)``) rounds,
+    so it would change the metrics' values; the exact float forms (``base * (1 - m) + m * f``, ``lerp``) give
+    the same bits as this but take more passes over the batch and are not reliably faster on these shapes
+    (``bench/bench_kernels.py``).
+    """
     return torch.where(masks[:, None, :], replacement, base[None])
 
 
@@ -111,15 +117,14 @@ class TargetScorer:
     def __call__(
         self, count: int, build: Callable[[int, int], torch.Tensor]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Scores of ``count`` inputs, ``build(start, stop)`` making inputs start..stop-1 as (b,C,H,W).
+        """Scores of ``count`` inputs, ``build(start, stop)`` making inputs start..stop-1 as (b,C,H,W), run
+        through the suite's one batch loop (:func:`lime_ext.forward_batches`) in full float32 unless ``tf32``.
 
         Returns (logits, probabilities) of the target, float64 (count,).
         """
         logits, probabilities = [], []
-        with self.classifier.session(), full_float32(not self.tf32):
-            for start in range(0, count, self.batch_size):
-                stop = min(count, start + self.batch_size)
-                out = self.classifier.forward_prepared(build(start, stop))
+        with full_float32(not self.tf32):
+            for start, stop, out in forward_batches(self.classifier, count, build, self.batch_size):
                 self.forwards += stop - start
                 logits.append(out[:, self.target])
                 probabilities.append(torch.softmax(out, dim=-1)[:, self.target])

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 
+CONSTANT_MAP = "the map is constant, so it ranks nothing above anything else"
+
 
 @dataclass(frozen=True)
 class MetricResult:

@@ -1,18 +1,27 @@
-"""What each metric is: its family, which direction is better, its parameters (the seeds' values) and meaning.
+"""What each metric is: its family, which direction is better, its declared parameters and meaning.
 
-The parameters are those of the seeds' ``MyFaithfulness.py`` / ``MyComplexity.py`` (algorithms.md 5) and of
-the RISE protocol (algorithms.md 7), with one deliberate change: the seeds' ``'uniform'`` baseline drew from
-U(0,1), which is out of range for ImageNet-normalised inputs; ours draws from U(min x, max x) of the image.
+Every metric is registered next to its function by the :func:`metric` decorator, so a metric's function, its
+description and its parameters (:class:`~cnnxai.options.Option`: default, type, checks) are written once, in
+one place. This module imports none of the function modules: ``cnnxai.metrics`` imports them (registering
+them in its fixed order), and they import this module.
+
+The parameters' defaults are those of the public CamLIME repository's ``MyFaithfulness.py`` /
+``MyComplexity.py`` and of the RISE protocol (Petsiuk et al. 2018), with one deliberate change: the
+repository's ``'uniform'`` baseline drew from U(0,1), which is out of range for ImageNet-normalised inputs;
+ours draws from U(min x, max x) of the image.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cnnxai.errors import UserInputError
+from cnnxai.options import Option, unknown_option
+from cnnxai.registry import Registry
 
-FAMILIES = ("faithfulness", "complexity")
+FAMILIES = ("faithfulness", "complexity", "localisation")
 
 # Baselines, all valid in the normalised input space (values the image itself spans).
 BASELINES = {
@@ -22,151 +31,139 @@ BASELINES = {
     "uniform": "one value per perturbed sample drawn from U(min x, max x) of the image",
     "zeros": "0 in normalised space: the dataset's mean colour",
 }
+SUBSTRATES = ("zeros", "blur", "mean")
+
+# A metric's function. Per image: fn(state, attribution (H,W), params) -> MetricResult, where the state is an
+# ImageMetrics (faithfulness, complexity) or a GroundTruth (localisation). Batch level (``batch_level=True``):
+# fn(maps, predicted, **params) -> one MetricResult per map.
+MetricFn = Callable[..., Any]
+# Whether parameters fit an input: fn(params, shape (C,H,W), feature unit) -> a complaint naming the parameter
+# ("subset_size=300 exceeds ..."), or None.
+InputCheck = Callable[[Mapping[str, Any], tuple[int, int, int], str], str | None]
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """One metric. ``params`` are the defaults; ``batch_level`` metrics are scored over a group of images."""
+    """One registered metric: its function, family, direction, one-line description and declared parameters.
+
+    ``batch_level`` metrics are scored over a group of images (Sufficiency), not one image at a time.
+    ``input_check`` refuses parameters that do not fit the input's shape, before any work.
+    """
 
     name: str
     family: str
     higher_is_better: bool
     description: str
-    params: dict[str, Any] = field(default_factory=dict)
+    options: tuple[Option, ...]
+    fn: MetricFn
     batch_level: bool = False
+    input_check: InputCheck | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters' defaults, {name: default}, in declaration order."""
+        return {option.name: option.default for option in self.options}
 
     @property
     def direction(self) -> str:
         return "higher" if self.higher_is_better else "lower"
 
+    def option(self, name: str) -> Option:
+        """The declared parameter ``name``; an unknown one is a :class:`UserInputError` naming close matches."""
+        for option in self.options:
+            if option.name == name:
+                return option
+        raise unknown_option(self.name, name, self.options)
 
-METRICS: dict[str, MetricSpec] = {
-    spec.name: spec
-    for spec in [
-        MetricSpec(
-            "FaithfulnessCorrelation", "faithfulness", True,
-            "Pearson correlation, over nr_runs random subsets of subset_size features, between the subset's "
-            "attribution sum and the drop of the target's logit when the subset is set to the baseline "
-            "(Bhatt et al. 2020; Quantus FaithfulnessCorrelation)",
-            {"nr_runs": 100, "subset_size": 224, "baseline": "black"},
-        ),
-        MetricSpec(
-            "FaithfulnessEstimate", "faithfulness", True,
-            "Pearson correlation between the attribution sums of consecutive groups of features_in_step "
-            "features (by attribution, descending) and the logit drop when each group alone is set to the "
-            "baseline (Alvarez-Melis & Jaakkola 2018; Quantus FaithfulnessEstimate)",
-            {"features_in_step": 224, "baseline": "black"},
-        ),
-        MetricSpec(
-            "MonotonicityCorrelation", "faithfulness", True,
-            "Spearman correlation between the |attribution| sums of groups of features_in_step features "
-            "(ascending) and the variance of the target's probability over nr_samples baseline fills of "
-            "each group (Nguyen & Martinez 2020; Quantus MonotonicityCorrelation)",
-            {"nr_samples": 10, "features_in_step": 3136, "baseline": "uniform", "eps": 1e-5},
-        ),
-        MetricSpec(
-            "IROF", "faithfulness", True,
-            "Iterative removal of features: SLIC superpixels of the input (n_segments, compactness) removed "
-            "cumulatively by mean attribution (descending), set to the baseline; area over the curve of "
-            "p(target) / p0, i.e. (number of segments) - trapezoid area (Rieger & Hansen 2020; Quantus IROF)",
-            {"n_segments": 100, "compactness": 10.0, "baseline": "mean"},
-        ),
-        MetricSpec(
-            "Sufficiency", "faithfulness", True,
-            "Within a group of images: for each image, the share of the others whose explanation lies within "
-            "threshold (standardised Euclidean distance of the |map|s, divided by the group's largest) that "
-            "share its predicted class (Dasgupta et al. 2022; Quantus Sufficiency). Needs groups of several images",
-            {"threshold": 0.6},
-            batch_level=True,
-        ),
-        MetricSpec(
-            "RegionPerturbation", "faithfulness", True,
-            "Drop of the target's probability after setting the regions_evaluation most relevant "
-            "patch_size x patch_size patches of a grid (by attribution sum) to the baseline, cumulatively; "
-            "the mean drop over the regions (AOPC, Samek et al. 2016; Quantus RegionPerturbation, whose own "
-            "declared direction 'lower' is wrong for this most-relevant-first order)",
-            {"patch_size": 14, "regions_evaluation": 1, "baseline": "uniform"},
-        ),
-        MetricSpec(
-            "Deletion", "faithfulness", False,
-            "RISE deletion: pixels removed step pixels at a time by attribution (descending, ties in raster "
-            "order), replaced by the substrate; area under the curve of p(target) on [0,1] (Petsiuk et al. 2018)",
-            {"step": 224, "substrate": "zeros"},
-        ),
-        MetricSpec(
-            "Insertion", "faithfulness", True,
-            "RISE insertion: pixels inserted step pixels at a time by attribution (descending) into the "
-            "substrate (an 11x11, sigma 5 Gaussian blur of the input); area under the curve of p(target) on [0,1]",
-            {"step": 224, "substrate": "blur", "blur_size": 11, "blur_sigma": 5.0},
-        ),
-        MetricSpec(
-            "Sparseness", "complexity", True,
-            "Gini index of |map| / max|map| (Chalasani et al. 2020; Quantus Sparseness)",
-        ),
-        MetricSpec(
-            "Complexity", "complexity", False,
-            "Shannon entropy of |map| / sum|map| (Bhatt et al. 2020; Quantus Complexity)",
-        ),
-        MetricSpec(
-            "EffectiveComplexity", "complexity", False,
-            "Number of pixels with |map| / max|map| > eps (Nguyen & Martinez 2020; Quantus EffectiveComplexity)",
-            {"eps": 1e-5},
-        ),
-    ]
-}  # fmt: skip
 
-FAITHFULNESS_METRICS = tuple(name for name, spec in METRICS.items() if spec.family == "faithfulness")
-COMPLEXITY_METRICS = tuple(name for name, spec in METRICS.items() if spec.family == "complexity")
-SUBSTRATES = ("zeros", "blur", "mean")
+METRICS: Registry[MetricSpec] = Registry("metric", "no metric is registered", case_insensitive=True)
+
+
+def metric(
+    name: str,
+    family: str,
+    higher_is_better: bool,
+    description: str,
+    options: Sequence[Option] = (),
+    batch_level: bool = False,
+    input_check: InputCheck | None = None,
+) -> Callable[[MetricFn], MetricFn]:
+    """Register the decorated function as metric ``name`` (see :class:`MetricSpec`); the function is returned
+    unchanged."""
+    if family not in FAMILIES:
+        raise ValueError(f"metric {name}: unknown family {family!r}; choose from {', '.join(FAMILIES)}")
+
+    def decorate(fn: MetricFn) -> MetricFn:
+        METRICS.add(
+            MetricSpec(
+                name, family, higher_is_better, description, tuple(options), fn, batch_level, input_check
+            )
+        )
+        METRICS.hint = f"choose from {', '.join(METRICS)}"  # what an unknown name's error lists
+        return fn
+
+    return decorate
+
+
+def family_metrics(family: str) -> tuple[str, ...]:
+    """The names of ``family``'s metrics, in registration order."""
+    return tuple(name for name, spec in METRICS.items() if spec.family == family)
 
 
 def metric_spec(name: str) -> MetricSpec:
     """The spec of ``name`` (case-insensitive); a one-line error lists the names for an unknown one."""
-    for known, spec in METRICS.items():
-        if known.lower() == name.lower():
-            return spec
-    raise UserInputError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+    return METRICS.lookup(name)
+
+
+def baseline_option(default: str) -> Option:
+    """The ``baseline`` parameter: the fill of perturbed features, one of :data:`BASELINES`."""
+    return Option(
+        "baseline", default, "fill of perturbed features: " + ", ".join(BASELINES), choices=tuple(BASELINES)
+    )
 
 
 def resolve_settings(
-    metrics: list[str], overrides: dict[str, str] | None = None
+    metrics: Sequence[str], overrides: Mapping[str, str] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Parameters of each metric: the defaults, with ``overrides`` ('Metric.param' -> text) applied and checked."""
-    settings = {name: dict(METRICS[name].params) for name in metrics}
+    """Parameters of each metric: the defaults, with ``overrides`` ('Metric.param' -> text, from ``--set``)
+    parsed and checked by the declared options. Errors are one line starting with ``--set Metric.param``."""
+    settings = {name: METRICS[name].params for name in metrics}
     for key, text in (overrides or {}).items():
-        metric, _, param = key.partition(".")
-        spec = metric_spec(metric)
+        metric_name, _, param = key.partition(".")
+        try:
+            spec = metric_spec(metric_name)
+        except UserInputError as error:
+            raise UserInputError(f"--set {key}: {error}") from None
         if spec.name not in settings:
             raise UserInputError(f"--set {key}: metric {spec.name} is not among the metrics of this run")
-        if param not in spec.params:
-            known = ", ".join(spec.params) or "none"
-            raise UserInputError(
-                f"--set {key}: {spec.name} has no parameter {param!r} (its parameters: {known})"
-            )
-        settings[spec.name][param] = _parse_like(spec.params[param], text, key)
-    for name, params in settings.items():
-        _check(name, params)
+        try:
+            option = spec.option(param)
+        except UserInputError as error:
+            raise UserInputError(f"--set {key}: {error}") from None
+        settings[spec.name][param] = option.from_text(text, f"--set {spec.name}.{param}")
     return settings
 
 
-def _parse_like(default: Any, text: str, key: str) -> Any:
-    try:
-        if isinstance(default, bool):
-            return {"true": True, "false": False}[text.lower()]
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float):
-            return float(text)
-    except (ValueError, KeyError):
-        raise UserInputError(f"--set {key}={text}: expected a {type(default).__name__}") from None
-    return text
+def metric_settings(
+    metrics: Sequence[str], values: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Parameters of each metric: the defaults, with ``values`` (metric -> {param: value}) checked and applied.
+    The Python counterpart of :func:`resolve_settings`."""
+    values = values or {}
+    unknown = [name for name in values if name not in metrics]
+    if unknown:
+        raise ValueError(
+            f"values for {', '.join(unknown)}, which are not among the metrics {', '.join(metrics)}"
+        )
+    return {name: METRICS.options(name, values.get(name, {})) for name in metrics}
 
 
-def _check(name: str, params: dict[str, Any]) -> None:
-    for key, value in params.items():
-        if key == "baseline" and value not in BASELINES:
-            raise UserInputError(f"--set {name}.baseline={value}: choose one of {', '.join(BASELINES)}")
-        if key == "substrate" and value not in SUBSTRATES:
-            raise UserInputError(f"--set {name}.substrate={value}: choose one of {', '.join(SUBSTRATES)}")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0 and key != "eps":
-            raise UserInputError(f"--set {name}.{key}={value}: must be positive")
+def check_sizes(settings: Mapping[str, Mapping[str, Any]], shape: tuple[int, ...], unit: str) -> None:
+    """Refuse parameters that do not fit an input of ``shape`` (C,H,W) with features of ``unit``, before any
+    work: each metric's ``input_check`` (Quantus's checks)."""
+    channels, height, width = shape
+    for name, params in settings.items():
+        check = METRICS[name].input_check
+        complaint = check(params, (channels, height, width), unit) if check else None
+        if complaint:
+            raise UserInputError(f"{name}.{complaint}")
