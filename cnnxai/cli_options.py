@@ -138,10 +138,16 @@ def declared_alias(registry: Registry, alias: str) -> Option:
 
 
 def add_alias_flags(
-    parser: argparse.ArgumentParser, registry: Registry, aliases: Sequence[str], helps: Mapping[str, str] = {}
+    parser: argparse.ArgumentParser,
+    registry: Registry,
+    aliases: Sequence[str],
+    helps: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> None:
     """``--<alias>`` flags (``num_samples`` -> ``--num-samples``) that set an option on every explainer declaring
-    it, each with the declaration's default, type, choices and help (``helps`` may word the help for a tool)."""
+    it, each with the declaration's default, type, choices and help (``helps`` may word the help for a tool,
+    ``defaults`` give a tool its own default, e.g. SLIC superpixels on 64x64 images)."""
+    helps, defaults = dict(helps or {}), dict(defaults or {})
     for alias in aliases:
         option = declared_alias(registry, alias)
         flag = "--" + alias.replace("_", "-")
@@ -149,8 +155,9 @@ def add_alias_flags(
         if option.default is False and option.parse is None:
             parser.add_argument(flag, dest=alias, action="store_true", help=help_text)
             continue
+        default = option.validated(defaults[alias], flag) if alias in defaults else option.default
         parser.add_argument(
-            flag, dest=alias, default=option.default, choices=option.choices, help=help_text,
+            flag, dest=alias, default=default, choices=option.choices, help=help_text,
             type=argparse_type(lambda text, option=option, flag=flag: option.from_text(text, flag)),
         )  # fmt: skip
 

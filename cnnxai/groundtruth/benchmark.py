@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +59,7 @@ def run_localisation(
     model: nn.Module,
     dataset: SyntheticSet,
     methods: Sequence[str],
-    options: dict,
+    options: Mapping[str, Mapping[str, Any]],
     seed: int = 0,
     attribution: str = "positive",
     top_k: int | None = None,
@@ -69,8 +70,8 @@ def run_localisation(
 ) -> LocalisationResult:
     """Explain each image's true class with each method and score the post-processed map against its mask.
 
-    ``options`` go to every explainer (layers, num_samples, segmenter, ...). One ``shared`` dict per image, so
-    LIME, GradLIME, CamLIME and KernelSHAP fit the same perturbations. An explainer that fails on an image
+    ``options[method]`` are the options given to each explainer (its declared defaults fill the rest). One
+    ``shared`` dict per image, so LIME, GradLIME, CamLIME and KernelSHAP fit the same perturbations. An explainer that fails on an image
     (ValueError/RuntimeError) gives NaN rows with the reason, and a warning (``debug`` re-raises). ``top_k`` and
     ``tolerance`` set TopKIntersection's k and PointingGame's tolerance (None: the metrics' defaults).
     """
@@ -95,7 +96,7 @@ def run_localisation(
                 note = ""
                 try:
                     raw = explain(method, model, image, label, seed=seed, device=device,
-                                  batch_size=batch_size, shared=shared, **options).map  # fmt: skip
+                                  batch_size=batch_size, shared=shared, **options.get(method, {})).map  # fmt: skip
                     scored = postprocess(raw, attribution)
                     scores = {m: r.value for m, r in localisation_scores(scored, mask, settings).items()}
                     result.maps[method][i] = scored

@@ -23,6 +23,7 @@ from cnnxai.errors import UserInputError
 from cnnxai.metrics.perturbation import FeatureView, TargetScorer
 from cnnxai.metrics.result import MetricResult, undefined
 from cnnxai.metrics.specs import METRICS, check_sizes
+from cnnxai.system import tune_malloc
 
 
 def normalise_by_max(attribution: np.ndarray) -> np.ndarray:
@@ -68,6 +69,7 @@ class ImageMetrics:
         draws: Mapping[str, np.ndarray] | None = None,
         tf32: bool = False,
     ) -> None:
+        tune_malloc()  # a library entry point (see cnnxai.system)
         self.x = (x[0] if x.ndim == 4 else x).detach()
         if self.x.ndim != 3:
             raise ValueError(f"x must be (C,H,W) or (1,C,H,W), got {tuple(x.shape)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,11 +14,13 @@ from sklearn.metrics import roc_auc_score
 
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.groundtruth.benchmark import default_methods, run_localisation
-from cnnxai.groundtruth.cli import example_indices, main
+from cnnxai.groundtruth.cli import main
+from cnnxai.groundtruth.report import example_indices
 from cnnxai.groundtruth.shapes_model import CAM_LAYER, load_shapes_model
 from cnnxai.groundtruth.synthetic import CLASSES, SyntheticSettings, draw_image, make_synthetic
 from cnnxai.metrics import LOCALISATION_METRICS, localisation_scores, metric_settings
 from cnnxai.metrics.localisation import dilate, expected_hits_in_top
+from tests.helpers import fast_options
 
 METRICS = LOCALISATION_METRICS
 
@@ -218,7 +221,8 @@ def test_gradcam_and_gradlime_point_at_the_evidence(shapes_model):
     (with the default tolerance); the random control far below."""
     model, _ = shapes_model
     data = make_synthetic(SyntheticSettings(), "test", 24)
-    options = {"layers": [CAM_LAYER], "num_samples": 400, "segmenter": "slic", "hide_color": 0}
+    lime = {"num_samples": 400, "segmenter": "slic", "hide_color": 0}
+    options = {"gradcam": {"layers": [CAM_LAYER]}, "gradlime": {"layers": [CAM_LAYER], **lime}}
     result = run_localisation(model, data, ["gradcam", "gradlime", "control_random"], options, progress=False)
     pointing = {
         m: np.mean([r["value"] for r in result.rows if r["method"] == m and r["metric"] == "PointingGame"])
@@ -229,16 +233,15 @@ def test_gradcam_and_gradlime_point_at_the_evidence(shapes_model):
     assert np.mean(result.predicted == data.labels) >= 0.9
 
 
-def test_a_failing_explainer_gives_nan_rows_with_the_reason(shapes_model, monkeypatch):
+def test_a_failing_explainer_gives_nan_rows_with_the_reason(shapes_model):
     model, _ = shapes_model
     spec = REGISTRY["gradient"]
 
     def broken(context):
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(REGISTRY, "gradient", type(spec)(spec.name, broken, spec.description, spec.random))
     data = make_synthetic(SyntheticSettings(), "test", 2)
-    with pytest.warns(UserWarning, match="gradient failed"):
+    with REGISTRY.registered(replace(spec, fn=broken)), pytest.warns(UserWarning, match="gradient failed"):
         result = run_localisation(model, data, ["gradient", "saliency"], {}, progress=False)
     broken_rows = [r for r in result.rows if r["method"] == "gradient"]
     assert broken_rows and all(np.isnan(r["value"]) and "boom" in r["note"] for r in broken_rows)
@@ -248,10 +251,11 @@ def test_a_failing_explainer_gives_nan_rows_with_the_reason(shapes_model, monkey
 def test_default_methods_all_run_on_the_shapes_model(shapes_model):
     model, _ = shapes_model
     image = make_synthetic(SyntheticSettings(), "test", 1).images[0]
-    options = {"layers": [CAM_LAYER], "sise_layers": ["features.conv2", "features.conv4"], "num_samples": 50,
-               "segmenter": "slic", "rise_masks": 40, "ig_steps": 4}  # fmt: skip
     shared: dict = {}
     for method in default_methods():
+        options = fast_options(method)
+        if "layers" in options or method == "sise":
+            options["layers"] = ["features.conv2", "features.conv4"] if method == "sise" else [CAM_LAYER]
         result = explain(method, model, image, 0, shared=shared, **options)
         assert result.map.shape == (64, 64) and np.all(np.isfinite(result.map)), method
 

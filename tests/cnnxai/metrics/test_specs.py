@@ -30,8 +30,9 @@ from cnnxai.metrics import (
 )
 from cnnxai.metrics.localisation import default_tolerance
 from cnnxai.metrics.perturbation import FeatureView, replace
+from tests.helpers import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[1] / "cnnxai" / "metrics"
+PACKAGE = ROOT / "cnnxai" / "metrics"
 
 # ---- no import circle ------------------------------------------------------------------------------------
 

@@ -1,0 +1,246 @@
+"""Localisation.py as a library call: typed settings, :func:`run_localisation_benchmark`, and a report that saves
+itself (scores.csv, summary.csv/.md/.png, examples.png, manifest.json, all or nothing)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from torch import nn
+
+from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS
+from cnnxai.benchmark.summary import markdown_table, summarise, write_summary
+from cnnxai.devices import resolve_device
+from cnnxai.errors import UserInputError
+from cnnxai.explainers import REGISTRY
+from cnnxai.groundtruth.benchmark import (
+    EXCLUDED_BY_DEFAULT,
+    SCORE_COLUMNS,
+    LocalisationResult,
+    default_methods,
+    run_localisation,
+)
+from cnnxai.groundtruth.figure import draw_examples
+from cnnxai.groundtruth.shapes_model import load_shapes_model
+from cnnxai.groundtruth.synthetic import CLASSES, SyntheticSet, SyntheticSettings, make_synthetic
+from cnnxai.metrics import LOCALISATION_METRICS, METRICS
+from cnnxai.metrics.localisation import default_tolerance
+from cnnxai.outputs import atomic_folder, atomic_savefig, atomic_write_text, build_manifest, write_json
+
+MAX_TEST_IMAGES = 100_000
+DEFAULT_EXAMPLES = 4
+
+
+@dataclass(frozen=True)
+class LocalisationSettings:
+    """What a localisation run computes.
+
+    ``methods`` the explainers (default: all but NormLIME's two, whose global weights need a reference fit);
+    ``explainer_options[method]`` their given options; ``num_images`` the first N test images; ``seed`` of the
+    explainers' draws; ``data_seed`` of the images and the model's training (with ``train_images``, ``epochs``);
+    ``attribution`` the post-processing of every map before it is scored; ``top_k`` / ``tolerance``
+    TopKIntersection's k and PointingGame's tolerance (None: the metrics' own defaults); ``examples`` images drawn
+    in examples.png (None: 4, or ``num_images`` if fewer).
+    """
+
+    methods: tuple[str, ...] = ()
+    explainer_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    num_images: int = 200
+    seed: int = 0
+    data_seed: int = 0
+    train_images: int = 4000
+    epochs: int = 10
+    cache_dir: str | None = None
+    retrain: bool = False
+    attribution: str = "positive"
+    top_k: int | None = None
+    tolerance: int | None = None
+    examples: int | None = None
+    batch_size: int | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(self.methods) or tuple(default_methods()))
+        refused = [m for m in self.methods if m in EXCLUDED_BY_DEFAULT]
+        if refused:
+            raise UserInputError(
+                f"--methods {','.join(refused)}: NormLIME's global weights need a reference image folder of this "
+                "model's images, which this benchmark does not fit; leave it out"
+            )
+        for method in self.methods:
+            REGISTRY.options(method, self.explainer_options.get(method, {}))
+        if self.num_images > MAX_TEST_IMAGES:
+            raise UserInputError(f"--num-images {self.num_images}: at most {MAX_TEST_IMAGES}")
+        if self.attribution not in ATTRIBUTION_VIEWS:
+            raise UserInputError(
+                f"--attribution {self.attribution}: choose one of {', '.join(ATTRIBUTION_VIEWS)}"
+            )
+        pixels = self.data.size**2
+        if self.k > pixels:
+            raise UserInputError(
+                f"--top-k {self.k}: larger than the image's {pixels} pixels; use at most {pixels}"
+            )
+        if self.shown > self.num_images:
+            raise UserInputError(
+                f"--examples {self.shown}: more than --num-images {self.num_images}; lower it"
+            )
+
+    @property
+    def data(self) -> SyntheticSettings:
+        return SyntheticSettings(seed=self.data_seed)
+
+    @property
+    def k(self) -> int:
+        return METRICS["TopKIntersection"].params["k"] if self.top_k is None else self.top_k
+
+    @property
+    def pointing_tolerance(self) -> int:
+        return default_tolerance(self.data.size) if self.tolerance is None else self.tolerance
+
+    @property
+    def shown(self) -> int:
+        return min(DEFAULT_EXAMPLES, self.num_images) if self.examples is None else self.examples
+
+
+def load_localisation_model(settings: LocalisationSettings) -> tuple[nn.Module, dict]:
+    """The trained ShapesNet of the settings (from the cache, or trained now) on the settings' device, and its
+    info (accuracies, seconds, cache file, whether it was loaded)."""
+    model, info = load_shapes_model(settings.data, settings.train_images, epochs=settings.epochs,
+                                    cache_dir=settings.cache_dir, retrain=settings.retrain)  # fmt: skip
+    return model.to(resolve_device(settings.device)), info
+
+
+def example_indices(labels: np.ndarray, count: int) -> list[int]:
+    """``count`` images for the figure: the first of each class in class order, then the second of each, ..."""
+    by_class = [list(np.flatnonzero(labels == c)) for c in range(len(CLASSES))]
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < count and depth < len(labels):
+        for members in by_class:
+            if depth < len(members) and len(chosen) < count:
+                chosen.append(int(members[depth]))
+        depth += 1
+    return chosen
+
+
+@dataclass
+class LocalisationReport:
+    """A finished run: the settings, the model's info, the test images, every row and map, and the table."""
+
+    settings: LocalisationSettings
+    model_info: dict
+    dataset: SyntheticSet
+    result: LocalisationResult
+    device: str
+    seconds: float
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(LOCALISATION_METRICS)
+
+    @property
+    def table(self) -> list[dict]:
+        return summarise(
+            self.result.rows, self.settings.methods, self.metrics, dict.fromkeys(self.metrics, "higher")
+        )
+
+    @property
+    def accuracy(self) -> float:
+        """The model's accuracy on the explained images."""
+        return float(np.mean(self.result.predicted == self.dataset.labels))
+
+    def markdown(self) -> str:
+        return markdown_table(self.table, self.settings.methods, self.metrics)
+
+    def note(self) -> str:
+        s = self.settings
+        return (
+            f"# Localisation on the synthetic shapes benchmark\n\n{s.num_images} test images (64x64, data seed "
+            f"{s.data_seed}), each explained for its true class; model test accuracy "
+            f"{self.model_info['test_accuracy']:.4f} (on these images {self.accuracy:.4f}). Scored: the "
+            f"{s.attribution} part of each map. PointingGame tolerance {s.pointing_tolerance} px; "
+            f"TopKIntersection k = {s.k}; ties averaged (see docs/ground-truth.md)."
+        )
+
+    def scores_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=SCORE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.result.rows:
+            writer.writerow({**row, "value": repr(float(row["value"]))})
+        return buffer.getvalue()
+
+    def examples_figure(self):
+        """Test images with their evidence outlined and every method's map (None when no example is asked for)."""
+        shown = example_indices(self.dataset.labels, self.settings.shown)
+        if not shown:
+            return None
+        methods, rows = self.settings.methods, self.result.rows
+        pointing = {
+            m: np.array([r["value"] for r in rows if r["method"] == m and r["metric"] == "PointingGame"])
+            for m in methods
+        }
+        titles = [f"#{int(self.dataset.indices[i])} {CLASSES[int(self.dataset.labels[i])]}" for i in shown]
+        return draw_examples(self.dataset.images[shown], self.dataset.masks[shown], titles,
+                             {m: self.result.maps[m][shown] for m in methods},
+                             {m: pointing[m][shown] for m in methods})  # fmt: skip
+
+    def manifest(self, options: Mapping[str, Any] | None = None) -> dict:
+        s, result = self.settings, self.result
+        return build_manifest(
+            "Localisation.py", ("captum", "zennit"), seed=s.seed, options=dict(options or {}),
+            explainer_options={m: REGISTRY.options(m, s.explainer_options.get(m, {})) for m in s.methods},
+            pointing_tolerance=s.pointing_tolerance, top_k=s.k, attribution=s.attribution, device=self.device,
+            data={**asdict(s.data), "classes": list(CLASSES), "test_images": s.num_images},
+            model=self.model_info, accuracy_on_explained_images=self.accuracy,
+            methods={
+                m: {"seconds_total": round(result.seconds[m], 3),
+                    "seconds_per_image": round(result.seconds[m] / len(self.dataset), 4),
+                    "failure": result.failures.get(m)}
+                for m in s.methods
+            },
+            metrics={name: METRICS[name].description for name in self.metrics},
+            seconds=round(self.seconds, 2),
+        )  # fmt: skip
+
+    def save(self, folder: str | Path, dpi: int = 150, options: Mapping[str, Any] | None = None) -> list[str]:
+        """Write the run into ``folder`` (replaced as a whole, atomically): scores.csv, summary.csv/.md/.png,
+        examples.png and manifest.json (``options``: the command line's, recorded in it). Returns the names."""
+        files = ["scores.csv", "summary.csv", "summary.md", "summary.png"]
+        figure = self.examples_figure()
+        with atomic_folder(Path(folder)) as out:
+            atomic_write_text(out / "scores.csv", self.scores_csv())
+            write_summary(out, self.table, self.settings.methods, self.metrics, self.note())
+            if figure is not None:
+                atomic_savefig(figure, out / "examples.png", dpi)
+                plt.close(figure)
+                files.append("examples.png")
+            write_json(out / "manifest.json", self.manifest(options))
+            files.append("manifest.json")
+        return files
+
+
+def run_localisation_benchmark(
+    settings: LocalisationSettings,
+    model: nn.Module,
+    model_info: dict,
+    progress: bool = True,
+    debug: bool = False,
+) -> LocalisationReport:
+    """Explain the first ``settings.num_images`` test images with every method of the settings and score their
+    maps against the objects' masks (``model`` from :func:`load_localisation_model`)."""
+    started = time.perf_counter()
+    dataset = make_synthetic(settings.data, "test", settings.num_images)
+    result = run_localisation(
+        model, dataset, settings.methods, settings.explainer_options, settings.seed, settings.attribution,
+        settings.k, settings.pointing_tolerance, settings.batch_size, progress=progress, debug=debug,
+    )  # fmt: skip
+    device = str(next(model.parameters()).device)
+    return LocalisationReport(settings, model_info, dataset, result, device, time.perf_counter() - started)
