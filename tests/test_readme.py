@@ -63,6 +63,8 @@ def test_every_link_of_the_manual_resolves(page):
 def test_sources_cite_only_files_of_the_repository():
     cited = re.compile(r"(docs/[\w\-]+\.md)(#[\w\-]+)?")
     for source in SOURCES:
+        if source.name == "test_readme.py":
+            continue
         text = source.read_text()
         assert "algorithms.md" not in text, (
             f"{source.relative_to(ROOT)} cites a file that is not in the repository"
