@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnxai import __version__
 from cnnxai.system import system_record
 
 # The layout of every manifest.json this suite writes; bump when a key changes meaning or moves.
@@ -45,8 +46,6 @@ def package_versions(extra: Sequence[str] = ()) -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    from cnnxai import __version__
-
     versions["cnnxai"] = __version__
     return versions
 

@@ -8,6 +8,7 @@ import numpy as np
 from skimage.segmentation import felzenszwalb, quickshift, slic
 
 SEGMENTERS = ("quickshift", "slic", "felzenszwalb")
+DEFAULT_SEGMENTER = SEGMENTERS[0]  # quickshift: what the public GradLIME / CamLIME scripts use (through lime)
 
 # Paper parity (lime's defaults as the public GradLIME/CamLIME scripts used them).
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -23,7 +24,7 @@ def relabel(segments: np.ndarray) -> np.ndarray:
     return inverse.reshape(segments.shape).astype(np.int64)
 
 
-def segment_image(image: np.ndarray, method: str = "quickshift", seed: int = 0, **params: Any) -> np.ndarray:
+def segment_image(image: np.ndarray, method: str = DEFAULT_SEGMENTER, seed: int = 0, **params: Any) -> np.ndarray:
     """Superpixels of an RGB uint8 image (H,W,3); returns int64 (H,W) labels 0..M-1.
 
     ``params`` override the method's defaults (``DEFAULT_PARAMS``). Quickshift's random tie-breaking is

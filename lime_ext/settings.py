@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lime_ext.engine import HideColor, check_hide_color
-from lime_ext.segmentation import SEGMENTERS
+from lime_ext.segmentation import DEFAULT_SEGMENTER, SEGMENTERS
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class LimeSettings:
     """
 
     num_samples: int = 1000
-    segmenter: str = "quickshift"
+    segmenter: str = DEFAULT_SEGMENTER
     hide_color: HideColor = 0
     kernel_width: float = 0.25
 
