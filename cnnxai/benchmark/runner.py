@@ -28,7 +28,7 @@ from cnnxai.explainers import REGISTRY, explain
 from cnnxai.metrics import METRICS, ImageMetrics, MetricResult, check_sizes, sufficiency
 from cnnxai.metrics.perturbation import full_float32
 from cnnxai.metrics.result import undefined
-from cnnxai.outputs import build_manifest, write_json
+from cnnxai.outputs import build_manifest, json_fallback, write_json
 from cnnxai.preprocess import FRAME_SIZE, to_model_frame
 from lime_ext import TorchClassifier
 
@@ -140,7 +140,7 @@ class BenchmarkRun:
     def identity(self) -> dict:
         """What must be equal for rows to belong to the same run (device, batch size and progress may differ)."""
         return {
-            "settings": json.loads(json.dumps(asdict(self.settings), default=str)),
+            "settings": json.loads(json.dumps(asdict(self.settings), default=json_fallback)),
             "model": {k: self.model_info.get(k) for k in ("model", "weights_sha256")},
             "data": {
                 "layout": self.dataset.layout,

@@ -33,6 +33,7 @@ from cnnxai.explainers.lime_family import LIME_OPTIONS, shared_neighbourhood
 from cnnxai.explainers.registry import Attribution, ExplainContext, register
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
 from cnnxai.options import Option, at_least
+from cnnxai.outputs import json_fallback
 from cnnxai.preprocess import to_model_frame
 from lime_ext import CamLimeExplainer, LimeSettings, TorchClassifier
 
@@ -205,7 +206,7 @@ def _cache_key(model: nn.Module, sources: list[str], settings: dict) -> str:
     digest = hashlib.sha256()
     for tensor in model.state_dict().values():
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    digest.update(json.dumps({"sources": sources, **settings}, sort_keys=True, default=str).encode())
+    digest.update(json.dumps({"sources": sources, **settings}, sort_keys=True, default=json_fallback).encode())
     return digest.hexdigest()[:24]
 
 

@@ -31,7 +31,7 @@ def cache_directory(explicit: str | Path | None = None) -> Path:
 
 def settings_key(settings: dict[str, Any]) -> str:
     """A short hash of JSON-able settings (key order ignored): the cache file's name."""
-    text = json.dumps({"format": CACHE_FORMAT, **settings}, sort_keys=True, default=str)
+    text = json.dumps({"format": CACHE_FORMAT, **settings}, sort_keys=True, default=json_fallback)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
