@@ -60,8 +60,8 @@ def child(kind: str, model_name: str, forwards: int, num_samples: int, out: str)
     import numpy as np
     import torch
 
+    from cnnxai.explainers.lime_family import explain_image
     from cnnxai.images import sample_image
-    from cnnxai.pipeline import explain_with_cam_prior
     from cnnxai.preprocess import to_model_frame
     from lime_ext import TorchClassifier
 
@@ -79,8 +79,14 @@ def child(kind: str, model_name: str, forwards: int, num_samples: int, out: str)
             seconds = time.perf_counter() - start
     else:
         start = time.perf_counter()
-        result = explain_with_cam_prior(
-            model, image, MODELS[model_name], num_samples=num_samples, batch_size=BATCH, seed=0
+        result = explain_image(
+            "gradlime",
+            model,
+            image,
+            seed=0,
+            batch_size=BATCH,
+            num_samples=num_samples,
+            layers=MODELS[model_name],
         )
         seconds = time.perf_counter() - start
         arrays = {"probabilities": result.probabilities, "predictions": result.neighbourhood.predictions}

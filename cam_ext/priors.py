@@ -23,7 +23,10 @@ PRIOR_FUSIONS = ("mean", "max", "superpixel")
 class CamSettings:
     """How the CAM prior is made: the CAM ``method`` (one of :data:`cam_ext.CAM_METHODS`), the target ``layers``
     (dotted module paths; several are fused), the ``fusion`` of several layers ('mean': CamLIME's pixel-level
-    rule, 'max', or 'superpixel': the mean of per-layer priors), and grad-cam's ``aug_smooth`` / ``eigen_smooth``.
+    rule, 'max', or 'superpixel': the mean of per-layer priors), grad-cam's ``aug_smooth`` / ``eigen_smooth``, and
+    how much the prior counts: ``prior_floor`` ε (a_j <- max(a_j, ε), renormalised, so no superpixel is ruled out
+    for good) and ``prior_strength`` λ, the ridge penalty of the fit with the prior (docs/method.md,
+    "#prior-strength"; 1 is the paper's).
     """
 
     method: str = "gradcam"
@@ -31,8 +34,14 @@ class CamSettings:
     fusion: str = "mean"
     aug_smooth: bool = False
     eigen_smooth: bool = False
+    prior_floor: float = 0.0
+    prior_strength: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.prior_floor < 1:
+            raise ValueError(f"prior_floor must be in [0, 1), got {self.prior_floor}")
+        if not self.prior_strength > 0:
+            raise ValueError(f"prior_strength must be positive, got {self.prior_strength}")
         layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers or ())
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "method", get_cam_method(self.method).name)
@@ -82,15 +91,30 @@ def fuse_segment_priors(priors: Sequence[np.ndarray]) -> np.ndarray:
     return np.ones_like(mean) if top <= 1e-12 else mean / top
 
 
-def cam_prior(cams: LayerCams, segments: np.ndarray, fusion: str = "mean", index: int = 0) -> np.ndarray:
+def floored(prior: np.ndarray, floor: float) -> np.ndarray:
+    """a_j <- max(a_j, ``floor``), divided by its max (so still max(a) = 1): with a floor ε > 0 a superpixel the
+    CAM ignores keeps a column of at least ε in Z diag(a) and can still be chosen. Floor 0 leaves a unchanged."""
+    if floor <= 0:
+        return prior
+    raised = np.maximum(prior, floor)
+    return raised / raised.max()
+
+
+def cam_prior(
+    cams: LayerCams, segments: np.ndarray, fusion: str = "mean", index: int = 0, floor: float = 0.0
+) -> np.ndarray:
     """The prior (M,) of batch element ``index`` of ``cams``: pixel-level fusion ('mean' or 'max') of all its
-    layers then per-superpixel means, or 'superpixel': the mean of the per-layer priors."""
+    layers then per-superpixel means, or 'superpixel': the mean of the per-layer priors; then :func:`floored`."""
     if fusion not in PRIOR_FUSIONS:
         raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(PRIOR_FUSIONS)}")
     if fusion == "superpixel":
-        return fuse_segment_priors([segment_prior(m[index], segments) for m in cams.maps.values()])
-    fused = fuse_layer_maps([m[index : index + 1] for m in cams.maps.values()], segments.shape, rule=fusion)
-    return segment_prior(fused[0], segments)
+        prior = fuse_segment_priors([segment_prior(m[index], segments) for m in cams.maps.values()])
+    else:
+        fused = fuse_layer_maps(
+            [m[index : index + 1] for m in cams.maps.values()], segments.shape, rule=fusion
+        )
+        prior = segment_prior(fused[0], segments)
+    return floored(prior, floor)
 
 
 def legacy_maps(cams: LayerCams) -> np.ndarray:

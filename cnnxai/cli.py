@@ -38,8 +38,8 @@ from cnnxai.preprocess import FRAME_SIZE, to_model_frame
 from cnnxai.zoo import imagenet_class_names, load_model
 
 # The explainers' shared settings that these tools offer as flags (each made from the explainers' declarations).
-ALIASES = ("num_samples", "segmenter", "hide_color", "cam_mode", "fusion", "aug_smooth", "eigen_smooth",
-           "normlime_reference")  # fmt: skip
+ALIASES = ("num_samples", "max_samples", "top_k", "segmenter", "hide_color", "cam_mode", "fusion", "aug_smooth",
+           "eigen_smooth", "prior_strength", "prior_floor", "normlime_reference")  # fmt: skip
 
 
 def build_parser(variant: str) -> OneLineParser:
@@ -66,7 +66,8 @@ def build_parser(variant: str) -> OneLineParser:
         add("--method", default=CamSettings.method, choices=list(CAM_METHODS),
             help="class-activation method for the prior")  # fmt: skip
     add_alias_flags(parser, REGISTRY, ALIASES, {
-        "num_samples": "perturbed images per explanation (the papers use 1000 to 8000)",
+        "num_samples": "perturbed images per explanation (the papers use 1000 to 8000), or auto: draw in rounds "
+        "until the top-k superpixels are settled (docs/method.md#adaptive-sampling)",
         "normlime_reference": "with --compare normlime: the reference image folder its clusters and global weights "
         "are fitted on (cached); default: the built-in photos",
     })  # fmt: skip
@@ -112,7 +113,9 @@ class ExplainRun:
         self.args, self.variant = args, variant
         self.methods = list(dict.fromkeys([variant, *args.compare]))
         fixed = {("camlime", "method"): args.method} if variant == "camlime" else {}
-        self.options = explainer_options(REGISTRY, self.methods, args, ALIASES, fixed)  # checked before any work
+        self.options = explainer_options(
+            REGISTRY, self.methods, args, ALIASES, fixed
+        )  # checked before any work
         self.device = resolve_device(args.device)
         self.class_names = imagenet_class_names()
         if args.target is not None and args.target >= len(self.class_names):

@@ -1,15 +1,23 @@
 """LIME for images with per-superpixel priors: segmentation, the batched perturbation engine, the prior-aware
 surrogate and the :class:`Explanation` object. It knows nothing of CAMs: a prior is a plain array (M,)."""
 
+from lime_ext.adaptive import sample_until_settled
 from lime_ext.classifier import IMAGENET_MEAN, IMAGENET_STD, NumpyClassifier, TorchClassifier
 from lime_ext.engine import PerturbationEngine, auto_batch_size, forward_batches, hidden_image
-from lime_ext.explainer import CAM_MODES, DEFAULT_CAM_MODE, CamLimeExplainer, Neighbourhood
+from lime_ext.explainer import (
+    CAM_MODES,
+    DEFAULT_CAM_MODE,
+    CamLimeExplainer,
+    Neighbourhood,
+    NeighbourhoodSampler,
+    fit_samples,
+)
 from lime_ext.explanation import Explanation, LabelExplanation
 from lime_ext.legacy import legacy_cam_matrix
 from lime_ext.model_state import evaluation_mode
 from lime_ext.sampling import explanation_rng, sample_binary_masks
 from lime_ext.segmentation import SEGMENTERS, relabel, segment_image
-from lime_ext.settings import LimeSettings
+from lime_ext.settings import AUTO, LimeSettings
 from lime_ext.surrogate import (
     FEATURE_SELECTIONS,
     cosine_distances_to_first,
@@ -19,6 +27,7 @@ from lime_ext.surrogate import (
 )
 
 __all__ = [
+    "AUTO",
     "CAM_MODES",
     "DEFAULT_CAM_MODE",
     "FEATURE_SELECTIONS",
@@ -30,6 +39,7 @@ __all__ = [
     "LabelExplanation",
     "LimeSettings",
     "Neighbourhood",
+    "NeighbourhoodSampler",
     "NumpyClassifier",
     "PerturbationEngine",
     "TorchClassifier",
@@ -38,6 +48,7 @@ __all__ = [
     "evaluation_mode",
     "explanation_rng",
     "exponential_kernel",
+    "fit_samples",
     "fit_surrogate",
     "forward_batches",
     "hidden_image",
@@ -45,5 +56,6 @@ __all__ = [
     "legacy_cam_matrix",
     "relabel",
     "sample_binary_masks",
+    "sample_until_settled",
     "segment_image",
 ]

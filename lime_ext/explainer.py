@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from lime_ext.engine import PerturbationEngine
+from lime_ext.adaptive import ridge_covariance, sample_until_settled
+from lime_ext.bayesian import bayesian_ridge, scaled_prior_mean
+from lime_ext.engine import HideColor, PerturbationEngine
 from lime_ext.explanation import Explanation, LabelExplanation
 from lime_ext.legacy import legacy_cam_matrix
 from lime_ext.sampling import explanation_rng, sample_binary_masks
@@ -132,32 +134,35 @@ class Neighbourhood:
             },
         )
 
-    def _fit_label(
-        self, label, prior, cam_map, cam_mode, num_features, feature_selection, ridge_alpha
-    ) -> LabelExplanation:
+    def _design(self, prior, cam_map, cam_mode) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(design (N,M), a (M,), selection scale or None) of one fit: Z diag(a) ('feature'), Z with ranking
+        scaled by a ('importance'), the (N,M) CAM matrix ('legacy') or Z."""
         z = self.masks.astype(np.float64)
-        target = self.predictions[:, label].astype(np.float64)
         num = self.num_segments
         if prior is not None and prior.shape != (num,):
             raise ValueError(f"prior has shape {prior.shape}; this neighbourhood has {num} superpixels")
         if prior is not None and (not np.all(np.isfinite(prior)) or np.any(prior < 0)):
             raise ValueError("a prior must be finite and non-negative")
         a = np.ones(num) if (cam_mode == "none" or prior is None) else prior
-        selection = feature_selection
-        if cam_mode in ("feature", "importance") and feature_selection == "auto" and not is_uniform(a):
-            selection = "highest_weights"
-        scale = None
         if cam_mode == "feature":
-            design = z * a
-        elif cam_mode == "importance":
-            design, scale = z, a
-        elif cam_mode == "legacy":
+            return z * a, a, None
+        if cam_mode == "importance":
+            return z, a, a
+        if cam_mode == "legacy":
             if cam_map is None:
                 raise ValueError("cam_mode='legacy' needs cam_map (the CAM map itself, not the prior)")
             matrix = legacy_cam_matrix(cam_map, *z.shape)
-            design, a = np.round(z * matrix, 4), matrix.mean(axis=0)
-        else:
-            design = z
+            return np.round(z * matrix, 4), matrix.mean(axis=0), None
+        return z, a, None
+
+    def _fit_label(
+        self, label, prior, cam_map, cam_mode, num_features, feature_selection, ridge_alpha
+    ) -> LabelExplanation:
+        target = self.predictions[:, label].astype(np.float64)
+        design, a, scale = self._design(prior, cam_map, cam_mode)
+        selection = feature_selection
+        if cam_mode in ("feature", "importance") and feature_selection == "auto" and not is_uniform(a):
+            selection = "highest_weights"
         fit = fit_surrogate(design, target, self.sample_weights, num_features, selection, ridge_alpha, scale)
         uses_prior = cam_mode in ("feature", "importance")
         attributions = a * fit.coef if uses_prior else fit.coef.copy()
@@ -173,6 +178,121 @@ class Neighbourhood:
             score=fit.score,
             local_pred=fit.local_pred,
             ranking=np.array([int(j) for j, _ in ranked], dtype=np.int64),
+        )
+
+    def fit_bayesian(
+        self,
+        labels: Sequence[int],
+        prior: PriorArg = None,
+        prior_precision: float | None = None,
+        noise_precision: float | None = None,
+    ) -> Explanation:
+        """BayLIME's surrogate for each label: the posterior mean of a weighted Bayesian ridge on Z
+        (:func:`lime_ext.bayesian.bayesian_ridge`), attributions = posterior mean.
+
+        Without ``prior`` the prior mean is 0 (BayLIME's non-informative prior; precisions left as None are
+        estimated by evidence maximisation, as scikit-learn's ``BayesianRidge``). With a per-superpixel
+        ``prior`` a (M,) (e.g. the per-superpixel Grad-CAM mean), the prior mean is a scaled to the coefficients'
+        units, mu0 = a * max|m0| / max(a), m0 the posterior mean of the same fit with prior mean 0 (BayLIME's
+        ``get_posterior``); the fit is then redone with mean mu0 and the same precision settings.
+        """
+        weights = self.sample_weights
+        z = self.masks.astype(np.float64)
+        explained: dict[int, LabelExplanation] = {}
+        record: dict[int, dict] = {}
+        for label in labels:
+            label = int(label)
+            target = self.predictions[:, label].astype(np.float64)
+            fit = bayesian_ridge(z, target, weights, None, prior_precision, noise_precision)
+            a = _per_label(prior, label)
+            if a is not None:
+                if a.shape != (self.num_segments,):
+                    raise ValueError(
+                        f"prior has shape {a.shape}; this neighbourhood has {self.num_segments} superpixels"
+                    )
+                mean = scaled_prior_mean(a, fit.coef)
+                fit = bayesian_ridge(z, target, weights, mean, prior_precision, noise_precision)
+            ranking = np.argsort(-np.abs(fit.coef), kind="stable")
+            explained[label] = LabelExplanation(
+                label, fit.coef, fit.coef.copy(), np.ones(self.num_segments) if a is None else a, fit.intercept,
+                fit.score, fit.local_pred, ranking.astype(np.int64), fit.covariance,
+            )  # fmt: skip
+            record[label] = {"noise_precision": fit.alpha, "prior_precision": fit.lambda_,
+                             "prior_mean_scale": float(np.max(np.abs(fit.prior_mean)))}  # fmt: skip
+        return Explanation(
+            self.image, self.segments, "bayesian", explained, self.predictions[0].copy(),
+            info={**self.info, "bayesian": record},
+        )  # fmt: skip
+
+    def attribution_covariance(
+        self, explained: LabelExplanation, cam_mode: str = DEFAULT_CAM_MODE, ridge_alpha: float = 1.0
+    ) -> np.ndarray:
+        """Covariance (M,M) of the attributions of a fit of this neighbourhood, for the adaptive stopping test
+        (:mod:`lime_ext.adaptive`): a Bayesian fit's posterior covariance, else the sandwich covariance of
+        b = a * w of a ridge fit that uses every superpixel."""
+        if explained.covariance is not None:
+            return explained.covariance
+        if len(explained.ranking) != self.num_segments:
+            raise ValueError("the covariance needs a fit that uses every superpixel (num_features >= M)")
+        if cam_mode == "legacy":
+            raise ValueError("cam_mode 'legacy' has no per-superpixel attributions to test")
+        prior = None if cam_mode == "none" else explained.prior
+        design, a, _ = self._design(prior, None, cam_mode)
+        target = self.predictions[:, explained.label].astype(np.float64)
+        covariance = ridge_covariance(design, target, self.sample_weights, explained.weights, ridge_alpha)
+        return covariance * np.outer(a, a)
+
+
+class NeighbourhoodSampler:
+    """The neighbourhood of one image and seed, drawn as far as asked: the first n samples for any n.
+
+    The masks of n samples are the first n rows of any larger draw from the same seed, so growing from n to n'
+    predicts only the n' - n new rows: a grid of sample counts costs the forwards of its largest, and adaptive
+    sampling (:mod:`lime_ext.adaptive`) pays only for the rounds it runs. ``hidden`` replaces the hide colour by
+    an image of its own (see :class:`PerturbationEngine`).
+    """
+
+    def __init__(
+        self,
+        image: np.ndarray,
+        segments: np.ndarray,
+        classifier,
+        seed: int = 0,
+        hide_color: HideColor = 0,
+        batch_size: int | None = None,
+        hidden: np.ndarray | None = None,
+        info: dict | None = None,
+    ) -> None:
+        self.image, self.segments, self.seed = image, segments, int(seed)
+        self.engine = PerturbationEngine(image, segments, classifier, hide_color, batch_size, hidden)
+        self.info = {"seed": self.seed, "num_segments": self.engine.num_segments, "hide_color": hide_color,
+                     "batch_size": self.engine.batch_size, "device": str(self.engine.device), **(info or {})}  # fmt: skip
+        self._predictions: np.ndarray | None = None
+
+    @property
+    def predicted(self) -> int:
+        """Samples predicted so far (the model's forwards on perturbed images)."""
+        return 0 if self._predictions is None else len(self._predictions)
+
+    def masks(self, num_samples: int) -> np.ndarray:
+        """Z (N,M) of the first ``num_samples`` samples (row 0 all ones)."""
+        rng = explanation_rng(self.seed, self.image)
+        return sample_binary_masks(int(num_samples), self.engine.num_segments, rng)
+
+    def neighbourhood(
+        self, num_samples: int, kernel_width: float = 0.25, progress: bool = False
+    ) -> Neighbourhood:
+        """The neighbourhood of the first ``num_samples`` samples, predicting the rows not predicted yet."""
+        masks = self.masks(num_samples)
+        start = time.perf_counter()
+        done = self.predicted
+        if num_samples > done:
+            new = self.engine.predict(masks[done:], progress=progress)
+            self._predictions = new if self._predictions is None else np.concatenate([self._predictions, new])
+        timings = {"predict_s": time.perf_counter() - start}
+        info = {**self.info, "num_samples": int(num_samples), "timings": timings}
+        return Neighbourhood(
+            self.image, self.segments, masks, self._predictions[:num_samples], kernel_width, info
         )
 
 
@@ -201,6 +321,24 @@ class CamLimeExplainer:
     def segment(self, image: np.ndarray, seed: int = 0) -> np.ndarray:
         return segment_image(image, self.settings.segmenter, seed=seed, **self.segmenter_params)
 
+    def sampler(
+        self,
+        image: np.ndarray,
+        seed: int = 0,
+        segments: np.ndarray | None = None,
+        hidden: np.ndarray | None = None,
+    ) -> NeighbourhoodSampler:
+        """The lazily drawn neighbourhood of ``image`` (RGB uint8 (H,W,3), model-input frame) for ``seed``,
+        segmenting the image unless ``segments`` are given."""
+        start = time.perf_counter()
+        if segments is None:
+            segments = self.segment(image, seed)
+        info = {"segmenter": self.settings.segmenter, "segmenter_params": self.segmenter_params,
+                "segmentation_s": time.perf_counter() - start}  # fmt: skip
+        return NeighbourhoodSampler(
+            image, segments, self.classifier, seed, self.settings.hide_color, self.batch_size, hidden, info
+        )
+
     def sample(
         self,
         image: np.ndarray,
@@ -212,32 +350,11 @@ class CamLimeExplainer:
         """Segment ``image`` (RGB uint8 (H,W,3), model-input frame) unless ``segments`` are given, draw Z from
         the seed and predict every perturbed image. Same seed and inputs: identical neighbourhood.
         ``hidden`` replaces the hide colour by an image of its own (see :class:`PerturbationEngine`)."""
-        settings = self.settings
-        timings: dict[str, float] = {}
-        start = time.perf_counter()
-        if segments is None:
-            segments = self.segment(image, seed)
-        timings["segmentation_s"] = time.perf_counter() - start
-        engine = PerturbationEngine(
-            image, segments, self.classifier, settings.hide_color, self.batch_size, hidden
-        )
-        rng = explanation_rng(seed, image)
-        masks = sample_binary_masks(settings.num_samples, engine.num_segments, rng)
-        start = time.perf_counter()
-        predictions = engine.predict(masks, progress=progress)
-        timings["predict_s"] = time.perf_counter() - start
-        info = {
-            "seed": seed,
-            "num_samples": settings.num_samples,
-            "num_segments": engine.num_segments,
-            "segmenter": settings.segmenter,
-            "segmenter_params": self.segmenter_params,
-            "hide_color": settings.hide_color,
-            "batch_size": engine.batch_size,
-            "device": str(engine.device),
-            "timings": timings,
-        }
-        return Neighbourhood(image, segments, masks, predictions, settings.kernel_width, info)
+        if self.settings.adaptive:
+            raise ValueError("num_samples='auto' needs a fit to test: use explain(), or sampler() with "
+                             "lime_ext.adaptive.sample_until_settled")  # fmt: skip
+        sampler = self.sampler(image, seed, segments, hidden)
+        return sampler.neighbourhood(self.settings.num_samples, self.settings.kernel_width, progress)
 
     def explain(
         self,
@@ -249,6 +366,45 @@ class CamLimeExplainer:
         progress: bool = False,
         **fit_options: Any,
     ) -> Explanation:
-        """``sample`` then ``fit`` in one call (see :meth:`Neighbourhood.fit` for the fit options)."""
-        neighbourhood = self.sample(image, seed, segments, progress)
-        return neighbourhood.fit(prior=prior, cam_mode=cam_mode, **fit_options)
+        """``sample`` then ``fit`` in one call (see :meth:`Neighbourhood.fit` for the fit options). With
+        ``num_samples='auto'`` the samples grow until the first label's top-k is settled (see :func:`fit_samples`)."""
+        sampler = self.sampler(image, seed, segments)
+        _, explanation = fit_samples(
+            sampler, self.settings, lambda nb: nb.fit(prior=prior, cam_mode=cam_mode, **fit_options),
+            cam_mode, fit_options.get("ridge_alpha", 1.0), progress,
+        )  # fmt: skip
+        return explanation
+
+
+def fit_samples(
+    sampler: NeighbourhoodSampler,
+    settings: LimeSettings,
+    fit: Callable[[Neighbourhood], Explanation],
+    cam_mode: str = DEFAULT_CAM_MODE,
+    ridge_alpha: float = 1.0,
+    progress: bool = False,
+) -> tuple[Neighbourhood, Explanation]:
+    """``fit`` on ``settings.num_samples`` samples of ``sampler``, or with ``num_samples='auto'`` on samples grown
+    round by round until the top ``settings.top_k`` attributions of the explanation's first label are settled
+    (:mod:`lime_ext.adaptive`; ``cam_mode`` and ``ridge_alpha`` must be those of ``fit``, for the test's
+    covariance). The explanation's ``info['samples']`` says how many samples it used and, when adaptive, the
+    rounds."""
+    width = settings.kernel_width
+    if not settings.adaptive:
+        neighbourhood = sampler.neighbourhood(int(settings.num_samples), width, progress)
+        explanation = fit(neighbourhood)
+        explanation.info["samples"] = {"samples": int(settings.num_samples), "adaptive": False}
+        return neighbourhood, explanation
+
+    def at(n: int):
+        neighbourhood = sampler.neighbourhood(n, width, progress)
+        explanation = fit(neighbourhood)
+        explained = explanation._label(None)
+        covariance = neighbourhood.attribution_covariance(explained, cam_mode, ridge_alpha)
+        return (neighbourhood, explanation), explained.attributions, covariance
+
+    settled = sample_until_settled(at, settings.top_k, settings.max_samples)
+    neighbourhood, explanation = settled.result
+    explanation.info["samples"] = {**settled.record, "adaptive": True, "max_samples": settings.max_samples,
+                                   "top_k": settings.top_k}  # fmt: skip
+    return neighbourhood, explanation

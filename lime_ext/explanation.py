@@ -18,6 +18,8 @@ class LabelExplanation:
         prior: (M,) the CAM prior a (ones for plain LIME; for 'legacy', the column mean of the
             (N,M) CAM matrix, which has no per-superpixel meaning).
         ranking: (K,) the selected superpixels, ordered by |attribution| descending.
+        covariance: (M,M) posterior covariance of the attributions when the surrogate is Bayesian (BayLIME),
+            else None.
     """
 
     label: int
@@ -28,6 +30,7 @@ class LabelExplanation:
     score: float
     local_pred: float
     ranking: np.ndarray
+    covariance: np.ndarray | None = None
 
     @property
     def local_exp(self) -> list[tuple[int, float]]:

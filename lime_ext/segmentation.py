@@ -24,7 +24,9 @@ def relabel(segments: np.ndarray) -> np.ndarray:
     return inverse.reshape(segments.shape).astype(np.int64)
 
 
-def segment_image(image: np.ndarray, method: str = DEFAULT_SEGMENTER, seed: int = 0, **params: Any) -> np.ndarray:
+def segment_image(
+    image: np.ndarray, method: str = DEFAULT_SEGMENTER, seed: int = 0, **params: Any
+) -> np.ndarray:
     """Superpixels of an RGB uint8 image (H,W,3); returns int64 (H,W) labels 0..M-1.
 
     ``params`` override the method's defaults (``DEFAULT_PARAMS``). Quickshift's random tie-breaking is

@@ -32,5 +32,10 @@ def test_a_package_imports_only_the_ones_below_it(package, forbidden):
 
 
 def test_writing_files_needs_nothing_of_the_pipeline():
-    imported = imported_packages(ROOT / "cnnxai" / "outputs.py") | imported_packages(ROOT / "cnnxai" / "system.py")
-    assert {name for name in imported if name.startswith(("cnnxai", "lime_ext", "cam_ext"))} <= {"cnnxai", "cnnxai.system"}  # the version
+    imported = imported_packages(ROOT / "cnnxai" / "outputs.py") | imported_packages(
+        ROOT / "cnnxai" / "system.py"
+    )
+    assert {name for name in imported if name.startswith(("cnnxai", "lime_ext", "cam_ext"))} <= {
+        "cnnxai",
+        "cnnxai.system",
+    }  # the version

@@ -54,7 +54,7 @@ DEFAULT_METHODS = (
 )  # fmt: skip
 
 # The explainers' shared settings these tools offer as flags (each made from the explainers' declarations).
-ALIASES = ("num_samples", "segmenter", "hide_color", "rise_masks", "ig_steps")
+ALIASES = ("num_samples", "max_samples", "top_k", "segmenter", "hide_color", "rise_masks", "ig_steps")
 
 TOOLS = {
     "faithfulness": ("MyFaithfulness", FAITHFULNESS_METRICS, "results/faithfulness"),
@@ -173,7 +173,8 @@ def build_parser(tool: str) -> OneLineParser:
         )
     add_model_options(parser)
     add_alias_flags(parser, REGISTRY, ALIASES, {
-        "num_samples": "perturbed images of the LIME family and KernelSHAP (the public CamLIME benchmarks used 8000)",
+        "num_samples": "perturbed images of the LIME family and KernelSHAP (the public CamLIME benchmarks used 8000), "
+        "or auto (docs/method.md#adaptive-sampling)",
     })  # fmt: skip
     add_explainer_option_flag(parser)
     add(

@@ -370,5 +370,3 @@ def summarize_folder(folder: Path) -> Path:
     return write_run_summary(
         folder, settings["methods"], settings["metrics"], identities[0]["data"]["images"], settings["tool"]
     )
-
-

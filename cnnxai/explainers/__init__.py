@@ -5,6 +5,7 @@ declares its options (``python -m cnnxai.explainers --list`` prints the names, d
 """
 
 from cnnxai.explainers import (  # noqa: F401  (registration)
+    baylime,
     cams,
     controls,
     gradients,

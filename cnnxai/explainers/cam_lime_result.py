@@ -53,9 +53,11 @@ class CamLimeResult:
 
     def superpixel_rows(self) -> list[dict]:
         """One row per (label, superpixel): area, prior, weight w, attribution b and rank (1 = largest |b|), with
-        plain LIME's weight and rank on the same perturbations beside them; floats at full precision."""
+        plain LIME's weight and rank on the same perturbations beside them, and the samples both fits used;
+        floats at full precision."""
         segments = self.ours.segments
         areas = np.bincount(segments.ravel(), minlength=self.ours.num_segments)
+        samples = self.ours.info["samples"]["samples"]
         rows = []
         for label in self.labels:
             ours, lime = self.ours.labels[label], self.lime.labels[label]
@@ -67,6 +69,7 @@ class CamLimeResult:
                     "prior": repr(float(ours.prior[j])), "weight": repr(float(ours.weights[j])),
                     "attribution": repr(float(ours.attributions[j])), "rank": ours_rank.get(j, ""),
                     "lime_weight": repr(float(lime.weights[j])), "lime_rank": lime_rank.get(j, ""),
+                    "samples": samples,
                 })  # fmt: skip
         return rows
 
@@ -82,6 +85,7 @@ class CamLimeResult:
             "predicted": predicted,
             "explained_labels": self.labels,
             "num_segments": self.neighbourhood.num_segments,
+            "samples": self.ours.info["samples"],
             "batch_size": self.neighbourhood.info["batch_size"],
             "fit": {
                 str(k): {

@@ -1,12 +1,17 @@
-"""KernelSHAP on superpixels (Lundberg and Lee 2017), sampled through the batched perturbation engine."""
+"""KernelSHAP on superpixels (Lundberg and Lee 2017), sampled through the batched perturbation engine.
+
+With ``num_samples='auto'`` the coalitions of ``max_samples`` are drawn at once and used as growing prefixes
+until the top-k Shapley values are settled (the same test as LIME's, :mod:`lime_ext.adaptive`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnnxai.explainers.lime_family import LIME_OPTIONS, shared_segments
+from cnnxai.explainers.lime_family import LIME_OPTIONS, lime_settings, shared_segments
 from cnnxai.explainers.registry import Attribution, ExplainContext, register
-from lime_ext import LimeSettings, PerturbationEngine, explanation_rng
+from lime_ext import PerturbationEngine, explanation_rng, sample_until_settled
+from lime_ext.adaptive import ridge_covariance
 
 # KernelSHAP's own sampling reads no kernel width: it weights coalitions by the Shapley kernel.
 KERNEL_SHAP_OPTIONS = tuple(option for option in LIME_OPTIONS if option.name != "kernel_width")
@@ -25,18 +30,28 @@ def shapley_coalitions(num_samples: int, num_features: int, rng: np.random.Gener
     return z
 
 
+def _reduced(z: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    # phi_M = total - sum(phi_1..M-1): y - z_M total = (z_j - z_M) phi_j
+    full, empty = values[0], values[1]
+    z = z[2:].astype(np.float64)
+    total = full - empty
+    return z[:, :-1] - z[:, -1:], values[2:] - empty - z[:, -1] * total, total
+
+
 def shap_values(z: np.ndarray, values: np.ndarray) -> np.ndarray:
     """phi (M,): least squares of values - f(empty) on the sampled coalitions, with the efficiency constraint
     sum(phi) = f(full) - f(empty) imposed exactly (the last feature is eliminated, as the shap package does)."""
-    full, empty = values[0], values[1]
-    z = z[2:].astype(np.float64)
-    y = values[2:] - empty
-    total = full - empty
-    # phi_M = total - sum(phi_1..M-1): y - z_M total = (z_j - z_M) phi_j
-    design = z[:, :-1] - z[:, -1:]
-    target = y - z[:, -1] * total
+    design, target, total = _reduced(z, values)
     head, *_ = np.linalg.lstsq(design, target, rcond=None)
     return np.append(head, total - head.sum())
+
+
+def shap_covariance(z: np.ndarray, values: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """Sandwich covariance (M,M) of phi (the last value is minus the sum of the others), for the stopping test."""
+    design, target, _ = _reduced(z, values)
+    head = ridge_covariance(design, target, np.ones(len(target)), phi[:-1], 0.0, intercept=False)
+    jacobian = np.vstack([np.eye(len(head)), -np.ones((1, len(head)))])
+    return jacobian @ head @ jacobian.T
 
 
 @register(
@@ -46,7 +61,7 @@ def shap_values(z: np.ndarray, values: np.ndarray) -> np.ndarray:
     random=True,
 )
 def kernel_shap(context: ExplainContext) -> Attribution:
-    settings = context.settings(LimeSettings)
+    settings = lime_settings(context)
     segments = shared_segments(context, settings)
     num_features = int(segments.max()) + 1
     if num_features < 2:
@@ -55,7 +70,28 @@ def kernel_shap(context: ExplainContext) -> Attribution:
         context.image, segments, context.classifier, settings.hide_color, context.batch_size
     )
     rng = explanation_rng(context.seed + 1, context.image)
-    z = shapley_coalitions(settings.num_samples, num_features, rng)
-    values = engine.predict(z)[:, context.target].astype(np.float64)
-    phi = shap_values(z, values)
-    return Attribution(phi.astype(np.float32)[segments], {"shap_values": phi})
+    drawn = settings.max_samples if settings.adaptive else settings.num_samples
+    z = shapley_coalitions(int(drawn), num_features, rng)
+    target = context.target
+    predicted: list[np.ndarray] = []
+
+    def at(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        done = sum(len(p) for p in predicted)
+        if n > done:
+            predicted.append(engine.predict(z[done:n])[:, target].astype(np.float64))
+        values = np.concatenate(predicted)[:n]
+        phi = shap_values(z[:n], values)
+        return phi, phi, shap_covariance(z[:n], values, phi) if settings.adaptive else phi
+
+    if settings.adaptive:
+        settled = sample_until_settled(at, settings.top_k, settings.max_samples)
+        phi, samples = settled.result, {**settled.record, "adaptive": True, "max_samples": settings.max_samples,
+                                         "top_k": settings.top_k}  # fmt: skip
+    else:
+        phi, samples = (
+            at(int(settings.num_samples))[0],
+            {"samples": int(settings.num_samples), "adaptive": False},
+        )
+    extras = {"shap_values": phi, "superpixel_attributions": phi, "forwards": int(samples["samples"]),
+              "score": float("nan"), "segments": segments, "samples": samples}  # fmt: skip
+    return Attribution(phi.astype(np.float32)[segments], extras)

@@ -8,7 +8,7 @@ shared neighbourhood, with plain LIME fitted on the same samples beside it). The
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,17 +22,42 @@ from cnnxai.explainers.cams import CAM_OPTIONS, cam_settings, shared_cams
 from cnnxai.explainers.registry import Attribution, ExplainContext, make_context, register
 from cnnxai.options import Option, at_least, parse_colour, positive
 from lime_ext import (
+    AUTO,
     CAM_MODES,
     DEFAULT_CAM_MODE,
     SEGMENTERS,
     CamLimeExplainer,
+    Explanation,
     LimeSettings,
     Neighbourhood,
+    NeighbourhoodSampler,
+    fit_samples,
 )
+
+
+def parse_samples(text: str) -> int | str:
+    """'auto' or an integer: a number of samples, or 'let the stopping test choose'."""
+    return AUTO if text.strip().lower() == AUTO else int(text)
+
+
+def samples_check(value) -> str | None:
+    if value == AUTO or (isinstance(value, int) and not isinstance(value, bool) and value >= 2):
+        return None
+    return "must be 'auto' or an integer of at least 2"
+
+
+def floor_check(value: float) -> str | None:
+    return None if 0 <= value < 1 else "must be in [0, 1)"
+
 
 LIME_OPTIONS = (
     Option("num_samples", LimeSettings.num_samples, "perturbed images of the neighbourhood (the papers use 1000 "
-           "to 8000)", check=at_least(2), alias="num_samples"),
+           "to 8000), or auto: draw in rounds until the top-k superpixels are settled (S-LIME's gap test)",
+           parse=parse_samples, check=samples_check, alias="num_samples"),
+    Option("max_samples", LimeSettings.max_samples, "with num_samples auto: the most samples drawn",
+           check=at_least(2), alias="max_samples"),
+    Option("top_k", LimeSettings.top_k, "with num_samples auto: the superpixels whose ranking must be settled",
+           check=at_least(1), alias="top_k"),
     Option("segmenter", LimeSettings.segmenter, "superpixels (quickshift: the papers' setting)", choices=SEGMENTERS,
            alias="segmenter"),
     Option("hide_color", LimeSettings.hide_color, "colour of hidden superpixels: 0 (black), a grey level, R,G,B, or "
@@ -44,7 +69,14 @@ CAM_MODE_OPTION = Option(
     "cam_mode", DEFAULT_CAM_MODE, "feature: ridge on Z*a (the paper); importance: LIME re-weighted by a; none: "
     "plain LIME; legacy: the public code's (N,M) resize", choices=CAM_MODES, alias="cam_mode",
 )  # fmt: skip
-GRADLIME_OPTIONS = (*LIME_OPTIONS, *CAM_OPTIONS, CAM_MODE_OPTION)
+PRIOR_OPTIONS = (
+    Option("prior_strength", CamSettings.prior_strength, "lambda, the ridge penalty of the fit with the prior: "
+           "a superpixel j is penalised by lambda / a_j^2 (1: the paper's)", check=positive, alias="prior_strength"),
+    Option("prior_floor", CamSettings.prior_floor, "epsilon: a_j <- max(a_j, epsilon) before normalising, so a "
+           "superpixel the CAM ignores can still be chosen (0: the paper's)", check=floor_check,
+           alias="prior_floor"),
+)  # fmt: skip
+GRADLIME_OPTIONS = (*LIME_OPTIONS, *CAM_OPTIONS, *PRIOR_OPTIONS, CAM_MODE_OPTION)
 CAMLIME_OPTIONS = (
     *GRADLIME_OPTIONS,
     Option("method", CamSettings.method, "the CAM method of the prior", choices=tuple(CAM_METHODS)),
@@ -52,8 +84,27 @@ CAMLIME_OPTIONS = (
 VARIANTS = {"gradlime": "GradLIME", "camlime": "CamLIME"}
 
 
+FIXED_SEGMENTS = ("segments", "fixed")
+
+
+def fix_segments(shared: dict, segments: np.ndarray) -> None:
+    """Make every LIME-family explainer (and KernelSHAP) given this ``shared`` dict use ``segments`` (H,W), ids
+    0..M-1, whatever its seed or segmenter: one segmentation per image across seeds (``MyStability.py``)."""
+    segments = np.asarray(segments)
+    if segments.ndim != 2 or segments.min() < 0:
+        raise ValueError(f"segments must be (H,W) with ids 0..M-1, got shape {segments.shape}")
+    shared[FIXED_SEGMENTS] = segments
+
+
+def lime_settings(context: ExplainContext) -> LimeSettings:
+    """The context's LIME settings (``num_samples`` an int or 'auto')."""
+    return context.settings(LimeSettings)
+
+
 def shared_segments(context: ExplainContext, settings: LimeSettings) -> np.ndarray:
-    """The image's superpixels for this seed and segmenter, computed once per image."""
+    """The image's superpixels for this seed and segmenter (or those of :func:`fix_segments`), computed once."""
+    if FIXED_SEGMENTS in context.shared:
+        return context.shared[FIXED_SEGMENTS]
     key = ("segments", context.seed, settings.segmenter)
     if key not in context.shared:
         explainer = CamLimeExplainer(context.classifier, settings)
@@ -61,17 +112,58 @@ def shared_segments(context: ExplainContext, settings: LimeSettings) -> np.ndarr
     return context.shared[key]
 
 
+def shared_sampler(context: ExplainContext, settings: LimeSettings) -> NeighbourhoodSampler:
+    """One lazily drawn neighbourhood per (image, seed, segmentation, hide colour): LIME and every prior fit the
+    same samples, and a smaller sample count is the first rows of a larger one, so they share forwards too."""
+    segments = shared_segments(context, settings)
+    key = ("sampler", context.seed, settings.segmenter, settings.hide_color, id(segments))
+    if key not in context.shared:
+        explainer = CamLimeExplainer(context.classifier, settings, context.batch_size)
+        context.shared[key] = explainer.sampler(context.image, context.seed, segments)
+    return context.shared[key]
+
+
 def shared_neighbourhood(
     context: ExplainContext, settings: LimeSettings, progress: bool = False
 ) -> Neighbourhood:
-    """One LIME neighbourhood per (image, seed, settings): LIME and every prior fit the same samples."""
-    key = ("neighbourhood", context.seed, settings)
-    if key not in context.shared:
-        explainer = CamLimeExplainer(context.classifier, settings, context.batch_size)
-        context.shared[key] = explainer.sample(
-            context.image, context.seed, shared_segments(context, settings), progress
+    """The shared neighbourhood of ``settings.num_samples`` samples (a number: see :func:`fitted` for 'auto')."""
+    if settings.adaptive:
+        raise UserInputError(
+            "num_samples=auto is taken by lime, gradlime, camlime, baylime and kernel_shap; give this explainer a number"
         )
-    return context.shared[key]
+    return shared_sampler(context, settings).neighbourhood(
+        settings.num_samples, settings.kernel_width, progress
+    )
+
+
+def fitted(
+    context: ExplainContext,
+    settings: LimeSettings,
+    fit: Callable[[Neighbourhood], Explanation],
+    cam_mode: str = "none",
+    ridge_alpha: float = 1.0,
+    progress: bool = False,
+) -> tuple[Neighbourhood, Explanation]:
+    """``fit`` on the shared samples: ``settings.num_samples`` of them, or as many as the stopping test of
+    ``num_samples='auto'`` needs (:func:`lime_ext.fit_samples`)."""
+    if settings.adaptive and cam_mode == "legacy":
+        raise UserInputError("num_samples=auto cannot test cam_mode legacy (no per-superpixel attributions); "
+                             "give a number of samples")  # fmt: skip
+    sampler = shared_sampler(context, settings)
+    return fit_samples(sampler, settings, fit, cam_mode, ridge_alpha, progress)
+
+
+def superpixel_extras(explanation: Explanation, label: int) -> dict[str, Any]:
+    """What every superpixel explainer returns beside its map: the attributions (M,), the samples (model
+    forwards on perturbed images) the fit used, its weighted R^2 and the superpixels (H,W)."""
+    explained = explanation.labels[label]
+    return {
+        "superpixel_attributions": explained.attributions.astype(np.float64),
+        "forwards": int(explanation.info["samples"]["samples"]),
+        "score": float(explained.score),
+        "segments": explanation.segments,
+        "samples": explanation.info["samples"],
+    }
 
 
 def shared_probabilities(context: ExplainContext) -> np.ndarray:
@@ -112,17 +204,25 @@ def cam_lime(
     start = time.perf_counter()
     probabilities = shared_probabilities(context)
     cams = shared_cams(context, cam, labels)
-    priors = {label: cam_prior(cams, segments, cam.fusion, i) for i, label in enumerate(labels)}
+    priors = {
+        label: cam_prior(cams, segments, cam.fusion, i, cam.prior_floor) for i, label in enumerate(labels)
+    }
     fused = cams.fused(cam.pixel_rule).cpu().numpy()
     cam_maps = {label: fused[i] for i, label in enumerate(labels)}
     timings["cam_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    neighbourhood = shared_neighbourhood(context, lime, progress)
-    timings["predict_s"] = time.perf_counter() - start
-    start = time.perf_counter()
     legacy = dict(zip(labels, legacy_maps(cams), strict=True)) if cam_mode == "legacy" else None
-    ours = neighbourhood.fit(labels=labels, prior=priors, cam_mode=cam_mode, cam_map=legacy)
+
+    def fit(neighbourhood: Neighbourhood) -> Explanation:
+        return neighbourhood.fit(
+            labels=labels, prior=priors, cam_mode=cam_mode, cam_map=legacy, ridge_alpha=cam.prior_strength
+        )
+
+    neighbourhood, ours = fitted(context, lime, fit, cam_mode, cam.prior_strength, progress)
+    timings["predict_s"] = time.perf_counter() - start  # the samples' forwards, and the fits of 'auto' rounds
+    start = time.perf_counter()
     plain = neighbourhood.fit(labels=labels, cam_mode="none")
+    plain.info["samples"] = ours.info["samples"]
     timings["fit_s"] = time.perf_counter() - start
     return CamLimeResult(
         labels,
@@ -143,7 +243,7 @@ def cam_lime(
 def _composition(context: ExplainContext, name: str, targets: Sequence[int], progress: bool = False):
     method = context.option("method") if name == "camlime" else "gradcam"
     return cam_lime(
-        context, targets, context.settings(LimeSettings), cam_settings(context, method),
+        context, targets, lime_settings(context), cam_settings(context, method),
         context.option("cam_mode"), progress,
     )  # fmt: skip
 
@@ -189,16 +289,22 @@ def explain_image(
 def _as_attribution(result: CamLimeResult) -> Attribution:
     return Attribution(
         result.ours.attribution_map(result.target),
-        {"explanation": result.ours, "prior": result.prior, "result": result},
-    )
+        {"explanation": result.ours, "prior": result.prior, "result": result,
+         **superpixel_extras(result.ours, result.target)},
+    )  # fmt: skip
 
 
 @register("lime", "LIME (lime_image's kernel, ridge and quickshift defaults), superpixel weights painted",
           LIME_OPTIONS, random=True)  # fmt: skip
 def lime(context: ExplainContext) -> Attribution:
-    neighbourhood = shared_neighbourhood(context, context.settings(LimeSettings))
-    explanation = neighbourhood.fit(labels=[context.target], cam_mode="none")
-    return Attribution(explanation.attribution_map(context.target), {"explanation": explanation})
+    def fit(neighbourhood: Neighbourhood) -> Explanation:
+        return neighbourhood.fit(labels=[context.target], cam_mode="none")
+
+    _, explanation = fitted(context, lime_settings(context), fit)
+    return Attribution(
+        explanation.attribution_map(context.target),
+        {"explanation": explanation, **superpixel_extras(explanation, context.target)},
+    )
 
 
 @register("gradlime", "GradLIME: LIME with Grad-CAM priors (one or several layers), b = a * w", GRADLIME_OPTIONS,

@@ -206,7 +206,9 @@ def _cache_key(model: nn.Module, sources: list[str], settings: dict) -> str:
     digest = hashlib.sha256()
     for tensor in model.state_dict().values():
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    digest.update(json.dumps({"sources": sources, **settings}, sort_keys=True, default=json_fallback).encode())
+    digest.update(
+        json.dumps({"sources": sources, **settings}, sort_keys=True, default=json_fallback).encode()
+    )
     return digest.hexdigest()[:24]
 
 

@@ -118,7 +118,9 @@ def _layer_row(
     shown = None
     for k, (these, title) in enumerate(zip(chosen, titles, strict=True)):
         shown = cam_panel(row[1 + 2 * k], ctx.cam_map(method, these), f"{cam_name(method)}\n{title}")
-        superpixels_panel(row[2 + 2 * k], ctx.ours(method, these), ctx.target, num_features, f"CamLIME\n{title}")
+        superpixels_panel(
+            row[2 + 2 * k], ctx.ours(method, these), ctx.target, num_features, f"CamLIME\n{title}"
+        )
     return shown
 
 
@@ -145,7 +147,9 @@ def fusion_depth(run: FigureRun) -> Figure:
     fig, axes = grid(len(depths), 1 + 2 * (len(chosen) + 1))
     shown = None
     for row, depth in zip(axes, depths, strict=True):
-        shown = _layer_row(row, ctx, chosen[:depth], run.settings.method or "layercam", run.settings.num_features)
+        shown = _layer_row(
+            row, ctx, chosen[:depth], run.settings.method or "layercam", run.settings.num_features
+        )
         row[0].set_title(f"Original\nS{depth}: {depth} layers", fontsize=TITLE)
         for axis in row[1 + 2 * (depth + 1) :]:
             blank(axis)

@@ -109,12 +109,16 @@ class FigureContext:
 
     def ours(self, method: str, layers: Sequence[str] | None = None) -> Explanation:
         """CamLIME of ``method`` at ``layers`` (default: the model's) on the shared neighbourhood."""
-        return self.explain("camlime", method=method, layers=list(layers or self.layers)).extras["explanation"]
+        return self.explain("camlime", method=method, layers=list(layers or self.layers)).extras[
+            "explanation"
+        ]
 
     def cams(self, layers: Sequence[str], method: str) -> LayerCams:
         """Raw CAMs of ``method`` at ``layers`` for the target, from one pass (shared with the explainers)."""
         context = make_context(method, *self._arguments(), **self.given(method, layers=list(layers)))
-        return shared_cams(context, context.settings(CamSettings, method=method, layers=tuple(layers)), [self.target])
+        return shared_cams(
+            context, context.settings(CamSettings, method=method, layers=tuple(layers)), [self.target]
+        )
 
     def cam_map(self, method: str, layers: Sequence[str] | None = None) -> np.ndarray:
         """The CAM of ``layers`` (default: the model's), fused as CamLIME fuses them: (H,W) in [0,1]."""

@@ -67,7 +67,9 @@ def test_gradlime_explains_the_sample_photo(tmp_path, capsys):
         "rank",
         "lime_weight",
         "lime_rank",
+        "samples",
     ]
+    assert {row["samples"] for row in rows} == {"24"} and manifest["samples"]["samples"] == 24
     assert sum(int(r["area_px"]) for r in rows) == 224 * 224
     assert max(float(r["prior"]) for r in rows) == 1.0
     for r in rows:  # b = a * w, written at full precision
@@ -108,6 +110,8 @@ def test_camlime_several_layers_methods_and_top_labels(tmp_path, photo_file, cap
         "fusion": "superpixel",
         "aug_smooth": False,
         "eigen_smooth": False,
+        "prior_floor": 0.0,
+        "prior_strength": 1.0,
         "mode": "feature",
     }
     assert len(manifest["explained_labels"]) == 2

@@ -169,7 +169,8 @@ def test_lime_family_shares_one_perturbation_set():
     model, image = make_tiny_cnn(), small_photo(32)
     lime = explain("lime", model, image, 1, shared=shared, **fast_options("lime"))
     gradlime = explain("gradlime", model, image, 1, shared=shared, **fast_options("gradlime"))
-    assert sum(1 for key in shared if key[0] == "neighbourhood") == 1
+    samplers = [value for key, value in shared.items() if key[0] == "sampler"]
+    assert len(samplers) == 1 and samplers[0].predicted == fast_options("lime")["num_samples"]
     ours = gradlime.extras["explanation"].labels[1]
     np.testing.assert_allclose(ours.attributions, ours.prior * ours.weights)
     assert lime.extras["explanation"].segments is gradlime.extras["explanation"].segments
