@@ -21,7 +21,14 @@ import numpy as np
 from torch import nn
 
 from cnnxai.benchmark.data import BenchmarkImage, Dataset, ImageGroup, make_groups, shard_groups
-from cnnxai.benchmark.store import SCORE_COLUMNS, ResultStore, read_rows, run_lock
+from cnnxai.benchmark.store import (
+    SCORE_COLUMNS,
+    ResultStore,
+    check_identity,
+    read_rows,
+    run_lock,
+    stored_identity,
+)
 from cnnxai.benchmark.summary import load_rows, result_folders, summarise, write_curves, write_summary
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
@@ -151,20 +158,6 @@ class BenchmarkRun:
             "shards": self.shard[1],
         }
 
-    def _check_identity(self) -> None:
-        mine = self.identity()
-        manifests = [self.folder / "manifest.json", *sorted((self.folder / "shards").glob("*/manifest.json"))]
-        for path in manifests:
-            if not path.exists():
-                continue
-            theirs = json.loads(path.read_text()).get("identity")
-            if theirs != mine:
-                differ = [k for k in mine if (theirs or {}).get(k) != mine[k]]
-                raise UserInputError(
-                    f"{self.folder} holds a run with other settings ({', '.join(differ) or 'unknown'} differ, see {path}); "
-                    "use another --output-dir, or --overwrite to replace it"
-                )
-
     def _write_manifest(self, folder: Path, extra: dict) -> None:
         manifest = build_manifest(
             f"{self.settings.tool}.py", ("captum", "zennit", "quantus", "tqdm"),
@@ -187,7 +180,7 @@ class BenchmarkRun:
         """Compute every unfinished unit of this shard, then write the summary; returns the shard's status."""
         start = time.perf_counter()
         with run_lock(self.rows_folder):
-            self._check_identity()
+            check_identity(self.folder, self.identity())
             expected = {
                 (group.index, method): len(group.images) * len(self.settings.metrics)
                 for group in self.mine
@@ -358,17 +351,10 @@ def write_run_summary(
 
 def summarize_folder(folder: Path) -> Path:
     """Rebuild the summary of the run in ``folder`` (whole or sharded) from its rows and manifests alone."""
-    manifests = [folder / "manifest.json", *sorted((folder / "shards").glob("*/manifest.json"))]
-    identities = [json.loads(p.read_text())["identity"] for p in manifests if p.exists()]
-    if not identities:
-        raise UserInputError(
-            f"--summarize: {folder} holds no manifest.json of a run; run the benchmark first"
-        )
-    if any(identity != identities[0] for identity in identities):
-        raise UserInputError(f"--summarize: the shards in {folder} come from runs with different settings")
-    settings = identities[0]["settings"]
+    identity = stored_identity(folder)
+    settings = identity["settings"]
     return write_run_summary(
-        folder, settings["methods"], settings["metrics"], identities[0]["data"]["images"], settings["tool"]
+        folder, settings["methods"], settings["metrics"], identity["data"]["images"], settings["tool"]
     )
 
 
