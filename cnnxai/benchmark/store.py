@@ -124,7 +124,9 @@ class ResultStore:
         """Append one finished unit: its curves first, then its scores (the rows that mark it finished)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if curves and self.curves_path is not None:
-            _write_rows(self.curves_path, self.curve_columns, list(curves), header=_is_empty(self.curves_path))
+            _write_rows(
+                self.curves_path, self.curve_columns, list(curves), header=_is_empty(self.curves_path)
+            )
         _write_rows(self.scores_path, self.score_columns, scores, header=_is_empty(self.scores_path))
 
 

@@ -62,4 +62,6 @@ def read_explanation(result: Attribution, target: int, options: dict[str, Any]) 
         return SuperpixelExplanation(
             np.asarray(extras["shap_values"], dtype=np.float64), int(options["num_samples"]), math.nan
         )
-    raise ValueError(f"the explainer's result has no per-superpixel attributions (extras: {', '.join(extras)})")
+    raise ValueError(
+        f"the explainer's result has no per-superpixel attributions (extras: {', '.join(extras)})"
+    )

@@ -85,16 +85,36 @@ def build_parser() -> OneLineParser:
     add("--num-samples-grid", type=grid_option, default=list(DEFAULT_GRID), metavar="N,N,...",
         help="the N (perturbed images per explanation) each method is run at; default: "
              + ",".join(map(str, DEFAULT_GRID)))  # fmt: skip
-    add("--seeds", type=int_at_least(2), default=5,
-        help="explanations per image, method and N, with seeds --seed, --seed+1, ...; stability compares them")
-    add("--top-k", type=int_at_least(1), default=5,
-        help="size of the top-k superpixel sets (Jaccard); k >= the image's superpixels is a NaN with its reason")
-    add("--reference-samples", type=int_at_least(2), default=8000,
-        help="N of the reference: plain lime on the same superpixels with seed --seed+1000, once per image")
-    add("--match-samples", type=int_at_least(2), default=1000,
-        help="forwards_to_match compares each method with plain lime at this N (always run)")
-    add("--curve-steps", type=int_at_least(1), default=20,
-        help="deletion/insertion curves in at most this many steps (a step hides ceil(M/steps) superpixels)")
+    add(
+        "--seeds",
+        type=int_at_least(2),
+        default=5,
+        help="explanations per image, method and N, with seeds --seed, --seed+1, ...; stability compares them",
+    )
+    add(
+        "--top-k",
+        type=int_at_least(1),
+        default=5,
+        help="size of the top-k superpixel sets (Jaccard); k >= the image's superpixels is a NaN with its reason",
+    )
+    add(
+        "--reference-samples",
+        type=int_at_least(2),
+        default=8000,
+        help="N of the reference: plain lime on the same superpixels with seed --seed+1000, once per image",
+    )
+    add(
+        "--match-samples",
+        type=int_at_least(2),
+        default=1000,
+        help="forwards_to_match compares each method with plain lime at this N (always run)",
+    )
+    add(
+        "--curve-steps",
+        type=int_at_least(1),
+        default=20,
+        help="deletion/insertion curves in at most this many steps (a step hides ceil(M/steps) superpixels)",
+    )
     add_model_options(parser)
     add_alias_flags(parser, REGISTRY, ALIASES, {
         "segmenter": "superpixels: one segmentation per image (with --seed), used by every method",
@@ -102,13 +122,24 @@ def build_parser() -> OneLineParser:
                       "(black), a grey level, R,G,B, or mean",
     })  # fmt: skip
     add_explainer_option_flag(parser)
-    add("--shard", default=None,
-        help="i/n: compute only the i-th of n parts of the images (rows in <output-dir>/shards/i-of-n/)")
-    add("--summarize", action="store_true",
-        help="compute nothing: rebuild the summary, forwards_to_match and curves from the rows in --output-dir")
-    add("--overwrite", action="store_true",
-        help="delete an earlier run's rows and summary in --output-dir first (with --shard: that shard's rows only)")
-    add_run_options(parser, "results/stability", "where rows.csv, the summary, the curves and the manifest are written")
+    add(
+        "--shard",
+        default=None,
+        help="i/n: compute only the i-th of n parts of the images (rows in <output-dir>/shards/i-of-n/)",
+    )
+    add(
+        "--summarize",
+        action="store_true",
+        help="compute nothing: rebuild the summary, forwards_to_match and curves from the rows in --output-dir",
+    )
+    add(
+        "--overwrite",
+        action="store_true",
+        help="delete an earlier run's rows and summary in --output-dir first (with --shard: that shard's rows only)",
+    )
+    add_run_options(
+        parser, "results/stability", "where rows.csv, the summary, the curves and the manifest are written"
+    )
     return parser
 
 
@@ -134,7 +165,9 @@ def resolve_methods(
         budgets = tuple(sorted({*lime.budgets, match_samples}))
         methods[labels.index(BASELINE)] = ResolvedMethod(lime.label, lime.name, lime.options, budgets)
     else:
-        methods.append(resolve_method(MethodSpec(BASELINE, BASELINE), base[BASELINE], [match_samples], REGISTRY))
+        methods.append(
+            resolve_method(MethodSpec(BASELINE, BASELINE), base[BASELINE], [match_samples], REGISTRY)
+        )
     return methods
 
 
@@ -167,7 +200,11 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.overwrite:
         clear_run(folder, shard, RUN_FILES)
-    selection = {"num_classes": args.num_classes, "per_class": args.per_class, "classes": len(dataset.classes)}
+    selection = {
+        "num_classes": args.num_classes,
+        "per_class": args.per_class,
+        "classes": len(dataset.classes),
+    }
     stability = StabilityRun(
         settings, model, model_info, dataset, images, folder, shard, args.batch_size, selection,
         progress=not args.quiet, debug=args.debug,
@@ -179,7 +216,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {stability.rows_folder}/ (rows.csv, manifest.json) and {folder}/summary.md, summary.csv, "
           "forwards_to_match.md, forwards_to_match.csv, curves.png, curves.pdf")  # fmt: skip
     if status["failures"]:
-        print(f"{len(status['failures'])} image(s) could not be read; their rows hold NaN and the reason", flush=True)
+        print(
+            f"{len(status['failures'])} image(s) could not be read; their rows hold NaN and the reason",
+            flush=True,
+        )
         return 1
     return 0
 

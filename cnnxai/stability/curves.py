@@ -60,7 +60,9 @@ class SuperpixelCurves:
         """Deletion and insertion masks (L+1,M) uint8 of the ranking of ``attributions`` (1 = shown)."""
         order = ranking(attributions)
         if len(order) != self.num_superpixels:
-            raise ValueError(f"attributions have {len(order)} entries; the image has {self.num_superpixels} superpixels")
+            raise ValueError(
+                f"attributions have {len(order)} entries; the image has {self.num_superpixels} superpixels"
+            )
         # Mask point i shows/hides the first counts[i] superpixels of the ranking; as sets, so ties cost nothing.
         first = np.zeros((len(self.counts), self.num_superpixels), dtype=np.uint8)
         position = np.empty(self.num_superpixels, dtype=np.int64)

@@ -18,21 +18,20 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from cnnxai.benchmark.data import BenchmarkImage, Dataset, make_groups, shard_groups
+from cnnxai.benchmark.data import BenchmarkImage, make_groups, shard_groups
+from cnnxai.benchmark.runner import ImageFolderRun
 from cnnxai.benchmark.store import ResultStore, check_identity, read_rows, run_lock
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.metrics.perturbation import full_float32
-from cnnxai.outputs import build_manifest, json_fallback, write_json
+from cnnxai.outputs import build_manifest, write_json
 from cnnxai.preprocess import to_model_frame
 from cnnxai.stability.adapter import fix_segments, read_explanation
 from cnnxai.stability.curves import SuperpixelCurves
@@ -41,6 +40,7 @@ from cnnxai.stability.rows import REFERENCE, ROW_COLUMNS, ROWS_FILE, UNREADABLE
 from cnnxai.stability.specs import ResolvedMethod
 from cnnxai.stability.summary import write_stability_summary
 from lime_ext import TorchClassifier, segment_image
+
 
 def reference_seed(seed: int, count: int) -> int:
     """The reference's seed: seed + 1000, or past the test seeds seed..seed+count-1 when there are more."""
@@ -69,6 +69,7 @@ class StabilitySettings:
     hide_color: Any
     seed: int = 0
     preprocess: str = "crop"
+    tool: str = "MyStability"
 
     @property
     def reference_seed(self) -> int:
@@ -87,52 +88,17 @@ def _attributions(row: dict) -> np.ndarray | None:
     return np.array(json.loads(row["attributions"]), dtype=np.float64) if row["attributions"] else None
 
 
-class StabilityRun:
-    """One run (or one shard of it) into ``folder``; the arguments as :class:`cnnxai.benchmark.runner.BenchmarkRun`."""
+class StabilityRun(ImageFolderRun):
+    """One run (or one shard of it) into ``folder``; the arguments as
+    :class:`~cnnxai.benchmark.runner.ImageFolderRun`'s, with ``settings`` a :class:`StabilitySettings`."""
 
-    def __init__(
-        self,
-        settings: StabilitySettings,
-        model: nn.Module,
-        model_info: dict,
-        dataset: Dataset,
-        images: Sequence[BenchmarkImage],
-        folder: Path,
-        shard: tuple[int, int] = (1, 1),
-        batch_size: int | None = None,
-        selection: dict | None = None,
-        progress: bool = True,
-        debug: bool = False,
-    ) -> None:
-        self.settings, self.model, self.model_info = settings, model, model_info
-        self.dataset, self.images = dataset, list(images)
-        self.folder, self.shard = Path(folder), shard
-        self.batch_size, self.progress, self.debug = batch_size, progress, debug
-        self.selection = dict(selection or {})
-        self.device = next(iter(model.parameters())).device
-        self.groups = shard_groups(make_groups(self.images, 1, settings.seed), shard)
-        self.rows_folder = self.folder if shard == (1, 1) else self.folder / "shards" / f"{shard[0]}-of-{shard[1]}"
+    def __init__(self, settings: StabilitySettings, *args: Any, **kwargs: Any) -> None:
+        super().__init__(settings, *args, **kwargs)
+        self.groups = shard_groups(make_groups(self.images, 1, settings.seed), self.shard)
         self.store = ResultStore(
             self.rows_folder, rows=(ROWS_FILE, ROW_COLUMNS), curves=None,
             key=lambda row: (row["image"], row["budget"], row["seed"]),
         )  # fmt: skip
-
-    # -- identity and manifest ----------------------------------------------------------------------------
-
-    def identity(self) -> dict:
-        """What must be equal for rows to belong to the same run (device, batch size and progress may differ)."""
-        settings = json.loads(json.dumps(asdict(self.settings), default=json_fallback))
-        return {
-            "settings": {"tool": "MyStability", **settings},
-            "model": {k: self.model_info.get(k) for k in ("model", "weights_sha256")},
-            "data": {
-                "layout": self.dataset.layout,
-                "root": str(self.dataset.root.resolve()) if self.dataset.root else None,
-                **self.selection,
-                "images": len(self.images),
-            },
-            "shards": self.shard[1],
-        }
 
     def _write_manifest(self, extra: dict) -> None:
         settings = self.settings
@@ -168,7 +134,7 @@ class StabilityRun:
             done = self.store.recover(expected)
             self._write_manifest({"status": "running", "shard": list(self.shard)})
             total = sum(expected.values())
-            bar = self._bar(total, sum(expected[unit] for unit in done))
+            bar = self._bar(total, sum(expected[unit] for unit in done), "explanation")
             curve_forwards = 0
             for group in self.groups:
                 pending = [unit for unit in expected if unit[0] == group.index and unit not in done]
@@ -193,13 +159,6 @@ class StabilityRun:
     def write_summary(self) -> Path:
         return write_stability_summary(self.folder)
 
-    def _bar(self, total: int, finished: int):
-        if not self.progress or total == finished:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, initial=finished, desc="MyStability", unit="explanation", dynamic_ncols=True)
-
     def _failures(self) -> dict[str, str]:
         rows = read_rows(self.store.scores_path, ROW_COLUMNS)
         return {row["image"]: row["reason"] for row in rows if row["reason"].startswith(UNREADABLE)}
@@ -220,7 +179,9 @@ class StabilityRun:
         num = int(segments.max()) + 1
         if num < 2:
             for label in pending:
-                self._undefined(index, image, label, f"{settings.segmenter} found a single superpixel", methods, bar)
+                self._undefined(
+                    index, image, label, f"{settings.segmenter} found a single superpixel", methods, bar
+                )
             return 0
         classifier = TorchClassifier(self.model)
         with torch.no_grad(), classifier.session():
@@ -283,7 +244,9 @@ class StabilityRun:
         if bar is not None:
             bar.update(len(rows))
 
-    def _explain(self, context: dict, name: str, options: dict, label: str, budget, seed: int, reference) -> dict:
+    def _explain(
+        self, context: dict, name: str, options: dict, label: str, budget, seed: int, reference
+    ) -> dict:
         """One explanation and its row."""
         settings = self.settings
         row = {**self._common(context["index"], context["image"], label, budget, seed),
@@ -314,7 +277,9 @@ class StabilityRun:
         reasons = []
         if reference is None:
             agreement = (math.nan, math.nan)
-            reasons.append("the reference itself" if label == REFERENCE else "no reference (it failed on this image)")
+            reasons.append(
+                "the reference itself" if label == REFERENCE else "no reference (it failed on this image)"
+            )
         else:
             agreement = (top_k_jaccard(found.attributions, reference, settings.top_k),
                          kendall(found.attributions, reference))  # fmt: skip

@@ -54,10 +54,14 @@ def _assignments(inside: str, label: str) -> list[tuple[str, str]]:
         elif pairs:
             pairs[-1][1] += "," + piece.strip()
         elif piece.strip():
-            raise UserInputError(f"--methods {label}: expected KEY=VALUE inside the brackets, got {piece.strip()!r}")
+            raise UserInputError(
+                f"--methods {label}: expected KEY=VALUE inside the brackets, got {piece.strip()!r}"
+            )
     for key, value in pairs:
         if not key or not value:
-            raise UserInputError(f"--methods {label}: expected KEY=VALUE inside the brackets, got {key}={value}")
+            raise UserInputError(
+                f"--methods {label}: expected KEY=VALUE inside the brackets, got {key}={value}"
+            )
     return [(key, value) for key, value in pairs]
 
 
@@ -94,7 +98,9 @@ def parse_spec(text: str, registry: Registry) -> MethodSpec:
 
 def parse_specs(text: str, registry: Registry) -> list[MethodSpec]:
     """Comma-separated specs (commas inside brackets belong to the spec), each once, at least one."""
-    specs = list({spec.label: spec for spec in (parse_spec(part, registry) for part in split_top_level(text))}.values())
+    specs = list(
+        {spec.label: spec for spec in (parse_spec(part, registry) for part in split_top_level(text))}.values()
+    )
     if not specs:
         raise UserInputError("--methods: expected at least one method, e.g. lime,gradlime[prior_strength=10]")
     return specs

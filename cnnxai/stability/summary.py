@@ -42,7 +42,14 @@ MEASURES = (
 ROW_MEASURES = ("jaccard_vs_reference", "kendall_vs_reference", "deletion_auc", "insertion_auc", "r2", "forwards",
                 "seconds")  # fmt: skip
 SUMMARY_COLUMNS = ("method", "budget", "forwards", "seconds", *(m for m, _, _ in MEASURES), "images")
-PANELS = ("top_k_stability", "kendall_across_seeds", "jaccard_vs_reference", "deletion_auc", "insertion_auc", "r2")
+PANELS = (
+    "top_k_stability",
+    "kendall_across_seeds",
+    "jaccard_vs_reference",
+    "deletion_auc",
+    "insertion_auc",
+    "r2",
+)
 MATCH_COLUMNS = ("method", "stability_forwards", "stability_ratio", "deletion_forwards", "deletion_ratio")
 NOT_REACHED = "not reached"
 ARROWS = {"higher": "↑", "lower": "↓"}
@@ -73,7 +80,11 @@ def per_image(rows: list[dict], top_k: int) -> dict[tuple[str, str, str], dict[s
     for key, group in grouped.items():
         group = sorted(group, key=lambda row: int(row["seed"]))
         cell = {name: _mean([_float(row[name]) for row in group]) for name in ROW_MEASURES}
-        explained = [np.array(json.loads(row["attributions"]), dtype=np.float64) for row in group if row["attributions"]]
+        explained = [
+            np.array(json.loads(row["attributions"]), dtype=np.float64)
+            for row in group
+            if row["attributions"]
+        ]
         defined = len(explained) >= 2 and not top_k_undefined(len(explained[0]), top_k)
         cell["top_k_stability"] = top_k_stability(explained, top_k) if defined else math.nan
         cell["kendall_across_seeds"] = kendall_stability(explained) if len(explained) >= 2 else math.nan
@@ -103,7 +114,9 @@ def summarise(rows: list[dict], methods: Sequence[str], top_k: int) -> list[dict
     return table
 
 
-def forwards_to_match(table: list[dict], methods: Sequence[str], match_samples: int) -> tuple[list[dict], dict]:
+def forwards_to_match(
+    table: list[dict], methods: Sequence[str], match_samples: int
+) -> tuple[list[dict], dict]:
     """For each method, the forwards it needs to be as good as plain lime at ``match_samples`` on top-k stability
     (>=) and on deletion AUC (<=): the smallest budget whose image mean is that good (an 'auto' method: its mean
     forwards if it is that good), or 'not reached'; with the ratio match_samples / forwards. Returns the rows and
@@ -112,12 +125,16 @@ def forwards_to_match(table: list[dict], methods: Sequence[str], match_samples: 
     baseline = cells.get(("lime", str(match_samples)), {})
     rows = []
     for method in methods:
-        budgets = sorted((c for c in table if c["method"] == method), key=lambda c: _budget_order(c["budget"]))
+        budgets = sorted(
+            (c for c in table if c["method"] == method), key=lambda c: _budget_order(c["budget"])
+        )
         row = {"method": method}
         for prefix, measure, better in (("stability", "top_k_stability", np.greater_equal),
                                         ("deletion", "deletion_auc", np.less_equal)):  # fmt: skip
             target = baseline.get(measure, math.nan)
-            reached = next((c for c in budgets if not math.isnan(c[measure]) and better(c[measure], target)), None)
+            reached = next(
+                (c for c in budgets if not math.isnan(c[measure]) and better(c[measure], target)), None
+            )
             if reached is None or math.isnan(target):
                 row[f"{prefix}_forwards"], row[f"{prefix}_ratio"] = NOT_REACHED, ""
             else:
@@ -138,12 +155,18 @@ def _csv(columns: Sequence[str], rows: list[dict]) -> str:
 
 
 def summary_markdown(table: list[dict], note: str) -> str:
-    head = ["method", "N", "forwards", "s/expl."] + [f"{title} {ARROWS[d]}" for _, title, d in MEASURES] + ["images"]
+    head = (
+        ["method", "N", "forwards", "s/expl."]
+        + [f"{title} {ARROWS[d]}" for _, title, d in MEASURES]
+        + ["images"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for cell in table:
         values = [forwards_text(cell["forwards"]), _number(cell["seconds"], 3)]
         values += [_number(cell[m], 3) for m, _, _ in MEASURES]
-        lines.append(f"| {cell['method']} | {cell['budget']} | " + " | ".join(values) + f" | {cell['images']} |")
+        lines.append(
+            f"| {cell['method']} | {cell['budget']} | " + " | ".join(values) + f" | {cell['images']} |"
+        )
     legend = (
         "Means over images (each image: the mean over seeds; stability: the mean over pairs of seeds); – undefined. "
         "forwards: perturbed images per explanation (N, or what an auto method chose); s/expl.: wall time of the "
@@ -227,7 +250,9 @@ def write_stability_summary(folder: Path) -> Path:
     atomic_write_text(folder / "summary.md", summary_markdown(table, note))
     match_rows, baseline = forwards_to_match(table, methods, int(settings["match_samples"]))
     atomic_write_text(folder / "forwards_to_match.csv", _csv(MATCH_COLUMNS, match_rows))
-    atomic_write_text(folder / "forwards_to_match.md", match_markdown(match_rows, baseline, int(settings["match_samples"])))
+    atomic_write_text(
+        folder / "forwards_to_match.md", match_markdown(match_rows, baseline, int(settings["match_samples"]))
+    )
     fig = curves_figure(table, methods)
     atomic_savefig(fig, folder / "curves.png", dpi=300)
     atomic_savefig(fig, folder / "curves.pdf")

@@ -17,7 +17,9 @@ def _budget(text: str):
 
 
 OPTIONS = tuple(
-    Option("num_samples", 30, "an int >= 2 or auto", parse=_budget) if option.name == "num_samples" else option
+    Option("num_samples", 30, "an int >= 2 or auto", parse=_budget)
+    if option.name == "num_samples"
+    else option
     for option in LIME_OPTIONS
 )
 
@@ -34,10 +36,14 @@ def fake_auto_explainer(context) -> Attribution:
     else:
         label = result.extras["explanation"].labels[context.target]
         attributions, score = label.attributions, label.score
-    return Attribution(result.map, {"superpixel_attributions": attributions, "forwards": chosen, "score": score})
+    return Attribution(
+        result.map, {"superpixel_attributions": attributions, "forwards": chosen, "score": score}
+    )
 
 
 @pytest.fixture
 def fake_auto():
-    with REGISTRY.registered(ExplainerSpec(FAKE, fake_auto_explainer, "lime choosing N", OPTIONS, random=True)):
+    with REGISTRY.registered(
+        ExplainerSpec(FAKE, fake_auto_explainer, "lime choosing N", OPTIONS, random=True)
+    ):
         yield FAKE

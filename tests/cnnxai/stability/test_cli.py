@@ -40,7 +40,11 @@ def tool(tmp_path_factory):
         Image.fromarray(np.roll(small_photo(64), 17 * i, axis=1)).save(images / f"img{i}.png")
 
     def load(name, weights=None, device="cpu"):
-        return make_tiny_cnn(num_classes=4).to(device), {"model": "tiny", "weights_file": None, "weights_sha256": "0"}
+        return make_tiny_cnn(num_classes=4).to(device), {
+            "model": "tiny",
+            "weights_file": None,
+            "weights_sha256": "0",
+        }
 
     spec = ExplainerSpec(FAKE, fake_auto_explainer, "lime choosing N", OPTIONS, random=True)
     with pytest.MonkeyPatch.context() as patch, REGISTRY.registered(spec):
@@ -57,7 +61,10 @@ def rows_of(folder: Path) -> list[dict]:
     found = []
     for place in [folder, *sorted((folder / "shards").glob("*"))]:
         if (place / "rows.csv").exists():
-            found += [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(open(place / "rows.csv"))]
+            found += [
+                {k: v for k, v in r.items() if k != "seconds"}
+                for r in csv.DictReader(open(place / "rows.csv"))
+            ]
     return sorted(found, key=lambda r: (r["image"], r["method"], r["budget"], r["seed"]))
 
 
@@ -110,7 +117,9 @@ def test_a_run_writes_every_output_and_its_numbers_agree(whole):
     assert set(summary) == {(m, b) for m in ("lime", "gradlime[cam_mode=importance,kernel_width=0.5]", "kernel_shap")
                             for b in ("20", "40")} | {(AUTO_SPEC, "auto"), ("reference", "60")}  # fmt: skip
     stabilities = [
-        top_k_stability([np.array(json.loads(by_key[(image, "lime", "20", s)]["attributions"])) for s in ("0", "1")], 5)
+        top_k_stability(
+            [np.array(json.loads(by_key[(image, "lime", "20", s)]["attributions"])) for s in ("0", "1")], 5
+        )
         for image in ("img0.png", "img1.png")
     ]
     assert float(summary[("lime", "20")]["top_k_stability"]) == pytest.approx(np.mean(stabilities))
@@ -140,7 +149,17 @@ def test_a_run_writes_every_output_and_its_numbers_agree(whole):
 
 def test_plain_lime_at_the_match_samples_is_always_run(tool, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["--data-dir", str(tool), "--per-class", "1", "--methods", "kernel_shap", "--output-dir", str(out), *CHEAP]
+    args = [
+        "--data-dir",
+        str(tool),
+        "--per-class",
+        "1",
+        "--methods",
+        "kernel_shap",
+        "--output-dir",
+        str(out),
+        *CHEAP,
+    ]
     assert run([*args, "--top-k", "500"]) == 0
     rows = list(csv.DictReader(open(out / "rows.csv")))
     assert {(r["method"], r["budget"]) for r in rows} == {("kernel_shap", "20"), ("kernel_shap", "40"),

@@ -86,7 +86,9 @@ def test_forwards_to_match_the_smallest_budget_as_good_as_lime_or_not_reached():
     got = {row["method"]: row for row in rows}
     assert baseline["top_k_stability"] == 0.8
     assert got["lime"]["stability_forwards"] == "1000" and got["lime"]["stability_ratio"] == "1.00"
-    assert got["fast"]["stability_forwards"] == "250" and got["fast"]["stability_ratio"] == "4.00"  # >= is enough
+    assert (
+        got["fast"]["stability_forwards"] == "250" and got["fast"]["stability_ratio"] == "4.00"
+    )  # >= is enough
     assert got["fast"]["deletion_forwards"] == "500" and got["fast"]["deletion_ratio"] == "2.00"
     assert got["slow"]["stability_forwards"] == NOT_REACHED and got["slow"]["stability_ratio"] == ""
     assert got["slow"]["deletion_forwards"] == NOT_REACHED  # a NaN never matches
@@ -115,9 +117,14 @@ def test_the_summary_averages_seeds_then_images():
         _row("b", "m", 10, 0, [3.0, 2, 1, 0], 0.1), _row("b", "m", 10, 1, [0.0, 1, 2, 3], 0.1),
     ]  # fmt: skip
     images = per_image(rows, top_k=2)
-    assert images[("m", "10", "a")]["top_k_stability"] == 1.0 and images[("m", "10", "b")]["top_k_stability"] == 0.0
+    assert (
+        images[("m", "10", "a")]["top_k_stability"] == 1.0
+        and images[("m", "10", "b")]["top_k_stability"] == 0.0
+    )
     assert images[("m", "10", "a")]["deletion_auc"] == pytest.approx(0.3)
     (cell,) = summarise(rows, ["m"], top_k=2)
     assert cell["top_k_stability"] == pytest.approx(0.5) and cell["deletion_auc"] == pytest.approx(0.2)
     assert cell["images"] == 2 and cell["forwards"] == 10 and math.isnan(cell["r2"])
-    assert cell["kendall_across_seeds"] == pytest.approx((kendall(np.array([3.0, 2, 1, 0]), np.array([3.0, 2, 0, 1])) - 1) / 2)
+    assert cell["kendall_across_seeds"] == pytest.approx(
+        (kendall(np.array([3.0, 2, 1, 0]), np.array([3.0, 2, 0, 1])) - 1) / 2
+    )

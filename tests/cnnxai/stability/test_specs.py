@@ -10,7 +10,11 @@ from cnnxai.stability.specs import AUTO, MethodSpec, parse_spec, parse_specs, re
 
 
 def test_commas_inside_brackets_belong_to_the_spec():
-    assert split_top_level("lime, gradlime[a=1,b=2] ,kernel_shap,") == ["lime", "gradlime[a=1,b=2]", "kernel_shap"]
+    assert split_top_level("lime, gradlime[a=1,b=2] ,kernel_shap,") == [
+        "lime",
+        "gradlime[a=1,b=2]",
+        "kernel_shap",
+    ]
     with pytest.raises(UserInputError, match="not closed"):
         split_top_level("gradlime[a=1")
     with pytest.raises(UserInputError, match="without its"):
