@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from cnnxai.benchmark.store import stored_identity  # noqa: E402
 from cnnxai.benchmark.summary import _number  # noqa: E402
@@ -197,17 +198,24 @@ def curves_figure(table: list[dict], methods: Sequence[str]):
     marker per auto method, the reference as a dotted line where it has a value."""
     titles = {m: (t, d) for m, t, d in MEASURES}
     fig, axes = plt.subplots(2, 3, figsize=(12.5, 7.2), constrained_layout=True)
-    palette = plt.get_cmap("tab20").colors
+    palette = plt.get_cmap("tab10").colors  # 10 distinct colours, then dashed lines
+    ticks = sorted(
+        {
+            c["forwards"]
+            for c in table
+            if c["budget"] != AUTO and c["method"] != REFERENCE and not math.isnan(c["forwards"])
+        }
+    )
     reference = next((c for c in table if c["method"] == REFERENCE), None)
     for axis, measure in zip(axes.ravel(), PANELS, strict=True):
         for index, method in enumerate(methods):
-            colour = palette[index % 20]
+            colour = palette[index % 10]
             cells = [c for c in table if c["method"] == method and not math.isnan(c[measure])]
             auto = [c for c in cells if c["budget"] == AUTO]
             grid = [c for c in cells if c["budget"] != AUTO]
             if grid:
                 axis.plot([c["forwards"] for c in grid], [c[measure] for c in grid], marker="o", ms=3.5, lw=1.3,
-                          color=colour, ls="-" if index < 20 else "--", label=method)  # fmt: skip
+                          color=colour, ls="-" if index < 10 else "--", label=method)  # fmt: skip
             for cell in auto:
                 axis.plot([cell["forwards"]], [cell[measure]], marker="*", ms=11, ls="none", color=colour,
                           markeredgecolor="black", markeredgewidth=0.4, label=method)  # fmt: skip
@@ -217,6 +225,9 @@ def curves_figure(table: list[dict], methods: Sequence[str]):
         title, direction = titles[measure]
         axis.set_title(f"{title} ({ARROWS[direction]} {direction} is better)", fontsize=10)
         axis.set_xscale("log")
+        if ticks:  # the grid's N as plain numbers, not powers of ten
+            axis.set_xticks(ticks, [forwards_text(t) for t in ticks], fontsize=8)
+            axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_xlabel("model forwards per explanation")
         axis.set_ylabel(title)
         axis.grid(True, which="both", lw=0.3, alpha=0.5)
