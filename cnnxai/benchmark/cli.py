@@ -206,9 +206,9 @@ RUN_FILES = ("scores.csv", "curves.csv", "manifest.json", "summary.csv", "summar
              "curves_mean.csv", "curves.png")  # fmt: skip
 
 
-def clear_run(folder: Path, shard: tuple[int, int]) -> None:
-    """Remove what a run writes (and only that) from ``folder``; for a shard, only that shard's rows."""
-    for name in RUN_FILES:
+def clear_run(folder: Path, shard: tuple[int, int], files: tuple[str, ...] = RUN_FILES) -> None:
+    """Remove what a run writes (``files``, and only that) from ``folder``; for a shard, only that shard's rows."""
+    for name in files:
         (folder / name).unlink(missing_ok=True)
     if shard == (1, 1):
         shutil.rmtree(folder / "shards", ignore_errors=True)

@@ -21,7 +21,14 @@ import numpy as np
 from torch import nn
 
 from cnnxai.benchmark.data import BenchmarkImage, Dataset, ImageGroup, make_groups, shard_groups
-from cnnxai.benchmark.store import SCORE_COLUMNS, ResultStore, read_rows, run_lock
+from cnnxai.benchmark.store import (
+    SCORE_COLUMNS,
+    ResultStore,
+    check_identity,
+    read_rows,
+    run_lock,
+    stored_identity,
+)
 from cnnxai.benchmark.summary import load_rows, result_folders, summarise, write_curves, write_summary
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
@@ -94,22 +101,24 @@ class PreparedImage:
     shared: dict = field(default_factory=dict)
 
 
-class BenchmarkRun:
-    """One run (or one shard of it) of a benchmark into ``folder``.
+class ImageFolderRun:
+    """What every run (or shard of a run) over an image folder has: its model, images, output folder and shard,
+    where its rows go, its identity and its progress bar.
 
     Args:
-        settings: what is computed (see :class:`BenchmarkSettings`).
+        settings: a frozen dataclass of everything that decides the rows (its ``tool`` names the run).
         model, model_info: the classifier on its device and its zoo record (name, weights file and hash).
         dataset, images: what was found and the images drawn from it (see ``cnnxai.benchmark.data``).
         folder: the output folder; a shard writes its rows to ``folder/shards/<i>-of-<n>/``.
         shard: (i, n), 1-based; (1, 1) is the whole run.
         batch_size: inputs per forward pass for the explainers and metrics (None: from the device).
+        selection: how the images were drawn (recorded in the identity).
         progress: show a progress bar; debug: let an explainer's error stop the run (else its rows say why).
     """
 
     def __init__(
         self,
-        settings: BenchmarkSettings,
+        settings: Any,
         model: nn.Module,
         model_info: dict,
         dataset: Dataset,
@@ -127,15 +136,9 @@ class BenchmarkRun:
         self.batch_size, self.progress, self.debug = batch_size, progress, debug
         self.selection = dict(selection or {})
         self.device = next(iter(model.parameters())).device
-        check_sizes(settings.metric_settings, (3, FRAME_SIZE, FRAME_SIZE), settings.feature_unit)
-        self.groups = make_groups(self.images, settings.group_size, settings.seed)
-        self.mine = shard_groups(self.groups, shard)
         self.rows_folder = (
             self.folder if shard == (1, 1) else self.folder / "shards" / f"{shard[0]}-of-{shard[1]}"
         )
-        self.store = ResultStore(self.rows_folder)
-
-    # -- identity and manifest ----------------------------------------------------------------------------
 
     def identity(self) -> dict:
         """What must be equal for rows to belong to the same run (device, batch size and progress may differ)."""
@@ -151,19 +154,26 @@ class BenchmarkRun:
             "shards": self.shard[1],
         }
 
-    def _check_identity(self) -> None:
-        mine = self.identity()
-        manifests = [self.folder / "manifest.json", *sorted((self.folder / "shards").glob("*/manifest.json"))]
-        for path in manifests:
-            if not path.exists():
-                continue
-            theirs = json.loads(path.read_text()).get("identity")
-            if theirs != mine:
-                differ = [k for k in mine if (theirs or {}).get(k) != mine[k]]
-                raise UserInputError(
-                    f"{self.folder} holds a run with other settings ({', '.join(differ) or 'unknown'} differ, see {path}); "
-                    "use another --output-dir, or --overwrite to replace it"
-                )
+    def _bar(self, total: int, finished: int, unit: str):
+        if not self.progress or total == finished:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=finished, desc=self.settings.tool, unit=unit, dynamic_ncols=True)
+
+
+class BenchmarkRun(ImageFolderRun):
+    """One run (or one shard of it) of a benchmark into ``folder``; the arguments as :class:`ImageFolderRun`'s,
+    with ``settings`` a :class:`BenchmarkSettings`."""
+
+    def __init__(self, settings: BenchmarkSettings, *args: Any, **kwargs: Any) -> None:
+        super().__init__(settings, *args, **kwargs)
+        check_sizes(settings.metric_settings, (3, FRAME_SIZE, FRAME_SIZE), settings.feature_unit)
+        self.groups = make_groups(self.images, settings.group_size, settings.seed)
+        self.mine = shard_groups(self.groups, self.shard)
+        self.store = ResultStore(self.rows_folder)
+
+    # -- identity and manifest ----------------------------------------------------------------------------
 
     def _write_manifest(self, folder: Path, extra: dict) -> None:
         manifest = build_manifest(
@@ -187,7 +197,7 @@ class BenchmarkRun:
         """Compute every unfinished unit of this shard, then write the summary; returns the shard's status."""
         start = time.perf_counter()
         with run_lock(self.rows_folder):
-            self._check_identity()
+            check_identity(self.folder, self.identity())
             expected = {
                 (group.index, method): len(group.images) * len(self.settings.metrics)
                 for group in self.mine
@@ -199,7 +209,7 @@ class BenchmarkRun:
             finished = sum(
                 len(g.images) for g in self.mine for m in self.settings.methods if (g.index, m) in done
             )
-            bar = self._bar(total, finished)
+            bar = self._bar(total, finished, "map")
             explain_seconds: dict[str, list[float]] = {m: [] for m in self.settings.methods}
             for group in self.mine:
                 pending = [m for m in self.settings.methods if (group.index, m) not in done]
@@ -230,13 +240,6 @@ class BenchmarkRun:
         """Images of this shard that could not be read (from its rows, so a resumed run reports them too)."""
         rows = read_rows(self.store.scores_path, SCORE_COLUMNS)
         return {row["image"]: row["reason"] for row in rows if row["reason"].startswith(UNREADABLE)}
-
-    def _bar(self, total: int, finished: int):
-        if not self.progress or total == finished:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, initial=finished, desc=self.settings.tool, unit="map", dynamic_ncols=True)
 
     def _prepare(self, image: BenchmarkImage) -> PreparedImage:
         try:
@@ -358,15 +361,8 @@ def write_run_summary(
 
 def summarize_folder(folder: Path) -> Path:
     """Rebuild the summary of the run in ``folder`` (whole or sharded) from its rows and manifests alone."""
-    manifests = [folder / "manifest.json", *sorted((folder / "shards").glob("*/manifest.json"))]
-    identities = [json.loads(p.read_text())["identity"] for p in manifests if p.exists()]
-    if not identities:
-        raise UserInputError(
-            f"--summarize: {folder} holds no manifest.json of a run; run the benchmark first"
-        )
-    if any(identity != identities[0] for identity in identities):
-        raise UserInputError(f"--summarize: the shards in {folder} come from runs with different settings")
-    settings = identities[0]["settings"]
+    identity = stored_identity(folder)
+    settings = identity["settings"]
     return write_run_summary(
-        folder, settings["methods"], settings["metrics"], identities[0]["data"]["images"], settings["tool"]
+        folder, settings["methods"], settings["metrics"], identity["data"]["images"], settings["tool"]
     )

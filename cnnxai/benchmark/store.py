@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import socket
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,46 +67,67 @@ def _rewrite(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     os.replace(temporary, path)
 
 
+def _benchmark_unit(row: Mapping[str, str]) -> Unit:
+    return int(row["group"]), row["method"]
+
+
+def _benchmark_key(row: Mapping[str, str]) -> tuple[str, ...]:
+    return row["image"], row["metric"]
+
+
 class ResultStore:
     """``scores.csv`` (one row per image x method x metric) and ``curves.csv`` (one row per image x method x
-    curve: Deletion and Insertion's p(target) per step, space-separated) in ``folder``."""
+    curve: Deletion and Insertion's p(target) per step, space-separated) in ``folder``.
 
-    def __init__(self, folder: Path) -> None:
+    Another tool keeps its own rows the same way: ``rows`` names its file and columns, ``curves`` its second
+    file (None: none), ``unit`` gives the unit a row belongs to and ``key`` what makes a row unique in its unit.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        rows: tuple[str, tuple[str, ...]] = ("scores.csv", SCORE_COLUMNS),
+        curves: tuple[str, tuple[str, ...]] | None = ("curves.csv", CURVE_COLUMNS),
+        unit: Callable[[Mapping[str, str]], Hashable] = _benchmark_unit,
+        key: Callable[[Mapping[str, str]], Hashable] = _benchmark_key,
+    ) -> None:
         self.folder = Path(folder)
-        self.scores_path = self.folder / "scores.csv"
-        self.curves_path = self.folder / "curves.csv"
+        self.scores_path, self.score_columns = self.folder / rows[0], rows[1]
+        self.curves_path = self.folder / curves[0] if curves else None
+        self.curve_columns = curves[1] if curves else ()
+        self.unit, self.key = unit, key
 
-    def recover(self, expected: Mapping[Unit, int]) -> set[Unit]:
+    def recover(self, expected: Mapping[Hashable, int]) -> set:
         """The finished units, given how many score rows each unit of this run has (images x metrics).
 
         Rows of unfinished units (and anything not belonging to this run's units) are removed from both files.
         """
-        scores = read_rows(self.scores_path, SCORE_COLUMNS)
-        curves = read_rows(self.curves_path, CURVE_COLUMNS)
-        by_unit: dict[Unit, list[dict]] = defaultdict(list)
-        for row in scores:
-            by_unit[(int(row["group"]), row["method"])].append(row)
+        files = [(self.scores_path, self.score_columns)]
+        if self.curves_path is not None:
+            files.append((self.curves_path, self.curve_columns))
+        contents = [read_rows(path, columns) for path, columns in files]
+        by_unit: dict[Hashable, list[Mapping[str, str]]] = defaultdict(list)
+        for row in contents[0]:
+            by_unit[self.unit(row)].append(row)
         done = set()
         for unit, rows in by_unit.items():
-            pairs = {(row["image"], row["metric"]) for row in rows}
-            if unit in expected and len(rows) == expected[unit] == len(pairs):
+            keys = {self.key(row) for row in rows}
+            if unit in expected and len(rows) == expected[unit] == len(keys):
                 done.add(unit)
-        kept_scores = [row for row in scores if (int(row["group"]), row["method"]) in done]
-        kept_curves = [row for row in curves if (int(row["group"]), row["method"]) in done]
-        for path, columns, rows, kept in (
-            (self.scores_path, SCORE_COLUMNS, scores, kept_scores),
-            (self.curves_path, CURVE_COLUMNS, curves, kept_curves),
-        ):
+        for (path, columns), rows in zip(files, contents, strict=True):
+            kept = [row for row in rows if self.unit(row) in done]
             if path.exists() and (len(kept) != len(rows) or not path.read_text().endswith("\n")):
                 _rewrite(path, columns, kept)
         return done
 
-    def append(self, scores: list[dict], curves: list[dict]) -> None:
+    def append(self, scores: list[dict], curves: list[dict] = ()) -> None:
         """Append one finished unit: its curves first, then its scores (the rows that mark it finished)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        if curves:
-            _write_rows(self.curves_path, CURVE_COLUMNS, curves, header=_is_empty(self.curves_path))
-        _write_rows(self.scores_path, SCORE_COLUMNS, scores, header=_is_empty(self.scores_path))
+        if curves and self.curves_path is not None:
+            _write_rows(
+                self.curves_path, self.curve_columns, list(curves), header=_is_empty(self.curves_path)
+            )
+        _write_rows(self.scores_path, self.score_columns, scores, header=_is_empty(self.scores_path))
 
 
 def _is_empty(path: Path) -> bool:
@@ -147,3 +169,33 @@ def run_lock(folder: Path) -> Iterator[None]:
         yield
     finally:
         path.unlink(missing_ok=True)
+
+
+def run_manifests(folder: Path) -> list[Path]:
+    """The manifest.json files of a run in ``folder``: its own and each shard's (those that exist)."""
+    found = [folder / "manifest.json", *sorted((folder / "shards").glob("*/manifest.json"))]
+    return [path for path in found if path.exists()]
+
+
+def check_identity(folder: Path, identity: dict) -> None:
+    """Refuse to add rows to ``folder`` when a manifest there records a run with another ``identity``."""
+    for path in run_manifests(folder):
+        theirs = json.loads(path.read_text()).get("identity")
+        if theirs != identity:
+            differ = [k for k in identity if (theirs or {}).get(k) != identity[k]]
+            raise UserInputError(
+                f"{folder} holds a run with other settings ({', '.join(differ) or 'unknown'} differ, see {path}); "
+                "use another --output-dir, or --overwrite to replace it"
+            )
+
+
+def stored_identity(folder: Path) -> dict:
+    """The identity shared by every manifest of the run in ``folder`` (for ``--summarize``)."""
+    identities = [json.loads(path.read_text())["identity"] for path in run_manifests(folder)]
+    if not identities:
+        raise UserInputError(
+            f"--summarize: {folder} holds no manifest.json of a run; run the benchmark first"
+        )
+    if any(identity != identities[0] for identity in identities):
+        raise UserInputError(f"--summarize: the shards in {folder} come from runs with different settings")
+    return identities[0]

@@ -28,12 +28,12 @@ SUMMARY_COLUMNS = ("method", "metric", "direction", "mean", "std", "n", "n_nan",
 ARROWS = {"higher": "↑", "lower": "↓"}
 
 
-def result_folders(folder: Path) -> list[Path]:
-    """The folders holding rows of one run: ``folder`` itself and each ``folder/shards/*``."""
-    found = [folder] if (folder / "scores.csv").exists() else []
+def result_folders(folder: Path, rows: str = "scores.csv") -> list[Path]:
+    """The folders holding rows (file ``rows``) of one run: ``folder`` itself and each ``folder/shards/*``."""
+    found = [folder] if (folder / rows).exists() else []
     shards = folder / "shards"
     if shards.is_dir():
-        found += sorted(p for p in shards.iterdir() if (p / "scores.csv").exists())
+        found += sorted(p for p in shards.iterdir() if (p / rows).exists())
     return found
 
 
