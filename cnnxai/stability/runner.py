@@ -30,10 +30,11 @@ from cnnxai.benchmark.runner import ImageFolderRun
 from cnnxai.benchmark.store import ResultStore, check_identity, read_rows, run_lock
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
+from cnnxai.explainers.lime_family import fix_segments
 from cnnxai.metrics.perturbation import full_float32
 from cnnxai.outputs import build_manifest, write_json
 from cnnxai.preprocess import to_model_frame
-from cnnxai.stability.adapter import fix_segments, read_explanation
+from cnnxai.stability.adapter import read_explanation
 from cnnxai.stability.curves import SuperpixelCurves
 from cnnxai.stability.measures import kendall, top_k_jaccard, top_k_undefined
 from cnnxai.stability.rows import REFERENCE, ROW_COLUMNS, ROWS_FILE, UNREADABLE
@@ -187,7 +188,7 @@ class StabilityRun(ImageFolderRun):
         with torch.no_grad(), classifier.session():
             target = int(classifier.forward_prepared(classifier.prepare_rgb(frame)[None])[0].argmax())
         shared: dict = {}
-        fix_segments(shared, segments, [*settings.seeds, settings.reference_seed])
+        fix_segments(shared, segments)
         curves = SuperpixelCurves(
             self.model, frame, segments, target, settings.hide_color, settings.curve_steps, self.batch_size
         )
@@ -260,7 +261,7 @@ class StabilityRun(ImageFolderRun):
                     batch_size=self.batch_size, shared=context["shared"], **options,
                 )  # fmt: skip
             seconds = time.perf_counter() - start
-            found = read_explanation(result, context["target"], options)
+            found = read_explanation(result)
             if found.attributions.shape != (context["num"],):
                 raise ValueError(
                     f"{found.attributions.shape[0]} attributions for {context['num']} superpixels: the explainer "
