@@ -193,8 +193,9 @@ class Neighbourhood:
         Without ``prior`` the prior mean is 0 (BayLIME's non-informative prior; precisions left as None are
         estimated by evidence maximisation, as scikit-learn's ``BayesianRidge``). With a per-superpixel
         ``prior`` a (M,) (e.g. the per-superpixel Grad-CAM mean), the prior mean is a scaled to the coefficients'
-        units, mu0 = a * max|m0| / max(a), m0 the posterior mean of the same fit with prior mean 0 (BayLIME's
-        ``get_posterior``); the fit is then redone with mean mu0 and the same precision settings.
+        units, mu0 = a * max|m0| / max(a) (BayLIME's ``get_posterior``), m0 the posterior mean of the
+        non-informative fit (both precisions estimated, so mu0 does not shrink with a large fixed lambda, as it
+        would if m0 were fitted with that lambda); the fit is then done with mean mu0 and the given precisions.
         """
         weights = self.sample_weights
         z = self.masks.astype(np.float64)
@@ -203,14 +204,16 @@ class Neighbourhood:
         for label in labels:
             label = int(label)
             target = self.predictions[:, label].astype(np.float64)
-            fit = bayesian_ridge(z, target, weights, None, prior_precision, noise_precision)
             a = _per_label(prior, label)
-            if a is not None:
+            if a is None:
+                fit = bayesian_ridge(z, target, weights, None, prior_precision, noise_precision)
+            else:
                 if a.shape != (self.num_segments,):
                     raise ValueError(
                         f"prior has shape {a.shape}; this neighbourhood has {self.num_segments} superpixels"
                     )
-                mean = scaled_prior_mean(a, fit.coef)
+                scale = bayesian_ridge(z, target, weights)  # non-informative: the coefficients' units
+                mean = scaled_prior_mean(a, scale.coef)
                 fit = bayesian_ridge(z, target, weights, mean, prior_precision, noise_precision)
             ranking = np.argsort(-np.abs(fit.coef), kind="stable")
             explained[label] = LabelExplanation(

@@ -92,6 +92,30 @@ def setting_option(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def add_folder_options(parser: argparse.ArgumentParser) -> None:
+    """--data-dir, --num-classes, --per-class: the images of a benchmark over a folder."""
+    add = parser.add_argument
+    add("--data-dir", default=None,
+        help="an ImageNet-validation folder (class folders named by WordNet id, e.g. n01440764/) or a flat folder "
+             "of images; default: the built-in sample photos (chelsea, coffee, rocket)")  # fmt: skip
+    add("--num-classes", "--NumFile", type=int_at_least(1), default=None,
+        help="classes drawn with the seed (ImageNet layout); default: all")  # fmt: skip
+    add("--per-class", "--FileSample", type=int_at_least(1), default=None,
+        help="images drawn with the seed from each class (a flat folder counts as one class); default: all")  # fmt: skip
+
+
+def add_resume_options(parser: argparse.ArgumentParser, summary: str) -> None:
+    """--shard, --summarize, --overwrite: the work of a resumable run split and put back together."""
+    add = parser.add_argument
+    add("--shard", default=None,
+        help="i/n: compute only the i-th of n parts of the images (rows in <output-dir>/shards/i-of-n/)")  # fmt: skip
+    add("--summarize", action="store_true",
+        help=f"compute nothing: rebuild {summary} from the rows in --output-dir")  # fmt: skip
+    add("--overwrite", action="store_true",
+        help="delete an earlier run's rows and summary in --output-dir first (with --shard: that shard's rows "
+             "only)")  # fmt: skip
+
+
 def build_parser(tool: str) -> OneLineParser:
     name, family, default_output = TOOLS[tool]
     what = (
@@ -113,16 +137,7 @@ def build_parser(tool: str) -> OneLineParser:
         formatter_class=DefaultsHelpFormatter,
     )
     add = parser.add_argument
-    add(
-        "--data-dir",
-        default=None,
-        help="an ImageNet-validation folder (class folders named by WordNet id, e.g. n01440764/) or a flat folder of "
-        "images; default: the built-in sample photos (chelsea, coffee, rocket)",
-    )
-    add("--num-classes", "--NumFile", type=int_at_least(1), default=None,
-        help="classes drawn with the seed (ImageNet layout); default: all")  # fmt: skip
-    add("--per-class", "--FileSample", type=int_at_least(1), default=None,
-        help="images drawn with the seed from each class (a flat folder counts as one class); default: all")  # fmt: skip
+    add_folder_options(parser)
     add(
         "--methods",
         type=explainer_list_option,
@@ -183,21 +198,7 @@ def build_parser(tool: str) -> OneLineParser:
         help="let CUDA run the explainers' and metrics' forwards in TF32 (faster on recent GPUs; logits move by "
         "~1e-3, as much as the changes measured); off: full float32",
     )
-    add(
-        "--shard",
-        default=None,
-        help="i/n: compute only the i-th of n parts of the images (rows in <output-dir>/shards/i-of-n/)",
-    )
-    add(
-        "--summarize",
-        action="store_true",
-        help="compute nothing: rebuild the summary from the rows in --output-dir",
-    )
-    add(
-        "--overwrite",
-        action="store_true",
-        help="delete an earlier run's rows and summary in --output-dir first (with --shard: that shard's rows only)",
-    )
+    add_resume_options(parser, "the summary")
     add_run_options(parser, default_output, "where scores.csv, the summary and the manifest are written")
     return parser
 
@@ -214,6 +215,22 @@ def clear_run(folder: Path, shard: tuple[int, int], files: tuple[str, ...] = RUN
         shutil.rmtree(folder / "shards", ignore_errors=True)
     else:
         shutil.rmtree(folder / "shards" / f"{shard[0]}-of-{shard[1]}", ignore_errors=True)
+
+
+def folder_selection(args: argparse.Namespace, dataset) -> dict:
+    """What was drawn from the image folder (part of a run's identity)."""
+    return {"num_classes": args.num_classes, "per_class": args.per_class, "classes": len(dataset.classes)}
+
+
+def exit_status(status: dict) -> int:
+    """0, or 1 (with a line saying so) when some image could not be read."""
+    if status["failures"]:
+        print(
+            f"{len(status['failures'])} image(s) could not be read; their rows hold NaN and the reason",
+            flush=True,
+        )
+        return 1
+    return 0
 
 
 def run(args: argparse.Namespace, tool: str) -> int:
@@ -246,11 +263,7 @@ def run(args: argparse.Namespace, tool: str) -> int:
         attribution=args.attribution, group_size=args.sufficiency_batch if sufficiency else 1,
         target=args.target, seed=args.seed, preprocess=args.preprocess, tf32=args.tf32,
     )  # fmt: skip
-    selection = {
-        "num_classes": args.num_classes,
-        "per_class": args.per_class,
-        "classes": len(dataset.classes),
-    }
+    selection = folder_selection(args, dataset)
     benchmark = BenchmarkRun(
         settings, model, model_info, dataset, images, folder, shard, args.batch_size, selection,
         progress=not args.quiet, debug=args.debug,
@@ -261,13 +274,7 @@ def run(args: argparse.Namespace, tool: str) -> int:
         ", curves.csv" if any(m in ("Deletion", "Insertion") for m in args.metrics) else ""
     )
     print(f"wrote {benchmark.rows_folder}/ ({written}) and {folder}/summary.md, summary.csv, summary.png")
-    if status["failures"]:
-        print(
-            f"{len(status['failures'])} image(s) could not be read; their rows hold NaN and the reason",
-            flush=True,
-        )
-        return 1
-    return 0
+    return exit_status(status)
 
 
 def main(tool: str, argv: list[str] | None = None) -> int:

@@ -52,7 +52,7 @@ def floor_check(value: float) -> str | None:
 
 LIME_OPTIONS = (
     Option("num_samples", LimeSettings.num_samples, "perturbed images of the neighbourhood (the papers use 1000 "
-           "to 8000), or auto: draw in rounds until the top-k superpixels are settled (S-LIME's gap test)",
+           "to 8000), or auto: draw in rounds until the top-k superpixels are settled",
            parse=parse_samples, check=samples_check, alias="num_samples"),
     Option("max_samples", LimeSettings.max_samples, "with num_samples auto: the most samples drawn",
            check=at_least(2), alias="max_samples"),

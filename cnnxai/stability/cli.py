@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnxai.benchmark.cli import clear_run
+from cnnxai.benchmark.cli import (
+    add_folder_options,
+    add_resume_options,
+    clear_run,
+    exit_status,
+    folder_selection,
+)
 from cnnxai.benchmark.data import discover, parse_shard, select
 from cnnxai.cli_options import (
     DefaultsHelpFormatter,
@@ -70,13 +76,7 @@ def build_parser() -> OneLineParser:
         formatter_class=DefaultsHelpFormatter,
     )
     add = parser.add_argument
-    add("--data-dir", default=None,
-        help="an ImageNet-validation folder (class folders named by WordNet id) or a flat folder of images; "
-             "default: the built-in sample photos (chelsea, coffee, rocket)")  # fmt: skip
-    add("--num-classes", "--NumFile", type=int_at_least(1), default=None,
-        help="classes drawn with the seed (ImageNet layout); default: all")  # fmt: skip
-    add("--per-class", "--FileSample", type=int_at_least(1), default=None,
-        help="images drawn with the seed from each class (a flat folder counts as one class); default: all")  # fmt: skip
+    add_folder_options(parser)
     add("--methods", type=spec_list_option(REGISTRY), default=None, metavar="SPECS",
         help="method specs, comma-separated: a registry name with options in brackets, e.g. "
              "gradlime[prior_strength=10] or lime[num_samples=auto] (the spec is the method's label in every output; "
@@ -122,21 +122,7 @@ def build_parser() -> OneLineParser:
                       "(black), a grey level, R,G,B, or mean",
     })  # fmt: skip
     add_explainer_option_flag(parser)
-    add(
-        "--shard",
-        default=None,
-        help="i/n: compute only the i-th of n parts of the images (rows in <output-dir>/shards/i-of-n/)",
-    )
-    add(
-        "--summarize",
-        action="store_true",
-        help="compute nothing: rebuild the summary, forwards_to_match and curves from the rows in --output-dir",
-    )
-    add(
-        "--overwrite",
-        action="store_true",
-        help="delete an earlier run's rows and summary in --output-dir first (with --shard: that shard's rows only)",
-    )
+    add_resume_options(parser, "the summary, forwards_to_match and curves")
     add_run_options(
         parser, "results/stability", "where rows.csv, the summary, the curves and the manifest are written"
     )
@@ -200,11 +186,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.overwrite:
         clear_run(folder, shard, RUN_FILES)
-    selection = {
-        "num_classes": args.num_classes,
-        "per_class": args.per_class,
-        "classes": len(dataset.classes),
-    }
+    selection = folder_selection(args, dataset)
     stability = StabilityRun(
         settings, model, model_info, dataset, images, folder, shard, args.batch_size, selection,
         progress=not args.quiet, debug=args.debug,
@@ -215,13 +197,7 @@ def run(args: argparse.Namespace) -> int:
     print((folder / "forwards_to_match.md").read_text(), end="")
     print(f"wrote {stability.rows_folder}/ (rows.csv, manifest.json) and {folder}/summary.md, summary.csv, "
           "forwards_to_match.md, forwards_to_match.csv, curves.png, curves.pdf")  # fmt: skip
-    if status["failures"]:
-        print(
-            f"{len(status['failures'])} image(s) could not be read; their rows hold NaN and the reason",
-            flush=True,
-        )
-        return 1
-    return 0
+    return exit_status(status)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -198,6 +198,10 @@ def _bad_args(tmp_path: Path) -> dict[str, list[str]]:
             "rise.masks=many",
         ],
         "malformed explainer option": ["--image-path", good, "--explainer-option", "rise.masks"],
+        "num samples neither a number nor auto": ["--image-path", good, "--num-samples", "lots"],
+        "prior floor of 1": ["--image-path", good, "--prior-floor", "1"],
+        "prior strength of 0": ["--image-path", good, "--prior-strength", "0"],
+        "auto with the legacy mode": ["--image-path", good, "--num-samples", "auto", "--cam-mode", "legacy"],
     }
 
 
@@ -377,3 +381,17 @@ def test_compare_adds_panels_and_maps_and_reuses_the_perturbations(tmp_path, pho
     manifest = json.loads((folder / "manifest.json").read_text())
     assert {"lime.npy", "gradcam.npy", "control_random.npy"} <= set(manifest["files"])
     assert Image.open(folder / "explanation.png").size[1] > 1000  # 7 panels wrap onto a second row
+
+
+def test_auto_samples_are_recorded_in_the_manifest_and_the_table(tmp_path, photo_file, capsys):
+    args = ["--image-path", str(photo_file), "--output-dir", str(tmp_path), "--num-samples", "auto",
+            "--max-samples", "160", "--top-k", "3", "--prior-strength", "10", "--prior-floor", "0.1"]  # fmt: skip
+    code, _, err = run_cli("gradlime", args, capsys)
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "cat" / "manifest.json").read_text())
+    samples = manifest["samples"]
+    assert samples["adaptive"] and samples["samples"] in (100, 150, 160) and samples["top_k"] == 3
+    assert manifest["cam"]["prior_strength"] == 10.0 and manifest["cam"]["prior_floor"] == 0.1
+    rows = list(csv.DictReader(open(tmp_path / "cat" / "superpixels.csv")))
+    assert {row["samples"] for row in rows} == {str(samples["samples"])}
+    assert min(float(row["prior"]) for row in rows) >= 0.1
