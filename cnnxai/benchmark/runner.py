@@ -264,6 +264,7 @@ class BenchmarkRun(ImageFolderRun):
         results: dict[str, dict[str, MetricResult]] = {}
         maps: dict[str, np.ndarray] = {}
         seconds: dict[str, float] = {}
+        samples: dict[str, int] = {}  # perturbed images an explanation used (the LIME family and KernelSHAP)
         for image in group.images:
             if image.key not in prepared:
                 prepared[image.key] = self._prepare(image)
@@ -289,11 +290,13 @@ class BenchmarkRun(ImageFolderRun):
                 results[image.key] = {m: undefined(reason) for m in settings.metrics}
                 continue
             seconds[image.key] = time.perf_counter() - start
+            if "forwards" in attribution.extras:
+                samples[image.key] = int(attribution.extras["forwards"])
             maps[image.key] = postprocess(attribution.map, settings.attribution)
             results[image.key] = item.metrics.score(maps[image.key], per_image)
         if "Sufficiency" in settings.metrics:
             self._sufficiency(group, maps, prepared, results)
-        return self._rows(group, method, prepared, results, seconds)
+        return self._rows(group, method, prepared, results, seconds, samples)
 
     def _sufficiency(self, group, maps, prepared, results) -> None:
         keys = [image.key for image in group.images if image.key in maps]
@@ -306,7 +309,9 @@ class BenchmarkRun(ImageFolderRun):
         for key, result in zip(keys, scores, strict=True):
             results[key]["Sufficiency"] = MetricResult(result.value, result.reason, seconds=share)
 
-    def _rows(self, group, method, prepared, results, seconds) -> tuple[list[dict], list[dict], list[float]]:
+    def _rows(
+        self, group, method, prepared, results, seconds, samples
+    ) -> tuple[list[dict], list[dict], list[float]]:
         scores, curves = [], []
         for image in group.images:
             item = prepared[image.key]
@@ -320,6 +325,7 @@ class BenchmarkRun(ImageFolderRun):
                 "method": method,
                 "seed": self.settings.seed,
                 "explain_seconds": repr(seconds.get(image.key, float("nan"))),
+                "samples": samples.get(image.key, ""),
             }
             for metric in self.settings.metrics:
                 result = results[image.key][metric]

@@ -23,7 +23,7 @@ from cnnxai.errors import UserInputError
 
 SCORE_COLUMNS = (
     "image", "group", "true_class", "predicted_class", "target_class", "method", "metric", "value", "reason",
-    "seed", "seconds", "explain_seconds",
+    "seed", "seconds", "explain_seconds", "samples",
 )  # fmt: skip
 CURVE_COLUMNS = ("image", "group", "method", "curve", "auc", "values")
 

@@ -106,6 +106,8 @@ def test_faithfulness_on_an_imagenet_folder_writes_every_output(tmp_path, imagen
                                                "summary.csv", "summary.md", "summary.png", "manifest.json"}  # fmt: skip
     scores = list(csv.DictReader(open(out / "scores.csv")))
     assert tuple(scores[0]) == SCORE_COLUMNS
+    assert {r["samples"] for r in scores if r["method"] == "lime"} == {"24"}  # the LIME family says its N
+    assert {r["samples"] for r in scores if r["method"] != "lime"} == {""}
     assert len(scores) == 6 * 3 * 8  # images x methods x metrics, no more, no less
     assert {r["image"].split("/")[0] for r in scores} == set(imagenet_wnids()[:2])
     for r in scores:  # the folder's WordNet id gives the true class
