@@ -75,13 +75,13 @@ def kernel_shap(context: ExplainContext) -> Attribution:
     target = context.target
     predicted: list[np.ndarray] = []
 
-    def at(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def at(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         done = sum(len(p) for p in predicted)
         if n > done:
             predicted.append(engine.predict(z[done:n])[:, target].astype(np.float64))
         values = np.concatenate(predicted)[:n]
         phi = shap_values(z[:n], values)
-        return phi, phi, shap_covariance(z[:n], values, phi) if settings.adaptive else phi
+        return phi, phi, shap_covariance(z[:n], values, phi) if settings.adaptive else None
 
     if settings.adaptive:
         settled = sample_until_settled(at, settings.top_k, settings.max_samples)
