@@ -58,9 +58,16 @@ def ridge_covariance(
     return correction * bread @ meat @ bread
 
 
+def ranking(attributions: np.ndarray) -> np.ndarray:
+    """Superpixel ids by attribution descending (most supportive first), per row of (..., M); ties keep the
+    lower id first, so a ranking is a function of the attributions alone. The stopping rule and the stability
+    benchmark rank with this one function."""
+    return np.argsort(-np.asarray(attributions, dtype=np.float64), axis=-1, kind="stable")
+
+
 def top_k(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest values per row of ``values`` (..., M), as a boolean mask (..., M)."""
-    order = np.argsort(-values, axis=-1, kind="stable")[..., :k]
+    """The k first of :func:`ranking` per row of ``values`` (..., M), as a boolean mask (..., M)."""
+    order = ranking(values)[..., :k]
     mask = np.zeros(values.shape, dtype=bool)
     np.put_along_axis(mask, order, True, axis=-1)
     return mask
@@ -98,13 +105,22 @@ class Settled(Generic[T]):
     samples: int
     settled: bool
     jaccard: tuple[float, ...]
+    top_k: int
+    max_samples: int
 
     @property
     def record(self) -> dict:
         """What a manifest keeps: samples, settled, and the rounds with their expected Jaccard indices."""
-        return {"samples": self.samples, "settled": self.settled, "rounds": rounds(self.samples)[: len(self.jaccard)],
+        return {"samples": self.samples, "adaptive": True, "settled": self.settled,
+                "rounds": rounds(self.samples)[: len(self.jaccard)],
                 "expected_jaccard": [round(j, 4) for j in self.jaccard],
-                "test": f"expected top-k Jaccard >= {SETTLED_JACCARD}"}  # fmt: skip
+                "test": f"expected top-k Jaccard >= {SETTLED_JACCARD}", "top_k": self.top_k,
+                "max_samples": self.max_samples}  # fmt: skip
+
+
+def fixed_record(num_samples: int) -> dict:
+    """The manifest's record of a fixed number of samples (the twin of :attr:`Settled.record`)."""
+    return {"samples": int(num_samples), "adaptive": False}
 
 
 def sample_until_settled(
@@ -118,5 +134,6 @@ def sample_until_settled(
         result, attributions, covariance = fit(n)
         indices.append(expected_top_k_jaccard(attributions, covariance, int(top_k)))
         if indices[-1] >= SETTLED_JACCARD:
-            return Settled(result, n, True, tuple(indices))
-    return Settled(result, n, False, tuple(indices))
+            break
+    settled = indices[-1] >= SETTLED_JACCARD
+    return Settled(result, n, settled, tuple(indices), int(top_k), int(max_samples))

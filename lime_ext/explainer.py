@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lime_ext.adaptive import ridge_covariance, sample_until_settled
+from lime_ext.adaptive import fixed_record, ridge_covariance, sample_until_settled
 from lime_ext.bayesian import bayesian_ridge, scaled_prior_mean
 from lime_ext.engine import HideColor, PerturbationEngine
 from lime_ext.explanation import Explanation, LabelExplanation
@@ -134,16 +134,20 @@ class Neighbourhood:
             },
         )
 
-    def _design(self, prior, cam_map, cam_mode) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(design (N,M), a (M,), selection scale or None) of one fit: Z diag(a) ('feature'), Z with ranking
-        scaled by a ('importance'), the (N,M) CAM matrix ('legacy') or Z."""
-        z = self.masks.astype(np.float64)
+    def _check_prior(self, prior: np.ndarray | None) -> None:
+        """A prior is None or (M,), finite and non-negative."""
         num = self.num_segments
         if prior is not None and prior.shape != (num,):
             raise ValueError(f"prior has shape {prior.shape}; this neighbourhood has {num} superpixels")
         if prior is not None and (not np.all(np.isfinite(prior)) or np.any(prior < 0)):
             raise ValueError("a prior must be finite and non-negative")
-        a = np.ones(num) if (cam_mode == "none" or prior is None) else prior
+
+    def _design(self, prior, cam_map, cam_mode) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(design (N,M), a (M,), selection scale or None) of one fit: Z diag(a) ('feature'), Z with ranking
+        scaled by a ('importance'), the (N,M) CAM matrix ('legacy') or Z."""
+        z = self.masks.astype(np.float64)
+        self._check_prior(prior)
+        a = np.ones(self.num_segments) if (cam_mode == "none" or prior is None) else prior
         if cam_mode == "feature":
             return z * a, a, None
         if cam_mode == "importance":
@@ -205,13 +209,10 @@ class Neighbourhood:
             label = int(label)
             target = self.predictions[:, label].astype(np.float64)
             a = _per_label(prior, label)
+            self._check_prior(a)
             if a is None:
                 fit = bayesian_ridge(z, target, weights, None, prior_precision, noise_precision)
             else:
-                if a.shape != (self.num_segments,):
-                    raise ValueError(
-                        f"prior has shape {a.shape}; this neighbourhood has {self.num_segments} superpixels"
-                    )
                 scale = bayesian_ridge(z, target, weights)  # non-informative: the coefficients' units
                 mean = scaled_prior_mean(a, scale.coef)
                 fit = bayesian_ridge(z, target, weights, mean, prior_precision, noise_precision)
@@ -396,7 +397,7 @@ def fit_samples(
     if not settings.adaptive:
         neighbourhood = sampler.neighbourhood(int(settings.num_samples), width, progress)
         explanation = fit(neighbourhood)
-        explanation.info["samples"] = {"samples": int(settings.num_samples), "adaptive": False}
+        explanation.info["samples"] = fixed_record(settings.num_samples)
         return neighbourhood, explanation
 
     def at(n: int):
@@ -408,6 +409,5 @@ def fit_samples(
 
     settled = sample_until_settled(at, settings.top_k, settings.max_samples)
     neighbourhood, explanation = settled.result
-    explanation.info["samples"] = {**settled.record, "adaptive": True, "max_samples": settings.max_samples,
-                                   "top_k": settings.top_k}  # fmt: skip
+    explanation.info["samples"] = settled.record
     return neighbourhood, explanation

@@ -14,13 +14,12 @@ from cnnxai.explainers.cams import CAM_OPTIONS, cam_settings, shared_cams
 from cnnxai.explainers.lime_family import (
     LIME_OPTIONS,
     fitted,
-    lime_settings,
     shared_segments,
     superpixel_extras,
 )
 from cnnxai.explainers.registry import Attribution, ExplainContext, register
 from cnnxai.options import Option
-from lime_ext import Explanation, Neighbourhood
+from lime_ext import Explanation, LimeSettings, Neighbourhood
 
 BAYLIME_PRIORS = ("none", "gradcam")
 ESTIMATED = "auto"
@@ -56,7 +55,7 @@ def _given(value) -> float | None:
 @register("baylime", "BayLIME: Bayesian ridge on LIME's samples; prior none (non-informative) or gradcam "
           "(Grad-CAM prior mean)", BAYLIME_OPTIONS, random=True)  # fmt: skip
 def baylime(context: ExplainContext) -> Attribution:
-    settings = lime_settings(context)
+    settings = context.settings(LimeSettings)
     label = context.target
     prior = None
     if context.option("prior") == "gradcam":

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnxai.explainers.lime_family import LIME_OPTIONS, lime_settings, shared_segments
+from cnnxai.explainers.lime_family import LIME_OPTIONS, shared_segments
 from cnnxai.explainers.registry import Attribution, ExplainContext, register
-from lime_ext import PerturbationEngine, explanation_rng, sample_until_settled
-from lime_ext.adaptive import ridge_covariance
+from lime_ext import LimeSettings, PerturbationEngine, explanation_rng, sample_until_settled
+from lime_ext.adaptive import fixed_record, ridge_covariance
 
 # KernelSHAP's own sampling reads no kernel width: it weights coalitions by the Shapley kernel.
 KERNEL_SHAP_OPTIONS = tuple(option for option in LIME_OPTIONS if option.name != "kernel_width")
@@ -61,7 +61,7 @@ def shap_covariance(z: np.ndarray, values: np.ndarray, phi: np.ndarray) -> np.nd
     random=True,
 )
 def kernel_shap(context: ExplainContext) -> Attribution:
-    settings = lime_settings(context)
+    settings = context.settings(LimeSettings)
     segments = shared_segments(context, settings)
     num_features = int(segments.max()) + 1
     if num_features < 2:
@@ -85,13 +85,9 @@ def kernel_shap(context: ExplainContext) -> Attribution:
 
     if settings.adaptive:
         settled = sample_until_settled(at, settings.top_k, settings.max_samples)
-        phi, samples = settled.result, {**settled.record, "adaptive": True, "max_samples": settings.max_samples,
-                                         "top_k": settings.top_k}  # fmt: skip
+        phi, samples = settled.result, settled.record
     else:
-        phi, samples = (
-            at(int(settings.num_samples))[0],
-            {"samples": int(settings.num_samples), "adaptive": False},
-        )
+        phi, samples = at(int(settings.num_samples))[0], fixed_record(settings.num_samples)
     extras = {"shap_values": phi, "superpixel_attributions": phi, "forwards": int(samples["samples"]),
               "score": float("nan"), "segments": segments, "samples": samples}  # fmt: skip
     return Attribution(phi.astype(np.float32)[segments], extras)

@@ -96,11 +96,6 @@ def fix_segments(shared: dict, segments: np.ndarray) -> None:
     shared[FIXED_SEGMENTS] = segments
 
 
-def lime_settings(context: ExplainContext) -> LimeSettings:
-    """The context's LIME settings (``num_samples`` an int or 'auto')."""
-    return context.settings(LimeSettings)
-
-
 def shared_segments(context: ExplainContext, settings: LimeSettings) -> np.ndarray:
     """The image's superpixels for this seed and segmenter (or those of :func:`fix_segments`), computed once."""
     if FIXED_SEGMENTS in context.shared:
@@ -243,7 +238,7 @@ def cam_lime(
 def _composition(context: ExplainContext, name: str, targets: Sequence[int], progress: bool = False):
     method = context.option("method") if name == "camlime" else "gradcam"
     return cam_lime(
-        context, targets, lime_settings(context), cam_settings(context, method),
+        context, targets, context.settings(LimeSettings), cam_settings(context, method),
         context.option("cam_mode"), progress,
     )  # fmt: skip
 
@@ -300,7 +295,7 @@ def lime(context: ExplainContext) -> Attribution:
     def fit(neighbourhood: Neighbourhood) -> Explanation:
         return neighbourhood.fit(labels=[context.target], cam_mode="none")
 
-    _, explanation = fitted(context, lime_settings(context), fit)
+    _, explanation = fitted(context, context.settings(LimeSettings), fit)
     return Attribution(
         explanation.attribution_map(context.target),
         {"explanation": explanation, **superpixel_extras(explanation, context.target)},

@@ -1,5 +1,6 @@
 """The measures of MyStability.py on per-superpixel attributions (M,): rankings, top-k sets, Jaccard, Kendall's
-tau, and the normalised trapezoid area of a curve. Plain numpy/scipy on small arrays; no model here."""
+tau, and the normalised trapezoid area of a curve. Rankings are :func:`lime_ext.adaptive.ranking`'s, the one the
+``num_samples='auto'`` stopping rule uses. Plain numpy/scipy on small arrays; no model here."""
 
 from __future__ import annotations
 
@@ -11,11 +12,7 @@ from itertools import combinations
 import numpy as np
 from scipy.stats import kendalltau
 
-
-def ranking(attributions: np.ndarray) -> np.ndarray:
-    """Superpixel ids (M,) by attribution descending (most supportive first); ties keep the lower id first, so
-    a ranking is a function of the attributions alone."""
-    return np.argsort(-np.asarray(attributions, dtype=np.float64), kind="stable")
+from lime_ext.adaptive import ranking
 
 
 def top_k(attributions: np.ndarray, k: int) -> frozenset[int]:
