@@ -1,0 +1,1 @@
+"""Tasks beyond image classification whose model outputs the explainers can explain."""
