@@ -17,3 +17,23 @@ def tiny_cnn() -> nn.Module:
 @pytest.fixture
 def photo() -> np.ndarray:
     return small_photo()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="also run the tests marked slow (minutes each)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: minutes of CPU (training a model at its default settings); run with --runslow"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Plain ``python -m pytest`` (the CI's command) skips the tests marked slow; ``--runslow`` runs them."""
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

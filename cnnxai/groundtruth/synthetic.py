@@ -56,7 +56,7 @@ class SyntheticSet:
         return len(self.labels)
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A dark, smoothly varying colour texture with fine grain: float (H,W,3) in 0..255."""
     coarse = torch.from_numpy(rng.uniform(0.0, 1.0, (1, 3, 6, 6)).astype(np.float32))
     smooth = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)[0].permute(1, 2, 0)
@@ -65,7 +65,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return texture
 
 
-def _object_colour(rng: np.random.Generator) -> np.ndarray:
+def object_colour(rng: np.random.Generator) -> np.ndarray:
     """A bright colour (one channel near full), well above the background's range."""
     colour = rng.uniform(90, 255, 3)
     colour[rng.integers(0, 3)] = rng.uniform(220, 255)
@@ -106,11 +106,11 @@ def shape_mask(kind: str, centre: np.ndarray, extent: float, angle: float, size:
     return mask
 
 
-def _dark_colour(rng: np.random.Generator) -> np.ndarray:
+def dark_colour(rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(0, 25, 3)
 
 
-def _distractor(rng: np.random.Generator, size: int, object_size: tuple[int, int]) -> tuple[np.ndarray, bool]:
+def distractor(rng: np.random.Generator, size: int, object_size: tuple[int, int]) -> tuple[np.ndarray, bool]:
     """A bright stroke (a 2-pixel line), a bright hollow ring or a dark silhouette of a class's shape:
     (bool (size,size), whether it is dark)."""
     mask = np.zeros((size, size), dtype=bool)
@@ -149,7 +149,7 @@ def draw_image(
     size = settings.size
     drawn = int(rng.integers(0, len(CLASSES)))
     label = drawn if label is None else int(label)
-    image = _background(rng, size)
+    image = background(rng, size)
     extent = rng.uniform(*settings.object_size)
     margin = extent / 2.0 + 2.0
     centre = rng.uniform(margin, size - margin, 2)
@@ -157,12 +157,12 @@ def draw_image(
     occupied = dilate(obj, 3)
     for _ in range(int(rng.integers(settings.distractors[0], settings.distractors[1] + 1))):
         for _attempt in range(20):  # a place that does not touch the object or another distractor
-            stroke, dark = _distractor(rng, size, settings.object_size)
+            stroke, dark = distractor(rng, size, settings.object_size)
             if not np.any(stroke & occupied):
-                image[stroke] = _dark_colour(rng) if dark else _object_colour(rng)
+                image[stroke] = dark_colour(rng) if dark else object_colour(rng)
                 occupied |= dilate(stroke, 2)
                 break
-    image[obj] = _object_colour(rng)
+    image[obj] = object_colour(rng)
     image += rng.normal(0.0, 6.0, image.shape)
     return np.clip(np.round(image), 0, 255).astype(np.uint8), obj, label
 
