@@ -22,12 +22,15 @@ from cnnxai.cli_options import (
     add_explainer_option_flag,
     add_model_options,
     add_run_options,
+    add_task_options,
+    check_task_flags,
     cli_layers,
     explainer_list_option,
     explainer_options,
     fill_alias,
     int_at_least,
     run_main,
+    task_choice,
 )
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
@@ -35,7 +38,12 @@ from cnnxai.explainers import REGISTRY, CamLimeResult, explain, explain_image
 from cnnxai.explainers.lime_family import VARIANTS
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
 from cnnxai.preprocess import FRAME_SIZE, to_model_frame
-from cnnxai.zoo import imagenet_class_names, load_model
+from cnnxai.tasks.explain import (
+    Selection,
+    explain_task,
+)
+from cnnxai.tasks.models import TASK_CAM_METHODS, TASK_MODELS, task_frame, task_model_spec, task_sample
+from cnnxai.zoo import MODELS, imagenet_class_names, load_model
 
 # The explainers' shared settings that these tools offer as flags (each made from the explainers' declarations).
 ALIASES = ("num_samples", "max_samples", "top_k", "segmenter", "hide_color", "cam_mode", "fusion", "aug_smooth",
@@ -61,16 +69,19 @@ def build_parser(variant: str) -> OneLineParser:
         default=None,
         help=f"an image file or a folder (walked recursively); default: the built-in sample photo ({SAMPLE_IMAGES[0]})",
     )
-    add_model_options(parser)
+    add_model_options(parser, list(TASK_MODELS))
     if variant == "camlime":
-        add("--method", default=CamSettings.method, choices=list(CAM_METHODS),
-            help="class-activation method for the prior")  # fmt: skip
+        add("--method", default=None, choices=list(CAM_METHODS),
+            help=f"class-activation method for the prior; default: {CamSettings.method}, or for --task detection "
+            f"and face {TASK_CAM_METHODS['detection']} (docs/applications.md#which-cam)")  # fmt: skip
     add_alias_flags(parser, REGISTRY, ALIASES, {
         "num_samples": "perturbed images per explanation (the papers use 1000 to 8000), or auto: draw in rounds "
         "until the top-k superpixels are settled (docs/method.md#adaptive-sampling)",
         "normlime_reference": "with --compare normlime: the reference image folder its clusters and global weights "
         "are fitted on (cached); default: the built-in photos",
-    })  # fmt: skip
+        "segmenter": "superpixels (quickshift: the papers' setting); default: quickshift, or slic for the synthetic "
+        "96x96 scenes of --task detection and segmentation (quickshift finds about a dozen there)",
+    }, defaults={"segmenter": None})  # fmt: skip
     add(
         "--num-features", type=int_at_least(1), default=20, help="superpixels shown in the figure and printed"
     )
@@ -93,80 +104,141 @@ def build_parser(variant: str) -> OneLineParser:
         help="other explainers to show beside ours, comma-separated (python -m cnnxai.explainers --list); each adds a panel and writes <name>.npy",
     )
     add_explainer_option_flag(parser)
+    add_task_options(parser)
     add("--amp", action="store_true", help="float16 autocast for the perturbation forwards (CUDA only)")
     add_run_options(parser, "results", "where <image>/ folders are written")
     return parser
 
 
-def output_name(path: Path | None, root: Path | None) -> str:
+def output_name(path: Path, root: Path | None) -> str:
     """The output folder name: the file stem, or for folders the relative path with '/' -> '__'."""
-    if path is None:
-        return SAMPLE_IMAGES[0]
     relative = path.relative_to(root) if root is not None else Path(path.name)
     return "__".join(relative.with_suffix("").parts)
 
 
 class ExplainRun:
-    """Everything loaded once for a run over images: the explainers' options, device, model, layers, names."""
+    """Everything loaded once for a run over images: the explainers' options, device, model, layers, names; for
+    --task, the task model whose chosen score (a box, a region, a face) each image is explained for."""
 
     def __init__(self, args: argparse.Namespace, variant: str) -> None:
         self.args, self.variant = args, variant
+        check_task_flags(args)
         self.methods = list(dict.fromkeys([variant, *args.compare]))
-        fixed = {("camlime", "method"): args.method} if variant == "camlime" else {}
+        self.task = None if args.task == "classification" else task_model_spec(args.task, args.model)
+        fixed = {}
+        if variant == "camlime":
+            default = self.task.cam_method if self.task is not None else CamSettings.method
+            fixed = {("camlime", "method"): args.method or default}
         self.options = explainer_options(
             REGISTRY, self.methods, args, ALIASES, fixed
         )  # checked before any work
         self.device = resolve_device(args.device)
-        self.class_names = imagenet_class_names()
-        if args.target is not None and args.target >= len(self.class_names):
-            raise UserInputError(
-                f"--target {args.target} is out of range: the model has {len(self.class_names)} classes (0..{len(self.class_names) - 1})"
-            )
         start = time.perf_counter()
-        self.model, self.model_info = load_model(args.model, args.weights, self.device)
+        if self.task is None:
+            model_name = args.model or "efficientnet_lite0"
+            if model_name not in MODELS:
+                raise UserInputError(f"--model {model_name} is a {TASK_MODELS[model_name].task} model; add --task "
+                                     f"{TASK_MODELS[model_name].task}, or choose a classifier: {', '.join(MODELS)}")  # fmt: skip
+            self.class_names = imagenet_class_names()
+            if args.target is not None and args.target >= len(self.class_names):
+                raise UserInputError(
+                    f"--target {args.target} is out of range: the model has {len(self.class_names)} classes (0..{len(self.class_names) - 1})"
+                )
+            self.model, self.model_info = load_model(model_name, args.weights, self.device)
+            self.layers = cli_layers(self.model, args.layers, model_name)
+        else:
+            self.model, self.model_info = self.task.load(args.weights, self.device)
+            self.class_names = self.task.class_names()
+            self.choice = task_choice(args, self.class_names)
+            # The explainers see the task model inside a TargetScore, where its modules live under 'task.'.
+            self.layers = [
+                "task." + name for name in cli_layers(self.model, args.layers, "", self.task.layers)
+            ]
         self.load_s = time.perf_counter() - start
-        self.layers = cli_layers(self.model, args.layers, args.model)
         fill_alias(self.options, REGISTRY, "layers", self.layers)
+        if self.task is not None and self.task.segmenter is not None:
+            fill_alias(self.options, REGISTRY, "segmenter", self.task.segmenter)
+
+    def sample(self) -> tuple[str, np.ndarray]:
+        """(name, image) of the built-in sample: the cat photo, or the task model's own sample."""
+        if self.task is None:
+            return SAMPLE_IMAGES[0], sample_image(SAMPLE_IMAGES[0])
+        return task_sample(self.task)
 
     def explain(self, image: np.ndarray, source: str, name: str) -> CamLimeResult:
         """Explain one loaded image and write its outputs."""
         args, title = self.args, VARIANTS[self.variant]
-        frame = to_model_frame(image, args.preprocess)
-        shared: dict = {}  # this image's neighbourhood and CAMs, reused by the --compare explainers
+        selection = None
         start = time.perf_counter()
-        result = explain_image(
-            self.variant, self.model, frame, args.target, args.top_labels, args.seed, self.device, args.batch_size,
-            shared, args.amp, progress=not args.quiet, **self.options[self.variant],
-        )  # fmt: skip
+        if self.task is None:
+            frame, class_names = to_model_frame(image, args.preprocess), self.class_names
+            framing = {"preprocess": args.preprocess, "frame_size": FRAME_SIZE}
+            shared: dict = {}  # this image's neighbourhood and CAMs, reused by the --compare explainers
+            model = self.model
+            result = explain_image(
+                self.variant, model, frame, args.target, args.top_labels, args.seed, self.device, args.batch_size,
+                shared, args.amp, progress=not args.quiet, **self.options[self.variant],
+            )  # fmt: skip
+        else:
+            frame = task_frame(image, self.task.frame)
+            explained = explain_task(
+                self.variant, self.task, self.model, frame, self.choice, args.seed, self.device, args.batch_size,
+                args.amp, progress=not args.quiet, **self.options[self.variant],
+            )  # fmt: skip
+            selection, model, result, shared = (
+                explained.selection,
+                explained.model,
+                explained.result,
+                explained.shared,
+            )
+            class_names = [selection.name]
+            framing = {"frame_size_wh": [int(frame.shape[1]), int(frame.shape[0])]}
         compare = {
-            name: explain(name, self.model, frame, result.target, args.seed, self.device, args.batch_size, shared,
+            name: explain(name, model, frame, result.target, args.seed, self.device, args.batch_size, shared,
                           **self.options[name]).map
             for name in args.compare
         }  # fmt: skip
         explain_s = time.perf_counter() - start
         out = Path(args.output_dir) / name
+        task_section = {} if selection is None else {"task": {"task": args.task, **selection.record}}
         result.save(
-            out, f"{title}.py", self.class_names, title, args.num_features, compare,
+            out, f"{title}.py", class_names, title, args.num_features, compare,
             manifest={
-                "options": vars(args), "seed": args.seed,
+                "options": vars(args), "seed": args.seed, **task_section,
                 "image": {"source": source, "original_size_wh": [int(image.shape[1]), int(image.shape[0])],
-                          "preprocess": args.preprocess, "frame_size": FRAME_SIZE},
+                          **framing},
                 "model": {**self.model_info, "device": str(self.device), "amp": bool(args.amp and self.device.type == "cuda")},
                 "explainers": {m: REGISTRY.options(m, self.options[m]) for m in self.methods},
                 "timings": {"model_load_s": self.load_s, "explain_s": explain_s, **result.timings},
             },
+            outline=None if selection is None else (selection.box if selection.box is not None else selection.mask),
         )  # fmt: skip
-        self._report(result, source, out)
+        self._report(result, source, out, class_names, selection)
         return result
 
-    def _report(self, result: CamLimeResult, source: str, out: Path) -> None:
+    def _report(
+        self,
+        result: CamLimeResult,
+        source: str,
+        out: Path,
+        class_names: list[str],
+        selection: Selection | None,
+    ) -> None:
         args, label = self.args, result.target
-        name, probability = self.class_names[label], float(result.probabilities[label])
+        name, probability = class_names[label], float(result.probabilities[label])
+        what = (
+            f"{name} (class {label}) p={probability:.3f}"
+            if selection is None
+            else f"{name} score={probability:.3f}"
+        )
         if args.quiet:
-            print(f"{source}: {name} (class {label}) p={probability:.3f} -> {out}")
+            print(f"{source}: {what} -> {out}")
             return
         title = VARIANTS[self.variant]
-        print(f"{source}: predicted {name} (class {label}), p = {probability:.3f}")
+        if selection is None:
+            print(f"{source}: predicted {name} (class {label}), p = {probability:.3f}")
+        else:
+            print(f"{source}: explaining {name}, score = {probability:.3f}")
         for tag, exp in ((title, result.ours), ("LIME", result.lime)):
             top = exp.labels[label].local_exp[: args.num_features]
             shown = ", ".join(f"{j}:{w:+.4f}" for j, w in top[:10])
@@ -203,13 +275,17 @@ def run(args: argparse.Namespace, variant: str) -> int:
 
         iterator = tqdm(images, desc="images", unit="image")
     for path in iterator:
-        source = str(path) if path is not None else f"sample:{SAMPLE_IMAGES[0]}"
         try:
-            image = load_image(path) if path is not None else sample_image(SAMPLE_IMAGES[0])
-            explain_run.explain(image, source, output_name(path, root))
+            if path is None:
+                name, image = explain_run.sample()
+                source = f"sample:{name}"
+            else:
+                name, image, source = output_name(path, root), load_image(path), str(path)
+            explain_run.explain(image, source, name)
         except UserInputError as error:
             if not is_folder:
                 raise
+            source = str(path)
             message = str(error) if source in str(error) else f"{source}: {error}"
             failures.append((source, message))
             print(f"error: {message}", file=sys.stderr)

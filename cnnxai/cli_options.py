@@ -21,6 +21,8 @@ from cnnxai.options import Option, close_matches, split_assignment, unknown_opti
 from cnnxai.preprocess import PREPROCESSING
 from cnnxai.registry import Registry
 from cnnxai.system import tune_malloc
+from cnnxai.tasks.explain import DEFAULT_SCORE_THRESHOLD, Choice, class_index, parse_box
+from cnnxai.tasks.models import TASKS
 from cnnxai.zoo import MODELS
 
 
@@ -83,15 +85,17 @@ def explainer_list_option(text: str) -> list[str]:
     return name_list(text, REGISTRY, "explainer", REGISTRY.hint)
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--device, --model, --weights, --layers, --preprocess."""
+def add_model_options(parser: argparse.ArgumentParser, task_models: Sequence[str] = ()) -> None:
+    """--device, --model, --weights, --layers, --preprocess. ``task_models``: further --model choices (the
+    detection, segmentation and face models of ``--task``); the default is then chosen by the task."""
     add = parser.add_argument
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     add(
         "--model",
-        default="efficientnet_lite0",
-        choices=list(MODELS),
-        help="black-box model (the table in docs/cli.md#models)",
+        default=None if task_models else "efficientnet_lite0",
+        choices=[*MODELS, *task_models],
+        help="black-box model (the table in docs/cli.md#models)"
+        + ("; default: efficientnet_lite0, or the --task's own model" if task_models else ""),
     )
     add(
         "--weights",
@@ -155,7 +159,9 @@ def add_alias_flags(
         if option.default is False and option.parse is None:
             parser.add_argument(flag, dest=alias, action="store_true", help=help_text)
             continue
-        default = option.validated(defaults[alias], flag) if alias in defaults else option.default
+        default = option.default
+        if alias in defaults:  # None: the tool chooses (e.g. by model), or leaves the explainers' own default
+            default = None if defaults[alias] is None else option.validated(defaults[alias], flag)
         parser.add_argument(
             flag, dest=alias, default=default, choices=option.choices, help=help_text,
             type=argparse_type(lambda text, option=option, flag=flag: option.from_text(text, flag)),
@@ -189,7 +195,7 @@ def explainer_options(
     fixed: Mapping[tuple[str, str], Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The options given to each explainer of ``methods`` (defaults are the explainer's own): the value of each
-    shared flag of ``aliases`` on every explainer declaring it, then ``fixed`` ((method, key) -> value: a tool's
+    shared flag of ``aliases`` (unless None) on every explainer declaring it, then ``fixed`` ((method, key) -> value: a tool's
     own flag, e.g. CamLIME.py's --method), then every ``--explainer-option`` of ``args``. An assignment to an
     explainer that is not in the run, or to an option it does not declare, is a one-line
     :class:`UserInputError` naming the close matches; so is a value its declaration refuses."""
@@ -197,7 +203,7 @@ def explainer_options(
     fixed = dict(fixed or {})
     for method in methods:
         for option in registry.lookup(method).options:
-            if option.alias in aliases and hasattr(args, option.alias):
+            if option.alias in aliases and getattr(args, option.alias, None) is not None:
                 given[method][option.name] = getattr(args, option.alias)
             if (method, option.name) in fixed:
                 given[method][option.name] = fixed[(method, option.name)]
@@ -244,9 +250,13 @@ def add_run_options(parser: argparse.ArgumentParser, default_output: str, output
     add("--debug", action="store_true", help="show tracebacks")
 
 
-def cli_layers(model, requested: list[str] | None, model_name: str) -> list[str]:
-    """The --layers value (space- or comma-separated; default: the model's own) checked against the model."""
-    names = [part for item in (requested or MODELS[model_name].layers) for part in item.split(",") if part]
+def cli_layers(
+    model, requested: list[str] | None, model_name: str, defaults: Sequence[str] | None = None
+) -> list[str]:
+    """The --layers value (space- or comma-separated; default: ``defaults``, else the zoo model's own) checked
+    against the model."""
+    chosen = requested or defaults or MODELS[model_name].layers
+    names = [part for item in chosen for part in item.split(",") if part]
     try:
         return [name for name, _ in resolve_layers(model, names)]
     except LayerNotFoundError as error:
@@ -289,3 +299,72 @@ def run_main(
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return 130
+
+
+def add_task_options(parser: argparse.ArgumentParser, task_flag: bool = True) -> None:
+    """--task (unless ``task_flag`` is False: the tool names the task otherwise) and what it explains:
+    --box-index, --box, --class, --face-index, --score-threshold."""
+    group = parser.add_argument_group(
+        "applications: what a detection, segmentation or face model is explained for"
+    )
+    add = group.add_argument
+    if task_flag:
+        add(
+            "--task",
+            default="classification",
+            choices=list(TASKS),
+            help="classification (a class of an ImageNet classifier), detection (one detected box), segmentation "
+            "(the region of one class) or face (one face's detection confidence); without --image-path each task "
+            "explains its own sample (docs/applications.md)",
+        )
+    add(
+        "--box-index",
+        type=int_at_least(0),
+        default=None,
+        help="detection: the detection to explain, 0 = the highest score (default 0)",
+    )
+    add(
+        "--box",
+        type=argparse_type(parse_box),
+        default=None,
+        metavar="X1,Y1,X2,Y2",
+        help="detection: explain this box (pixels of the frame) instead of a detection's",
+    )
+    add(
+        "--class",
+        dest="task_class",
+        default=None,
+        metavar="CLASS",
+        help="detection: the class of the box; segmentation: the class whose region is explained (default: the "
+        "largest predicted one); a name or an index",
+    )
+    add(
+        "--face-index",
+        type=int_at_least(0),
+        default=None,
+        help="face: the face to explain, 0 = the most confident (default 0)",
+    )
+    add("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
+        help="detection and face: the least score of a detection offered for explanation")  # fmt: skip
+
+
+TASK_FLAGS = {"box_index": ("--box-index", ("detection",)), "box": ("--box", ("detection",)),
+              "task_class": ("--class", ("detection", "segmentation")), "face_index": ("--face-index", ("face",))}  # fmt: skip
+
+
+def check_task_flags(args: argparse.Namespace) -> None:
+    """Refuse a flag of :func:`add_task_options` that does not belong to --task (before any work)."""
+    for attr, (flag, tasks) in TASK_FLAGS.items():
+        if getattr(args, attr) is not None and args.task not in tasks:
+            raise UserInputError(f"{flag} applies to --task {' or '.join(tasks)}, not {args.task}; drop it or change --task")  # fmt: skip
+    if args.task != "classification" and (args.target is not None or getattr(args, "top_labels", 1) != 1):
+        raise UserInputError(f"--target and --top-labels choose ImageNet classes; with --task {args.task} use "
+                             "--box-index, --box, --class or --face-index")  # fmt: skip
+    if args.box is not None and args.box_index is not None:
+        raise UserInputError("give --box or --box-index, not both")
+
+
+def task_choice(args: argparse.Namespace, class_names: Sequence[str]) -> Choice:
+    """What the flags of :func:`add_task_options` ask to explain (--class resolved against ``class_names``)."""
+    category = class_index(args.task_class, class_names)
+    return Choice(args.box_index, args.box, category, args.face_index, args.score_threshold)

@@ -130,13 +130,15 @@ def _read_state_dict(path: Path) -> dict:
     return state
 
 
-def _load_state(model: nn.Module, path: Path, name: str) -> None:
+def load_state(model: nn.Module, path: Path, name: str, weights: str = "ImageNet weights") -> None:
+    """Load the state dict in ``path`` into ``model``; an unreadable file or one that does not fit is a one-line
+    :class:`UserInputError` that asks for ``name``'s ``weights``."""
     try:
         model.load_state_dict(_read_state_dict(path))
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
         raise UserInputError(
-            f"weights file {path} does not fit {name} ({first}); pass the {name} ImageNet weights"
+            f"weights file {path} does not fit {name} ({first}); pass the {name} {weights}"
         ) from None
 
 
@@ -160,7 +162,7 @@ def load_model(
                 raise UserInputError(
                     f"--weights {path}: no such file; pass a state dict saved with torch.save(model.state_dict(), FILE)"
                 )
-            _load_state(model, path, name)
+            load_state(model, path, name)
     else:
         path = Path(weights) if weights is not None else default_weights_path(spec)
         if not path.is_file():
@@ -174,7 +176,7 @@ def load_model(
                 f"{where}; download {url} on a machine with internet and pass --weights FILE, or copy it to {default_weights_path(spec)}"
             )
         model = _torchvision_architecture(spec.torchvision_name)
-        _load_state(model, path, name)
+        load_state(model, path, name)
         _drop_aux_heads(model)
     model = model.eval().to(device)
     info = {"model": name, "weights_file": str(path), "weights_sha256": file_sha256(path)}

@@ -108,11 +108,13 @@ class CamLimeResult:
         num_features: int = 20,
         compare: Mapping[str, np.ndarray] | None = None,
         manifest: Mapping[str, Any] | None = None,
+        outline: tuple[float, float, float, float] | np.ndarray | None = None,
     ) -> list[str]:
         """Write the outputs of this image into ``folder`` (replaced as a whole, atomically): explanation.png
         (Original | CAM | LIME | ``title``, plus one panel per ``compare`` map), superpixels.csv, attribution.npy
         (and attribution_class<k>.npy for further labels), ``<name>.npy`` per ``compare`` map, manifest.json
-        (``manifest`` sections added to the result's own). Returns the file names."""
+        (``manifest`` sections added to the result's own); ``outline`` (a box or a region mask) is drawn on the
+        figure's panels. Returns the file names."""
         label = self.target
         names = class_names or [str(k) for k in range(len(self.probabilities))]
         cam_title = f"{CAM_NAMES.get(self.cam_settings.method, self.cam_settings.method)} " \
@@ -122,6 +124,7 @@ class CamLimeResult:
             explanation_figure(
                 out / "explanation.png", self.ours.image, self.cam_maps[label], self.lime, self.ours, label,
                 names[label], float(self.probabilities[label]), cam_title, title, num_features, dict(compare or {}),
+                outline,
             )  # fmt: skip
             rows = self.superpixel_rows()
             buffer = io.StringIO()

@@ -28,7 +28,8 @@ class ExplainContext:
     ``seed`` seeds every random draw; ``options`` holds the explainer's declared options, every one present
     (defaults filled in); ``shared`` is per-image state that explainers compared on one image share (the LIME
     family's single perturbation set, the CAMs); ``amp`` runs the classifier's forwards in float16 autocast on
-    CUDA.
+    CUDA. A model with ``output_activation = 'identity'`` (a :class:`~cnnxai.tasks.targets.TargetScore`) is
+    explained on its raw output, not on its softmax.
     """
 
     model: nn.Module
@@ -45,7 +46,9 @@ class ExplainContext:
         if self.device is None:
             param = next(iter(self.model.parameters()), None)
             self.device = param.device if param is not None else torch.device("cpu")
-        self.classifier = TorchClassifier(self.model, amp=self.amp)
+        # A model whose output is already the explained score (a task target) declares it: no softmax.
+        output = getattr(self.model, "output_activation", "softmax")
+        self.classifier = TorchClassifier(self.model, output=output, amp=self.amp)
 
     @property
     def input_tensor(self) -> torch.Tensor:

@@ -20,20 +20,27 @@ from cnnxai.cli_options import (
     add_explainer_option_flag,
     add_model_options,
     add_run_options,
+    add_task_options,
+    check_task_flags,
     cli_layers,
     comma_separated,
     explainer_options,
+    fill_alias,
     int_at_least,
     run_main,
+    task_choice,
 )
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
-from cnnxai.explainers import REGISTRY
+from cnnxai.explainers import REGISTRY, explain
+from cnnxai.figures.applications import APPLICATION_FIGURES, APPLICATION_OTHERS, application_figure
 from cnnxai.figures.catalog import FIGURES, FigureSpec
 from cnnxai.figures.context import FigureContext, FigureRun, FigureSettings
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
 from cnnxai.outputs import atomic_savefig, build_manifest, write_json
 from cnnxai.preprocess import to_model_frame
+from cnnxai.tasks.explain import explain_task
+from cnnxai.tasks.models import TASK_MODELS, task_frame, task_model_spec, task_sample
 from cnnxai.zoo import MODELS, imagenet_class_names, load_model
 
 DEFAULT_FEATURES = {"weight-feature": 8}  # GradLIME_w_f.py of the public GradLIME repository shows 8; else 20
@@ -51,14 +58,21 @@ def build_parser() -> OneLineParser:
         formatter_class=DefaultsHelpFormatter,
     )
     add = parser.add_argument
-    add("figure", nargs="?", choices=list(FIGURES), metavar="NAME", help="the figure to draw (see --list)")
+    add(
+        "figure",
+        nargs="?",
+        choices=[*FIGURES, *APPLICATION_FIGURES],
+        metavar="NAME",
+        help="the figure to draw (see --list)",
+    )
     add("--list", action="store_true", help="list the figures and what each shows")
     add(
         "--image-path",
-        default=f"sample:{SAMPLE_IMAGES[0]}",
-        help=f"an image file, a folder (one figure per image), or a built-in photo: {', '.join('sample:' + n for n in SAMPLE_IMAGES)}",
+        default=None,
+        help=f"an image file, a folder (one figure per image), or a built-in photo: {', '.join('sample:' + n for n in SAMPLE_IMAGES)}; "
+        f"default: sample:{SAMPLE_IMAGES[0]}, or for the application figures their task's own sample",
     )
-    add_model_options(parser)
+    add_model_options(parser, list(TASK_MODELS))
     add("--models", type=comma_separated, default=list(MODELS),
         help="for 'models': zoo names, comma-separated; those without weights here are skipped with a message")  # fmt: skip
     add("--method", default=None, choices=list(CAM_METHODS),
@@ -73,7 +87,9 @@ def build_parser() -> OneLineParser:
         "normlime_samples": "for 'normlime': LIME samples per reference image when fitting its global weights "
         "(PaddleX: 3000)",
         "normlime_clusters": "for 'normlime': KMeans clusters of superpixels",
-    })  # fmt: skip
+        "segmenter": "superpixels of the LIME family; default: quickshift, or slic for the synthetic 96x96 scenes "
+        "of the detection and segmentation figures",
+    }, defaults={"segmenter": None})  # fmt: skip
     add_explainer_option_flag(parser)
     add("--num-features", type=int_at_least(1), default=None,
         help="superpixels shown per LIME panel (default: 8 for weight-feature, 20 otherwise)")  # fmt: skip
@@ -85,6 +101,7 @@ def build_parser() -> OneLineParser:
     add("--pdf", action="store_true", help="also write a PDF of each figure (text and lines as vectors)")
     add("--dpi", type=int_at_least(50), default=150,
         help="PNG resolution; a panel is 2.1 in wide, so about 110 shows the 224-pixel frame at its own size")  # fmt: skip
+    add_task_options(parser, task_flag=False)
     add_run_options(parser, "DemoImage", "where <figure>_<image>.png and .json are written")
     return parser
 
@@ -94,6 +111,8 @@ def list_figures() -> str:
     for name, spec in FIGURES.items():
         methods = f" [--methods default: {','.join(spec.default_methods)}]" if spec.default_methods else ""
         lines.append(f"{name:<20}{spec.description}{methods}")
+    for name, description in APPLICATION_FIGURES.items():
+        lines.append(f"{name:<20}{description} [--methods default: {','.join(APPLICATION_OTHERS)}]")
     return "\n".join(lines)
 
 
@@ -160,11 +179,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.figure is None:
         raise UserInputError("name a figure (Figures.py NAME); Figures.py --list names them")
+    if args.figure in APPLICATION_FIGURES:
+        return run_application(args, args.figure)
+    args.task = "classification"
+    check_task_flags(args)
     spec = FIGURES[args.figure]
     settings = settings_of(args, spec)
     options = explainer_options(REGISTRY, list(REGISTRY), args, ALIASES)  # any explainer may be drawn
-    images = images_of(args.image_path)
+    images = images_of(args.image_path or f"sample:{SAMPLE_IMAGES[0]}")
     device = resolve_device(args.device)
+    args.model = args.model or "efficientnet_lite0"
+    if args.model not in MODELS:
+        raise UserInputError(f"--model {args.model} is a {TASK_MODELS[args.model].task} model: figure {spec.name} "
+                             f"explains a classifier ({', '.join(MODELS)})")  # fmt: skip
     model, model_info = load_model(args.model, args.weights, device)
     layers = cli_layers(model, args.layers, args.model)
     class_names = imagenet_class_names()
@@ -190,6 +217,52 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         written = save(fig, Path(args.output_dir), f"{spec.name}_{name}", args.pdf, manifest, args.dpi)
         print(f"{spec.name}: wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def run_application(args: argparse.Namespace, task: str) -> int:
+    """An application figure: CamLIME (--method; default: the task's, docs/applications.md#which-cam) of a box, a
+    region or a face of the task's model, beside LIME and the --methods explainers (default: RISE, i.e. D-RISE for boxes) of the same target."""
+    args.task = task
+    check_task_flags(args)
+    spec = task_model_spec(task, args.model)
+    methods = list(args.methods) if args.methods is not None else list(APPLICATION_OTHERS)
+    unknown = [name for name in methods if name not in REGISTRY]
+    if unknown:
+        raise UserInputError(
+            f"--methods: unknown {', '.join(unknown)}; python -m cnnxai.explainers --list names them"
+        )
+    options = explainer_options(REGISTRY, ["camlime", *methods], args, ALIASES,
+                                {("camlime", "method"): args.method or spec.cam_method})  # fmt: skip
+    device = resolve_device(args.device)
+    model, model_info = spec.load(args.weights, device)
+    choice = task_choice(args, spec.class_names())
+    layers = ["task." + name for name in cli_layers(model, args.layers, "", spec.layers)]
+    fill_alias(options, REGISTRY, "layers", layers)
+    if spec.segmenter is not None:
+        fill_alias(options, REGISTRY, "segmenter", spec.segmenter)
+    named = (
+        [task_sample(spec)]
+        if args.image_path is None
+        else [(n, load()) for n, load in images_of(args.image_path)]
+    )
+    for name, image in named:
+        start = time.perf_counter()
+        frame = task_frame(image, spec.frame)
+        with torch.random.fork_rng(devices=[]):
+            explained = explain_task("camlime", spec, model, frame, choice, args.seed, device, args.batch_size,
+                                     **options["camlime"])  # fmt: skip
+            others = {m: explain(m, explained.model, frame, 0, args.seed, device, args.batch_size, explained.shared,
+                                 **options[m]).map for m in methods}  # fmt: skip
+            fig = application_figure(explained, task, "CamLIME", others)
+        manifest = build_manifest(
+            "Figures.py", figure=task, description=APPLICATION_FIGURES[task], options=vars(args),
+            image={"source": args.image_path or "sample", "name": name, "frame_size_wh": [frame.shape[1], frame.shape[0]]},
+            model={**model_info, "device": str(device)}, task=explained.selection.record, methods=methods,
+            layers=layers, seed=args.seed, seconds=time.perf_counter() - start,
+        )  # fmt: skip
+        written = save(fig, Path(args.output_dir), f"{task}_{name}", args.pdf, manifest, args.dpi)
+        print(f"{task}: wrote {', '.join(str(p) for p in written)}")
     return 0
 
 

@@ -21,6 +21,19 @@ def superpixel_panel(explanation: Explanation, label: int, num_features: int) ->
     return mark_boundaries(temp / 255.0, mask)
 
 
+def draw_outline(axis, outline: tuple[float, float, float, float] | np.ndarray) -> None:
+    """Draw what is explained on ``axis``: a box (x1,y1,x2,y2) as a rectangle, a mask (H,W) as its contour."""
+    from matplotlib.patches import Rectangle
+
+    if isinstance(outline, np.ndarray) and outline.ndim == 2:
+        axis.contour(outline.astype(float), levels=[0.5], colors="cyan", linewidths=1.2)
+        return
+    x1, y1, x2, y2 = (float(v) for v in outline)
+    axis.add_patch(
+        Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor="cyan", linewidth=1.5)
+    )
+
+
 def explanation_figure(
     path: str | Path,
     image: np.ndarray,
@@ -34,9 +47,12 @@ def explanation_figure(
     ours_title: str,
     num_features: int,
     compare: dict[str, np.ndarray] | None = None,
+    outline: tuple[float, float, float, float] | np.ndarray | None = None,
 ) -> None:
     """Save the figure to ``path`` (PNG, or PDF by suffix): 1x4 panels, plus one per ``compare`` map (name ->
-    signed (H,W) attribution, shown on a symmetric blue-white-red scale). ``cam_map`` is (H,W) in [0,1]."""
+    signed (H,W) attribution, shown on a symmetric blue-white-red scale). ``cam_map`` is (H,W) in [0,1].
+    ``outline``: what a task explains, drawn on every panel: a box (x1,y1,x2,y2) or a region mask (H,W) bool;
+    the first title then gives the target's score (``probability``) rather than a class probability."""
     compare = compare or {}
     panels = 4 + len(compare)
     columns = min(panels, 5)
@@ -46,7 +62,10 @@ def explanation_figure(
     )
     axes = grid.ravel()
     axes[0].imshow(image)
-    axes[0].set_title(f"Original: {class_name}\np = {probability:.3f} (class {label})")
+    if outline is None:
+        axes[0].set_title(f"Original: {class_name}\np = {probability:.3f} (class {label})")
+    else:
+        axes[0].set_title(f"Original: {class_name}\nscore = {probability:.3f}")
     axes[1].imshow(image)
     overlay = axes[1].imshow(cam_map, cmap="jet", alpha=0.5, vmin=0, vmax=1)
     axes[1].set_title(cam_title)
@@ -63,5 +82,8 @@ def explanation_figure(
         fig.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
     for axis in axes:
         axis.set_axis_off()
+    if outline is not None:
+        for axis in axes[:panels]:
+            draw_outline(axis, outline)
     fig.savefig(path, dpi=150)
     plt.close(fig)

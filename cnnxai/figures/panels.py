@@ -57,12 +57,22 @@ def overlay_panel(axis: Axes, image: np.ndarray, cam: np.ndarray, title: str, al
     return shown
 
 
-def signed_panel(axis: Axes, attribution: np.ndarray, title: str, limit: float | None = None):
+def signed_panel(
+    axis: Axes,
+    attribution: np.ndarray,
+    title: str,
+    limit: float | None = None,
+    under: np.ndarray | None = None,
+):
     """A signed map on a symmetric blue-white-red scale; ``limit`` defaults to the 99th percentile of |map|
-    (captum's outlier_perc=1), so a few extreme pixels do not wash out the rest."""
+    (captum's outlier_perc=1), so a few extreme pixels do not wash out the rest. ``under``: an image (H,W,3)
+    shown beneath the map, which is then drawn partly transparent."""
     if limit is None:
         limit = float(np.percentile(np.abs(attribution), 99)) or float(np.abs(attribution).max()) or 1.0
-    shown = axis.imshow(attribution, cmap="bwr", vmin=-limit, vmax=limit)
+    if under is not None:
+        axis.imshow(under)
+    alpha = None if under is None else 0.7
+    shown = axis.imshow(attribution, cmap="bwr", vmin=-limit, vmax=limit, alpha=alpha)
     axis.set_title(title, fontsize=TITLE)
     return shown
 

@@ -67,8 +67,13 @@ def run_localisation(
     batch_size: int | None = None,
     progress: bool = True,
     debug: bool = False,
+    case_models: Sequence[nn.Module] | None = None,
 ) -> LocalisationResult:
     """Explain each image's true class with each method and score the post-processed map against its mask.
+
+    ``case_models`` (one per image) replaces ``model`` for the applications: image i is explained on
+    ``case_models[i]``, a :class:`~cnnxai.tasks.targets.TargetScore` whose one output (class 0) is the score of
+    that image's box or region, and the label is then only recorded (it is the class of that box or region).
 
     ``options[method]`` are the options given to each explainer (its declared defaults fill the rest). One
     ``shared`` dict per image, so LIME, GradLIME, CamLIME and KernelSHAP fit the same perturbations. An explainer that fails on an image
@@ -81,7 +86,10 @@ def run_localisation(
     }
     settings = metric_settings(LOCALISATION_METRICS, given)
     device = next(model.parameters()).device
-    result = LocalisationResult(predicted=predictions(model, dataset.images))
+    if case_models is not None and len(case_models) != len(dataset):
+        raise ValueError(f"{len(case_models)} case models for {len(dataset)} images")
+    predicted = predictions(model, dataset.images) if case_models is None else dataset.labels.copy()
+    result = LocalisationResult(predicted=predicted)
     size = dataset.images.shape[1:3]
     result.maps = {m: np.full((len(dataset), *size), np.nan, dtype=np.float32) for m in methods}
     result.seconds = dict.fromkeys(methods, 0.0)
@@ -89,13 +97,14 @@ def run_localisation(
     with tqdm(total=total, desc="localisation", unit="map", disable=not progress) as bar:
         for i in range(len(dataset)):
             image, mask, label = dataset.images[i], dataset.masks[i], int(dataset.labels[i])
+            explained, target = (model, label) if case_models is None else (case_models[i], 0)
             shared: dict = {}
             for method in methods:
                 bar.set_postfix_str(method, refresh=False)
                 start = time.perf_counter()
                 note = ""
                 try:
-                    raw = explain(method, model, image, label, seed=seed, device=device,
+                    raw = explain(method, explained, image, target, seed=seed, device=device,
                                   batch_size=batch_size, shared=shared, **options.get(method, {})).map  # fmt: skip
                     scored = postprocess(raw, attribution)
                     scores = {m: r.value for m, r in localisation_scores(scored, mask, settings).items()}

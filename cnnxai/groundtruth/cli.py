@@ -24,12 +24,19 @@ from cnnxai.cli_options import (
 from cnnxai.explainers import REGISTRY
 from cnnxai.groundtruth.benchmark import EXCLUDED_BY_DEFAULT, default_methods
 from cnnxai.groundtruth.report import (
+    LOCALISATION_TASKS,
     LocalisationSettings,
     load_localisation_model,
+    model_quality,
     run_localisation_benchmark,
+    task_layers,
 )
 from cnnxai.groundtruth.shapes_model import CAM_LAYER, SISE_LAYERS
 from cnnxai.metrics import LOCALISATION_METRICS, METRICS
+from cnnxai.tasks.models import DEFAULT_TASK_MODELS, TASK_CAM_METHODS, TASK_MODELS
+
+# The applications' table: ours against LIME, the CAMs of both priors, RISE (D-RISE on a box) and occlusion.
+TASK_METHODS = ("gradlime", "camlime", "lime", "gradcam", "gradcamelementwise", "rise", "occlusion")
 
 # The explainers' shared settings offered as flags (each made from the explainers' declarations).
 ALIASES = ("num_samples", "segmenter", "hide_color", "rise_masks", "ig_steps")
@@ -48,6 +55,10 @@ def build_parser() -> OneLineParser:
     )
     add = parser.add_argument
     add("--list", action="store_true", help="list the explainers and metrics, then exit")
+    add("--task", default="classification", choices=list(LOCALISATION_TASKS),
+        help="classification: ShapesNet on the one-object images; detection / segmentation: the boxes of the "
+        "synthetic detector, or the class regions of the synthetic segmenter, on 96x96 scenes of several objects "
+        "(docs/applications.md#ground-truth)")  # fmt: skip
     add(
         "--num-images",
         type=int_at_least(1),
@@ -55,11 +66,14 @@ def build_parser() -> OneLineParser:
         help="test images explained (the first N of the test split)",
     )
     add("--methods", type=explainer_list_option, default=None,
-        help=f"explainers, comma-separated; default: all but {', '.join(EXCLUDED_BY_DEFAULT)} (their global weights need a reference fit; refused here)")  # fmt: skip
+        help=f"explainers, comma-separated; default: all but {', '.join(EXCLUDED_BY_DEFAULT)} (their global weights need a reference fit; refused here), "
+        f"or for --task detection and segmentation {','.join(TASK_METHODS)}")  # fmt: skip
     add("--seed", type=int, default=0, help="seed of the explainers' random draws")
     add("--data-seed", type=int, default=0, help="seed of the image set and of the model's training")
-    add("--train-images", type=int_at_least(100), default=4000, help="training images of the model")
-    add("--epochs", type=int_at_least(1), default=10, help="training epochs of the model")
+    add("--train-images", type=int_at_least(100), default=4000,
+        help="training images of the classification model (the task models have their own)")  # fmt: skip
+    add("--epochs", type=int_at_least(1), default=10,
+        help="training epochs of the classification model (the task models have their own)")  # fmt: skip
     add(
         "--cache-dir",
         default=None,
@@ -75,9 +89,10 @@ def build_parser() -> OneLineParser:
     )  # fmt: skip
     add(
         "--camlime-method",
-        default="layercam",
+        default=None,
         choices=list(CAM_METHODS),
-        help="the CAM method of camlime's prior",
+        help="the CAM method of camlime's prior; default: layercam, or for --task detection "
+        f"{TASK_CAM_METHODS['detection']} (docs/applications.md#which-cam)",
     )
     add_explainer_option_flag(parser)
     add("--attribution", default="positive", choices=ATTRIBUTION_VIEWS,
@@ -116,15 +131,19 @@ def list_all() -> str:
 
 def settings_of(args: argparse.Namespace) -> LocalisationSettings:
     """The run's settings from the command line, every option checked before any work."""
-    methods = args.methods or default_methods()
-    fixed = {("camlime", "method"): args.camlime_method, ("sise", "layers"): list(SISE_LAYERS)}
+    methods = args.methods or (default_methods() if args.task == "classification" else list(TASK_METHODS))
+    camlime_method = args.camlime_method or ("layercam" if args.task == "classification" else
+                                             TASK_MODELS[DEFAULT_TASK_MODELS[args.task]].cam_method)  # fmt: skip
+    fixed = {("camlime", "method"): camlime_method, ("sise", "layers"): list(SISE_LAYERS)}
     options = explainer_options(REGISTRY, methods, args, ALIASES, fixed)
-    fill_alias(options, REGISTRY, "layers", [CAM_LAYER])
+    fill_alias(
+        options, REGISTRY, "layers", [CAM_LAYER] if args.task == "classification" else task_layers(args.task)
+    )
     return LocalisationSettings(
         methods=tuple(methods), explainer_options=options, num_images=args.num_images, seed=args.seed,
         data_seed=args.data_seed, train_images=args.train_images, epochs=args.epochs, cache_dir=args.cache_dir,
         retrain=args.retrain, attribution=args.attribution, top_k=args.top_k, tolerance=args.pointing_tolerance,
-        examples=args.examples, batch_size=args.batch_size, device=args.device,
+        examples=args.examples, batch_size=args.batch_size, device=args.device, task=args.task,
     )  # fmt: skip
 
 
@@ -139,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     how = (
         "loaded from the cache" if info["loaded_from_cache"] else f"trained in {info['train_seconds']:.1f} s"
     )
-    say(f"model: {how} ({info['cache_file']}); test accuracy {info['test_accuracy']:.4f}")
+    say(f"model: {how} ({info['cache_file']}); {model_quality(settings.task, info)}")
     report = run_localisation_benchmark(settings, model, info, progress=not args.quiet, debug=args.debug)
     options = {k: v for k, v in vars(args).items() if k not in ("list", "debug", "quiet")}
     options["examples"] = settings.shown  # the default made explicit

@@ -33,8 +33,13 @@ from cnnxai.groundtruth.synthetic import CLASSES, SyntheticSet, SyntheticSetting
 from cnnxai.metrics import LOCALISATION_METRICS, METRICS
 from cnnxai.metrics.localisation import default_tolerance
 from cnnxai.outputs import atomic_folder, atomic_savefig, atomic_write_text, build_manifest, write_json
+from cnnxai.tasks.groundtruth import detection_cases, segmentation_cases
+from cnnxai.tasks.models import DEFAULT_TASK_MODELS, TASK_MODELS
+from cnnxai.tasks.scenes import SceneSettings, make_scenes
+from cnnxai.tasks.shapes_models import load_shapes_detector, load_shapes_segmenter
 
 MAX_TEST_IMAGES = 100_000
+LOCALISATION_TASKS = ("classification", "detection", "segmentation")
 DEFAULT_EXAMPLES = 4
 
 
@@ -47,7 +52,9 @@ class LocalisationSettings:
     explainers' draws; ``data_seed`` of the images and the model's training (with ``train_images``, ``epochs``);
     ``attribution`` the post-processing of every map before it is scored; ``top_k`` / ``tolerance``
     TopKIntersection's k and PointingGame's tolerance (None: the metrics' own defaults); ``examples`` images drawn
-    in examples.png (None: 4, or ``num_images`` if fewer).
+    in examples.png (None: 4, or ``num_images`` if fewer). ``task`` 'detection' or 'segmentation' explains the
+    boxes of the synthetic detector, or the class regions of the synthetic segmenter, on the first ``num_images``
+    test scenes instead (``train_images`` and ``epochs`` then do not apply: those models have their own).
     """
 
     methods: tuple[str, ...] = ()
@@ -65,8 +72,11 @@ class LocalisationSettings:
     examples: int | None = None
     batch_size: int | None = None
     device: str = "auto"
+    task: str = "classification"
 
     def __post_init__(self) -> None:
+        if self.task not in LOCALISATION_TASKS:
+            raise UserInputError(f"--task {self.task}: choose one of {', '.join(LOCALISATION_TASKS)}")
         object.__setattr__(self, "methods", tuple(self.methods) or tuple(default_methods()))
         refused = [m for m in self.methods if m in EXCLUDED_BY_DEFAULT]
         if refused:
@@ -87,14 +97,18 @@ class LocalisationSettings:
             raise UserInputError(
                 f"--top-k {self.k}: larger than the image's {pixels} pixels; use at most {pixels}"
             )
-        if self.shown > self.num_images:
+        if self.task == "classification" and self.shown > self.num_images:
             raise UserInputError(
                 f"--examples {self.shown}: more than --num-images {self.num_images}; lower it"
             )
 
     @property
-    def data(self) -> SyntheticSettings:
-        return SyntheticSettings(seed=self.data_seed)
+    def data(self) -> SyntheticSettings | SceneSettings:
+        return (
+            SyntheticSettings(seed=self.data_seed)
+            if self.task == "classification"
+            else SceneSettings(seed=self.data_seed)
+        )
 
     @property
     def k(self) -> int:
@@ -110,11 +124,34 @@ class LocalisationSettings:
 
 
 def load_localisation_model(settings: LocalisationSettings) -> tuple[nn.Module, dict]:
-    """The trained ShapesNet of the settings (from the cache, or trained now) on the settings' device, and its
-    info (accuracies, seconds, cache file, whether it was loaded)."""
-    model, info = load_shapes_model(settings.data, settings.train_images, epochs=settings.epochs,
-                                    cache_dir=settings.cache_dir, retrain=settings.retrain)  # fmt: skip
+    """The trained ShapesNet of the settings (or, for a task, the synthetic detector or segmenter), from the cache
+    or trained now, on the settings' device, and its info (test quality, seconds, cache file, whether loaded)."""
+    if settings.task == "detection":
+        model, info = load_shapes_detector(
+            settings.data, cache_dir=settings.cache_dir, retrain=settings.retrain
+        )
+    elif settings.task == "segmentation":
+        model, info = load_shapes_segmenter(
+            settings.data, cache_dir=settings.cache_dir, retrain=settings.retrain
+        )
+    else:
+        model, info = load_shapes_model(settings.data, settings.train_images, epochs=settings.epochs,
+                                        cache_dir=settings.cache_dir, retrain=settings.retrain)  # fmt: skip
     return model.to(resolve_device(settings.device)), info
+
+
+def task_layers(task: str) -> list[str]:
+    """The CAM layer of a task's synthetic model, as the explainers see it (inside a TargetScore)."""
+    return ["task." + layer for layer in TASK_MODELS[DEFAULT_TASK_MODELS[task]].layers]
+
+
+def model_quality(task: str, info: Mapping[str, Any]) -> str:
+    """The model's test quality, as one phrase."""
+    if task == "detection":
+        return f"test mAP@0.5 {info['map']:.4f}, recall {info['recall']:.4f}"
+    if task == "segmentation":
+        return f"test mean IoU {info['miou']:.4f}"
+    return f"test accuracy {info['test_accuracy']:.4f}"
 
 
 def example_indices(labels: np.ndarray, count: int) -> list[int]:
@@ -161,6 +198,17 @@ class LocalisationReport:
 
     def note(self) -> str:
         s = self.settings
+        if s.task != "classification":
+            what = ("the box of each object the detector finds (its class, score >= 0.5, IoU >= 0.5 with the object), "
+                    "explained for its D-RISE score" if s.task == "detection" else
+                    "the region the segmenter predicts for each class of the scene's objects, explained for its mean "
+                    "probability")  # fmt: skip
+            return (
+                f"# Localisation of {s.task} explanations on the synthetic scenes\n\n{len(self.dataset)} cases from "
+                f"{s.num_images} test scenes ({s.data.size}x{s.data.size}, data seed {s.data_seed}; {model_quality(s.task, self.model_info)}): {what}; the "
+                f"evidence is the object's mask. Scored: the {s.attribution} part of each map. PointingGame tolerance "
+                f"{s.pointing_tolerance} px; TopKIntersection k = {s.k}; ties averaged (see docs/applications.md)."
+            )
         return (
             f"# Localisation on the synthetic shapes benchmark\n\n{s.num_images} test images (64x64, data seed "
             f"{s.data_seed}), each explained for its true class; model test accuracy "
@@ -179,7 +227,7 @@ class LocalisationReport:
 
     def examples_figure(self):
         """Test images with their evidence outlined and every method's map (None when no example is asked for)."""
-        shown = example_indices(self.dataset.labels, self.settings.shown)
+        shown = example_indices(self.dataset.labels, min(self.settings.shown, len(self.dataset)))
         if not shown:
             return None
         methods, rows = self.settings.methods, self.result.rows
@@ -237,10 +285,20 @@ def run_localisation_benchmark(
     """Explain the first ``settings.num_images`` test images with every method of the settings and score their
     maps against the objects' masks (``model`` from :func:`load_localisation_model`)."""
     started = time.perf_counter()
-    dataset = make_synthetic(settings.data, "test", settings.num_images)
+    case_models = None
+    if settings.task == "classification":
+        dataset = make_synthetic(settings.data, "test", settings.num_images)
+    else:
+        scenes = make_scenes(settings.data, "test", settings.num_images)
+        cases = detection_cases if settings.task == "detection" else segmentation_cases
+        dataset, case_models = cases(model, scenes)
+        if len(dataset) == 0:
+            raise UserInputError(f"the {settings.task} model explains nothing on these {settings.num_images} scenes "
+                                 "(no object found); raise --num-images")  # fmt: skip
     result = run_localisation(
         model, dataset, settings.methods, settings.explainer_options, settings.seed, settings.attribution,
         settings.k, settings.pointing_tolerance, settings.batch_size, progress=progress, debug=debug,
+        case_models=case_models,
     )  # fmt: skip
     device = str(next(model.parameters()).device)
     return LocalisationReport(settings, model_info, dataset, result, device, time.perf_counter() - started)

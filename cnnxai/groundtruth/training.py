@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +35,20 @@ def settings_key(settings: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def train_classifier(
+def train_model(
     model: nn.Module,
     inputs: torch.Tensor,
-    labels: torch.Tensor,
+    targets: Sequence[torch.Tensor],
+    loss: Callable[..., torch.Tensor],
     epochs: int,
     seed: int,
     learning_rate: float = 3e-3,
     batch_size: int = 64,
     weight_decay: float = 0.0,
 ) -> list[float]:
-    """Adam with a cosine schedule, cross-entropy, shuffled mini-batches drawn from ``seed``; returns the mean
-    loss of each epoch. ``inputs`` (N,...) float, ``labels`` (N,) int64, on the model's device."""
+    """Adam with a cosine schedule and shuffled mini-batches drawn from ``seed``, minimising
+    ``loss(model(inputs[rows]), *[t[rows] for t in targets])``; returns the mean loss of each epoch. ``inputs``
+    (N,...) float and every target (N,...), on the model's device. The one training loop of the synthetic models."""
     generator = torch.Generator().manual_seed(int(seed))
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     steps = epochs * ((len(inputs) + batch_size - 1) // batch_size)
@@ -58,15 +60,31 @@ def train_classifier(
         total = 0.0
         for start in range(0, len(inputs), batch_size):
             rows = order[start : start + batch_size]
-            loss = F.cross_entropy(model(inputs[rows]), labels[rows])
+            value = loss(model(inputs[rows]), *[t[rows] for t in targets])
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             optimiser.step()
             schedule.step()
-            total += loss.detach().item() * len(rows)
+            total += value.detach().item() * len(rows)
         losses.append(total / len(inputs))
     model.eval()
     return losses
+
+
+def train_classifier(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int,
+    seed: int,
+    learning_rate: float = 3e-3,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+) -> list[float]:
+    """:func:`train_model` with cross-entropy: ``labels`` (N,) int64."""
+    return train_model(
+        model, inputs, [labels], F.cross_entropy, epochs, seed, learning_rate, batch_size, weight_decay
+    )
 
 
 @torch.no_grad()

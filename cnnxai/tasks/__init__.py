@@ -1,1 +1,2 @@
-"""Tasks beyond image classification whose model outputs the explainers can explain."""
+"""Explaining detection, segmentation and face models: each application is a target (what score of the model is
+explained) on the one GradLIME / CamLIME composition (:mod:`cnnxai.tasks.targets`)."""

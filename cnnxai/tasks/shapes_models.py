@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from torch import nn
 from torchvision.ops import box_iou
 
 from cnnxai.groundtruth.shapes_model import normalised
-from cnnxai.groundtruth.training import load_or_train
+from cnnxai.groundtruth.training import load_or_train, train_model
 from cnnxai.tasks.scenes import CLASSES, SceneSettings, make_scenes
 from lime_ext import IMAGENET_MEAN, IMAGENET_STD
 
@@ -226,41 +226,6 @@ def detection_loss(
     return (regression - focal.sum()) / objects
 
 
-def train_dense(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    targets: Sequence[torch.Tensor],
-    loss: Callable[..., torch.Tensor],
-    epochs: int,
-    seed: int,
-    learning_rate: float = 3e-3,
-    batch_size: int = 32,
-) -> list[float]:
-    """Adam with a cosine schedule and shuffled mini-batches drawn from ``seed`` (as
-    :func:`cnnxai.groundtruth.training.train_classifier`), minimising ``loss(model(inputs[rows]), *[t[rows] for t
-    in targets])``; returns the mean loss of each epoch. ``inputs`` and every target have N rows."""
-    generator = torch.Generator().manual_seed(int(seed))
-    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    steps = epochs * ((len(inputs) + batch_size - 1) // batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1))
-    losses = []
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(inputs), generator=generator)
-        total = 0.0
-        for start in range(0, len(inputs), batch_size):
-            rows = order[start : start + batch_size]
-            value = loss(model(inputs[rows]), *[t[rows] for t in targets])
-            optimiser.zero_grad(set_to_none=True)
-            value.backward()
-            optimiser.step()
-            schedule.step()
-            total += value.detach().item() * len(rows)
-        losses.append(total / len(inputs))
-    model.eval()
-    return losses
-
-
 def _matches(
     detections: Sequence[dict[str, torch.Tensor]],
     targets: Sequence[dict[str, torch.Tensor]],
@@ -387,7 +352,7 @@ def load_shapes_detector(
         targets = detection_targets(train_set.targets(), x.shape[-2:], len(CLASSES), model.stride)
         generated = time.perf_counter() - start
         with torch.autograd.set_grad_enabled(True):
-            losses = train_dense(
+            losses = train_model(
                 model, x, targets, detection_loss, epochs, settings.seed, learning_rate=4e-3, batch_size=32
             )
         trained = time.perf_counter()
@@ -427,7 +392,7 @@ def load_shapes_segmenter(
         weight = torch.tensor([BACKGROUND_WEIGHT] + [1.0] * len(CLASSES))
         generated = time.perf_counter() - start
         with torch.autograd.set_grad_enabled(True):
-            losses = train_dense(
+            losses = train_model(
                 model,
                 x,
                 [y],
