@@ -172,3 +172,31 @@ def test_gradlime_of_a_region_on_a_channel_copying_segmenter():
     positive = np.clip(attribution, 0, None)
     assert positive[8:24, 8:40].sum() > 0.8 * positive.sum()
     assert float(result.probabilities[0]) == pytest.approx(selection.score, rel=1e-5)
+
+
+def test_pytorch_grad_cam_targets_work_as_they_are(tiny_cnn):
+    """grad-cam's target objects are callables on one image's output too: TargetScore takes them unchanged."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget as GradCamClassifierTarget
+    from pytorch_grad_cam.utils.model_targets import FasterRCNNBoxScoreTarget, SemanticSegmentationTarget
+
+    image = bright_squares()
+    unit = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    normalised = (unit - mean) / std
+    detector = BoxDetector()
+    box_target = FasterRCNNBoxScoreTarget([0], [np.array(BoxDetector.BOXES[0])])
+    expected = 1.0 + float(detector(unit)[0]["scores"][0].detach())  # grad-cam's score: IoU + detection score
+    wrapped = TargetScore(detector, box_target, "unit")
+    assert float(wrapped(normalised)[0, 0].detach()) == pytest.approx(expected, rel=1e-6)
+    assert explain(
+        "gradlime", wrapped, image, 0, num_samples=30, segmenter="slic", layers=["task.features"]
+    ).map.shape == (64, 64)
+    mask = np.zeros((64, 64), dtype=np.float32)
+    mask[8:24, 8:24] = 1
+    region = TargetScore(nn.Identity(), SemanticSegmentationTarget(1, mask), "imagenet")
+    assert float(region(normalised)[0, 0]) == pytest.approx(float(normalised[0, 1][mask > 0].sum()), rel=1e-5)
+    classifier = TargetScore(tiny_cnn, GradCamClassifierTarget(2), "imagenet")
+    with torch.no_grad():
+        assert float(classifier(normalised)[0, 0]) == pytest.approx(
+            float(tiny_cnn(normalised)[0, 2]), rel=1e-6
+        )
