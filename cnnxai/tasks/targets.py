@@ -123,6 +123,7 @@ class TargetScore(nn.Module):
 
     ``cam_model`` is the model the CAMs are computed on when the task model itself cannot be backpropagated
     (the face cascade: see :mod:`cnnxai.tasks.face`); it takes the same inputs and gives the same kind of score.
+    The task model is the submodule ``task``, so its CAM layers are named ``task.<path in the model>``.
     """
 
     output_activation = "identity"
