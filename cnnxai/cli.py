@@ -43,6 +43,7 @@ from cnnxai.tasks.explain import (
     explain_task,
 )
 from cnnxai.tasks.models import TASK_CAM_METHODS, TASK_MODELS, task_frame, task_model_spec, task_sample
+from cnnxai.tasks.targets import TargetScore
 from cnnxai.zoo import MODELS, imagenet_class_names, load_model
 
 # The explainers' shared settings that these tools offer as flags (each made from the explainers' declarations).
@@ -151,9 +152,7 @@ class ExplainRun:
             self.class_names = self.task.class_names()
             self.choice = task_choice(args, self.class_names)
             # The explainers see the task model inside a TargetScore, where its modules live under 'task.'.
-            self.layers = [
-                "task." + name for name in cli_layers(self.model, args.layers, "", self.task.layers)
-            ]
+            self.layers = TargetScore.layer_names(cli_layers(self.model, args.layers, "", self.task.layers))
         self.load_s = time.perf_counter() - start
         fill_alias(self.options, REGISTRY, "layers", self.layers)
         if self.task is not None and self.task.segmenter is not None:

@@ -41,6 +41,7 @@ from cnnxai.outputs import atomic_savefig, build_manifest, write_json
 from cnnxai.preprocess import to_model_frame
 from cnnxai.tasks.explain import explain_task
 from cnnxai.tasks.models import TASK_MODELS, task_frame, task_model_spec, task_sample
+from cnnxai.tasks.targets import TargetScore
 from cnnxai.zoo import MODELS, imagenet_class_names, load_model
 
 DEFAULT_FEATURES = {"weight-feature": 8}  # GradLIME_w_f.py of the public GradLIME repository shows 8; else 20
@@ -237,7 +238,7 @@ def run_application(args: argparse.Namespace, task: str) -> int:
     device = resolve_device(args.device)
     model, model_info = spec.load(args.weights, device)
     choice = task_choice(args, spec.class_names())
-    layers = ["task." + name for name in cli_layers(model, args.layers, "", spec.layers)]
+    layers = TargetScore.layer_names(cli_layers(model, args.layers, "", spec.layers))
     fill_alias(options, REGISTRY, "layers", layers)
     if spec.segmenter is not None:
         fill_alias(options, REGISTRY, "segmenter", spec.segmenter)

@@ -37,6 +37,7 @@ from cnnxai.tasks.groundtruth import detection_cases, segmentation_cases
 from cnnxai.tasks.models import DEFAULT_TASK_MODELS, TASK_MODELS
 from cnnxai.tasks.scenes import SceneSettings, make_scenes
 from cnnxai.tasks.shapes_models import load_shapes_detector, load_shapes_segmenter
+from cnnxai.tasks.targets import TargetScore
 
 MAX_TEST_IMAGES = 100_000
 LOCALISATION_TASKS = ("classification", "detection", "segmentation")
@@ -142,7 +143,7 @@ def load_localisation_model(settings: LocalisationSettings) -> tuple[nn.Module, 
 
 def task_layers(task: str) -> list[str]:
     """The CAM layer of a task's synthetic model, as the explainers see it (inside a TargetScore)."""
-    return ["task." + layer for layer in TASK_MODELS[DEFAULT_TASK_MODELS[task]].layers]
+    return TargetScore.layer_names(TASK_MODELS[DEFAULT_TASK_MODELS[task]].layers)
 
 
 def model_quality(task: str, info: Mapping[str, Any]) -> str:

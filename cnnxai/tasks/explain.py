@@ -14,7 +14,7 @@ from torch import nn
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import CamLimeResult, explain_image
 from cnnxai.tasks.targets import DetectionBoxTarget, SegmentationTarget, TargetScore, box_iou, per_image
-from lime_ext import IMAGENET_MEAN, IMAGENET_STD
+from lime_ext import IMAGENET_MEAN, IMAGENET_STD, TorchClassifier
 
 if TYPE_CHECKING:
     from cnnxai.tasks.models import TaskModelSpec
@@ -49,27 +49,14 @@ class Selection:
     record: dict = field(default_factory=dict)
 
 
-def model_input(image: np.ndarray, input_space: str, device: torch.device) -> torch.Tensor:
-    """RGB uint8 (H,W,3) -> the task model's own input (1,3,H,W): [0,1], or ImageNet-normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).float()[None] / 255.0
-    if input_space == "imagenet":
-        mean = torch.tensor(IMAGENET_MEAN, device=device)[:, None, None]
-        std = torch.tensor(IMAGENET_STD, device=device)[:, None, None]
-        x = (x - mean) / std
-    return x
-
-
 def predict(model: nn.Module, image: np.ndarray, input_space: str) -> Any:
-    """The task model's output on one image (a detection dict, or logits (K,H,W)), in eval mode, no gradients."""
-    param = next(iter(model.parameters()), None)
-    device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return per_image(model(model_input(image, input_space, device)), 1)[0]
-    finally:
-        model.train(was_training)
+    """The task model's output on one image, RGB uint8 (H,W,3) fed as the model takes it (see ``input_space`` of
+    :class:`TargetScore`): a detection dict, or logits (K,H,W). In eval mode (every module's mode restored after),
+    without gradients."""
+    normalise = input_space == "imagenet"
+    classifier = TorchClassifier(model, *((IMAGENET_MEAN, IMAGENET_STD) if normalise else (None, None)))
+    with classifier.session(), torch.no_grad():
+        return per_image(model(classifier.prepare_rgb(image)[None]), 1)[0]
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:

@@ -331,6 +331,28 @@ def segment(model: ShapesSegmenter, images: np.ndarray, batch_size: int = 128) -
     ).numpy()
 
 
+def training_record(
+    quality: dict,
+    losses: Sequence[float],
+    start: float,
+    generated: float,
+    trained: float,
+    classes: Sequence[str],
+) -> dict:
+    """What a synthetic model's info records of its training: its test ``quality``, the epochs' losses, the
+    seconds spent drawing the data (``generated``), training (from ``start`` to ``trained``, less the data) and
+    testing (until now), the threads and the classes."""
+    return {
+        **quality,
+        "losses": [round(v, 5) for v in losses],
+        "data_seconds": round(generated, 2),
+        "train_seconds": round(trained - start - generated, 2),
+        "test_seconds": round(time.perf_counter() - trained, 2),
+        "threads": torch.get_num_threads(),
+        "classes": list(classes),
+    }
+
+
 def load_shapes_detector(
     settings: SceneSettings = SceneSettings(),  # noqa: B008 (frozen)
     train_images: int = 2500,
@@ -357,15 +379,7 @@ def load_shapes_detector(
             )
         trained = time.perf_counter()
         quality = detection_quality(detect(model, test_set.images), test_set.targets())
-        return {
-            **quality,
-            "losses": [round(v, 5) for v in losses],
-            "data_seconds": round(generated, 2),
-            "train_seconds": round(trained - start - generated, 2),
-            "test_seconds": round(time.perf_counter() - trained, 2),
-            "threads": torch.get_num_threads(),
-            "classes": list(CLASSES),
-        }
+        return training_record(quality, losses, start, generated, trained, CLASSES)
 
     model, info = load_or_train("shapes_detector", key, ShapesDetector, train, cache_dir, retrain)
     return model, info
@@ -404,15 +418,7 @@ def load_shapes_segmenter(
             )
         trained = time.perf_counter()
         quality = segmentation_quality(segment(model, test_set.images), test_set.label_maps)
-        return {
-            **quality,
-            "losses": [round(v, 5) for v in losses],
-            "data_seconds": round(generated, 2),
-            "train_seconds": round(trained - start - generated, 2),
-            "test_seconds": round(time.perf_counter() - trained, 2),
-            "threads": torch.get_num_threads(),
-            "classes": list(SEGMENTATION_CLASSES),
-        }
+        return training_record(quality, losses, start, generated, trained, SEGMENTATION_CLASSES)
 
     model, info = load_or_train("shapes_segmenter", key, ShapesSegmenter, train, cache_dir, retrain)
     return model, info

@@ -10,7 +10,7 @@ segmentation and face models with ``target=0``: each application is a target, no
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +144,11 @@ class TargetScore(nn.Module):
         self.cam_model = cam_model
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN)[:, None, None], persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD)[:, None, None], persistent=False)
+
+    @staticmethod
+    def layer_names(layers: Sequence[str]) -> list[str]:
+        """The names of the task model's layers (module paths in it) as seen inside a TargetScore."""
+        return ["task." + layer for layer in layers]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         images = x * self.std + self.mean if self.input_space == "unit" else x
