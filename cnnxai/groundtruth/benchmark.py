@@ -26,7 +26,15 @@ EXCLUDED_BY_DEFAULT = ("normlime", "normlime_logreg")
 SCORE_COLUMNS = ("image", "label", "predicted", "method", "metric", "value", "seconds", "note")
 
 
-def default_methods() -> list[str]:
+# The applications' table: ours against LIME, the CAMs of both priors, RISE (D-RISE on a box) and occlusion.
+TASK_METHODS = ("gradlime", "camlime", "lime", "gradcam", "gradcamelementwise", "rise", "occlusion")
+
+
+def default_methods(task: str = "classification") -> list[str]:
+    """The explainers a localisation run scores by default: every one but NormLIME's two, or for a task
+    (detection, segmentation) TASK_METHODS."""
+    if task != "classification":
+        return list(TASK_METHODS)
     return [name for name in REGISTRY if name not in EXCLUDED_BY_DEFAULT]
 
 

@@ -22,7 +22,7 @@ from cnnxai.cli_options import (
     run_main,
 )
 from cnnxai.explainers import REGISTRY
-from cnnxai.groundtruth.benchmark import EXCLUDED_BY_DEFAULT, default_methods
+from cnnxai.groundtruth.benchmark import EXCLUDED_BY_DEFAULT, TASK_METHODS, default_methods
 from cnnxai.groundtruth.report import (
     LOCALISATION_TASKS,
     LocalisationSettings,
@@ -34,9 +34,6 @@ from cnnxai.groundtruth.report import (
 from cnnxai.groundtruth.shapes_model import CAM_LAYER, SISE_LAYERS
 from cnnxai.metrics import LOCALISATION_METRICS, METRICS
 from cnnxai.tasks.models import DEFAULT_TASK_MODELS, TASK_CAM_METHODS, TASK_MODELS
-
-# The applications' table: ours against LIME, the CAMs of both priors, RISE (D-RISE on a box) and occlusion.
-TASK_METHODS = ("gradlime", "camlime", "lime", "gradcam", "gradcamelementwise", "rise", "occlusion")
 
 # The explainers' shared settings offered as flags (each made from the explainers' declarations).
 ALIASES = ("num_samples", "segmenter", "hide_color", "rise_masks", "ig_steps")
@@ -131,7 +128,7 @@ def list_all() -> str:
 
 def settings_of(args: argparse.Namespace) -> LocalisationSettings:
     """The run's settings from the command line, every option checked before any work."""
-    methods = args.methods or (default_methods() if args.task == "classification" else list(TASK_METHODS))
+    methods = args.methods or default_methods(args.task)
     camlime_method = args.camlime_method or ("layercam" if args.task == "classification" else
                                              TASK_MODELS[DEFAULT_TASK_MODELS[args.task]].cam_method)  # fmt: skip
     fixed = {("camlime", "method"): camlime_method, ("sise", "layers"): list(SISE_LAYERS)}

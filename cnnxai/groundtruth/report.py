@@ -78,7 +78,7 @@ class LocalisationSettings:
     def __post_init__(self) -> None:
         if self.task not in LOCALISATION_TASKS:
             raise UserInputError(f"--task {self.task}: choose one of {', '.join(LOCALISATION_TASKS)}")
-        object.__setattr__(self, "methods", tuple(self.methods) or tuple(default_methods()))
+        object.__setattr__(self, "methods", tuple(self.methods) or tuple(default_methods(self.task)))
         refused = [m for m in self.methods if m in EXCLUDED_BY_DEFAULT]
         if refused:
             raise UserInputError(

@@ -167,3 +167,11 @@ def test_localisation_of_detections_writes_its_table(tmp_path, capsys):
         manifest["model"]["map"] > 0.9
         and manifest["explainer_options"]["camlime"]["method"] == "gradcamelementwise"
     )
+
+
+def test_a_task_run_defaults_to_the_applications_methods():
+    from cnnxai.groundtruth.benchmark import TASK_METHODS
+    from cnnxai.groundtruth.report import LocalisationSettings
+
+    assert LocalisationSettings(task="segmentation").methods == TASK_METHODS
+    assert "sise" in LocalisationSettings().methods and "sise" not in TASK_METHODS
