@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import quantus
+import scipy.stats
 import torch
 from quantus.functions.perturb_func import baseline_replacement_by_mask
 from torch import nn
@@ -105,16 +106,26 @@ def test_faithfulness_estimate(channels, unit):
     assert value == pytest.approx(theirs(model, x, target, metric), abs=1e-5)
 
 
-@pytest.mark.parametrize("channels, unit", [(1, "pixel"), (3, "element")])
-def test_monotonicity_correlation(channels, unit, monkeypatch):
+@pytest.mark.parametrize("channels, unit, seed", [(1, "pixel", 2), (3, "element", 4)])
+def test_monotonicity_correlation(channels, unit, seed, monkeypatch):
+    """A rank correlation is equal only where the ranks are: the fills are seeded so that Quantus's
+    prediction variances are apart by far more than float32 rounding (checked), on any CPU."""
     model, x = tiny_model(channels), normalised_photo(channels)
     target = int(model(torch.from_numpy(x)).argmax())
+    np.random.seed(seed)  # Quantus draws its fills from numpy's global generator
     recorder = DrawRecorder(monkeypatch)
+    variances: list[np.ndarray] = []
+    spearman = scipy.stats.spearmanr
+    monkeypatch.setattr(
+        scipy.stats, "spearmanr", lambda a, b, **kw: variances.append(np.ravel(b)) or spearman(a, b, **kw)
+    )
     metric = quantus.MonotonicityCorrelation(
         nr_samples=4, features_in_step=49, perturb_baseline="uniform", disable_warnings=True,
         perturb_func_kwargs={"uniform_low": float(x.min()), "uniform_high": float(x.max())},
     )  # fmt: skip
     expected = theirs(model, x, target, metric)
+    ordered = np.sort(variances[0])
+    assert (np.diff(ordered) / ordered[1:]).min() > 1e-3  # no near-tie that rounding could flip
     draws = {"MonotonicityCorrelation.fills": np.concatenate(recorder.uniform)}
     params = {"nr_samples": 4, "features_in_step": 49}
     value, _ = ours(model, x, "MonotonicityCorrelation", params, unit, draws)
