@@ -368,3 +368,48 @@ def task_choice(args: argparse.Namespace, class_names: Sequence[str]) -> Choice:
     """What the flags of :func:`add_task_options` ask to explain (--class resolved against ``class_names``)."""
     category = class_index(args.task_class, class_names)
     return Choice(args.box_index, args.box, category, args.face_index, args.score_threshold)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def add_ray_options(parser: argparse.ArgumentParser) -> None:
+    """--ray [ADDRESS] and the workers' width: run the work on a Ray cluster (docs/ray.md)."""
+    group = parser.add_argument_group("Ray (an optional extra: pip install -r requirements-ray.txt)")
+    add = group.add_argument
+    add("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+        help="compute on Ray workers, the rows written here as they finish (same rows as one process, "
+             "resumable); without ADDRESS a local Ray on this machine, else that cluster (host:port, "
+             "ray://host:port or auto)")  # fmt: skip
+    add("--ray-workers", type=int_at_least(1), default=None,
+        help="workers; default: one per GPU with --device cuda (or auto on a cluster with GPUs), else one per "
+             "--ray-cpus-per-worker CPUs of the cluster")  # fmt: skip
+    add("--ray-cpus-per-worker", type=positive_float, default=1.0, help="CPUs (and torch threads) per worker")
+    add("--ray-gpus-per-worker", type=positive_float, default=1.0,
+        help="GPUs per worker on CUDA (0.5: two workers share a GPU)")  # fmt: skip
+    add("--ray-retries", type=int_at_least(0), default=2,
+        help="times a unit whose worker died is run again before its rows are written as NaN with the reason")  # fmt: skip
+
+
+def ray_settings(args: argparse.Namespace):
+    """The --ray options as :class:`~cnnxai.distributed.RaySettings` (None without --ray); checks that Ray is
+    installed, before any work."""
+    if getattr(args, "ray", None) is None:
+        return None
+    from cnnxai.distributed import RaySettings, check_address, require_ray
+
+    require_ray()
+    if args.ray != "local":
+        check_address(args.ray)
+    return RaySettings(
+        address=None if args.ray == "local" else args.ray, workers=args.ray_workers,
+        cpus_per_worker=args.ray_cpus_per_worker, gpus_per_worker=args.ray_gpus_per_worker,
+        retries=args.ray_retries,
+    )  # fmt: skip

@@ -64,3 +64,13 @@ def fast_options(name: str, **overrides) -> dict:
     if name.startswith("normlime"):
         options["cache"] = NORMLIME_CACHE
     return {**options, **overrides}
+
+
+def tiny_imagenet_model(name: str, weights=None, device="cpu") -> tuple[nn.Module, dict]:
+    """What ``cnnxai.zoo.load_model`` returns, for a tiny CNN with ImageNet's 1000 outputs (a module-level
+    function, so that Ray workers can load it too)."""
+    return make_tiny_cnn(num_classes=1000).to(device), {
+        "model": "tiny",
+        "weights_file": None,
+        "weights_sha256": "0",
+    }

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 from cnnxai.benchmark.data import discover, parse_shard, select
@@ -17,6 +19,7 @@ from cnnxai.benchmark.runner import (
     TARGETS,
     BenchmarkRun,
     BenchmarkSettings,
+    scorer_in_worker,
     summarize_folder,
 )
 from cnnxai.cli_options import (
@@ -25,6 +28,7 @@ from cnnxai.cli_options import (
     add_alias_flags,
     add_explainer_option_flag,
     add_model_options,
+    add_ray_options,
     add_run_options,
     cli_layers,
     comma_separated,
@@ -32,6 +36,7 @@ from cnnxai.cli_options import (
     explainer_options,
     fill_alias,
     int_at_least,
+    ray_settings,
     run_main,
 )
 from cnnxai.devices import resolve_device
@@ -199,6 +204,7 @@ def build_parser(tool: str) -> OneLineParser:
         "~1e-3, as much as the changes measured); off: full float32",
     )
     add_resume_options(parser, "the summary")
+    add_ray_options(parser)
     add_run_options(parser, default_output, "where scores.csv, the summary and the manifest are written")
     return parser
 
@@ -251,7 +257,9 @@ def run(args: argparse.Namespace, tool: str) -> int:
             f"--target true needs class folders named by WordNet id; this is a {dataset.layout} input"
         )
     images = select(dataset, args.num_classes, args.per_class, args.seed)
-    device = resolve_device(args.device)
+    cluster = ray_settings(args)
+    # With --ray the workers load the model on their own devices; here it only names the run and its layers.
+    device = resolve_device("cpu" if cluster else args.device)
     if args.overwrite:
         clear_run(folder, shard)
     model, model_info = load_model(args.model, args.weights, device)
@@ -264,17 +272,30 @@ def run(args: argparse.Namespace, tool: str) -> int:
         target=args.target, seed=args.seed, preprocess=args.preprocess, tf32=args.tf32,
     )  # fmt: skip
     selection = folder_selection(args, dataset)
-    benchmark = BenchmarkRun(
-        settings, model, model_info, dataset, images, folder, shard, args.batch_size, selection,
-        progress=not args.quiet, debug=args.debug,
-    )  # fmt: skip
-    status = benchmark.run()
+    with worker_pool(cluster, args, settings) as pool:
+        benchmark = BenchmarkRun(
+            settings, model, model_info, dataset, images, folder, shard, args.batch_size, selection,
+            progress=not args.quiet, debug=args.debug, pool=pool,
+        )  # fmt: skip
+        status = benchmark.run()
     print((folder / "summary.md").read_text(), end="")
     written = "scores.csv, manifest.json" + (
         ", curves.csv" if any(m in ("Deletion", "Insertion") for m in args.metrics) else ""
     )
     print(f"wrote {benchmark.rows_folder}/ ({written}) and {folder}/summary.md, summary.csv, summary.png")
     return exit_status(status)
+
+
+def worker_pool(cluster, args: argparse.Namespace, settings: BenchmarkSettings):
+    """The Ray workers of ``--ray`` (a context manager), each loading the model once; without --ray, none."""
+    if cluster is None:
+        return nullcontext()
+    from cnnxai.distributed import WorkerPool
+
+    load = partial(load_model, args.model, args.weights)
+    return WorkerPool(
+        partial(scorer_in_worker, settings, load, args.batch_size, args.debug), cluster, args.device
+    )
 
 
 def main(tool: str, argv: list[str] | None = None) -> int:

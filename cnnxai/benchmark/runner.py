@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from cnnxai.benchmark.data import BenchmarkImage, Dataset, ImageGroup, make_groups, shard_groups
@@ -30,6 +31,8 @@ from cnnxai.benchmark.store import (
     stored_identity,
 )
 from cnnxai.benchmark.summary import load_rows, result_folders, summarise, write_curves, write_summary
+from cnnxai.devices import resolve_device
+from cnnxai.distributed import LocalPool, WorkFailed
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.metrics import METRICS, ImageMetrics, MetricResult, check_sizes, sufficiency
@@ -43,6 +46,9 @@ ATTRIBUTION_VIEWS = ("signed", "positive", "absolute")
 TARGETS = ("predicted", "true")
 CURVE_METRICS = ("Deletion", "Insertion")
 UNREADABLE = "image could not be read"
+UnitRows = tuple[
+    str, list[dict], list[dict], list[float]
+]  # (method, score rows, curve rows, explain seconds)
 
 
 @dataclass(frozen=True)
@@ -162,103 +168,60 @@ class ImageFolderRun:
         return tqdm(total=total, initial=finished, desc=self.settings.tool, unit=unit, dynamic_ncols=True)
 
 
-class BenchmarkRun(ImageFolderRun):
-    """One run (or one shard of it) of a benchmark into ``folder``; the arguments as :class:`ImageFolderRun`'s,
-    with ``settings`` a :class:`BenchmarkSettings`."""
+class GroupScorer:
+    """Scores groups of images with explainers on one model: the work of a benchmark run, in this process or
+    in a Ray worker (:mod:`cnnxai.distributed`). An item is ``(group, methods)``; :meth:`load` reads and crops
+    its images (CPU only), :meth:`compute` explains and scores them, yielding one finished unit per method.
 
-    def __init__(self, settings: BenchmarkSettings, *args: Any, **kwargs: Any) -> None:
-        super().__init__(settings, *args, **kwargs)
-        check_sizes(settings.metric_settings, (3, FRAME_SIZE, FRAME_SIZE), settings.feature_unit)
-        self.groups = make_groups(self.images, settings.group_size, settings.seed)
-        self.mine = shard_groups(self.groups, self.shard)
-        self.store = ResultStore(self.rows_folder)
+    Args:
+        settings: the run's :class:`BenchmarkSettings`.
+        model: the classifier on its device.
+        batch_size: inputs per forward pass (None: from the device); debug: let an explainer's error stop the run.
+    """
 
-    # -- identity and manifest ----------------------------------------------------------------------------
+    def __init__(
+        self,
+        settings: BenchmarkSettings,
+        model: nn.Module,
+        batch_size: int | None = None,
+        debug: bool = False,
+    ) -> None:
+        self.settings, self.model, self.batch_size, self.debug = settings, model, batch_size, debug
+        self.device = next(iter(model.parameters())).device
 
-    def _write_manifest(self, folder: Path, extra: dict) -> None:
-        manifest = build_manifest(
-            f"{self.settings.tool}.py", ("captum", "zennit", "quantus", "tqdm"),
-            identity=self.identity(), seed=self.settings.seed,
-            model={**self.model_info, "device": str(self.device)}, batch_size=self.batch_size,
-            metrics={
-                name: {"direction": METRICS[name].direction, "family": METRICS[name].family,
-                       "params": self.settings.metric_settings[name], "definition": METRICS[name].description}
-                for name in self.settings.metrics
-            },
-            methods={name: REGISTRY[name].description for name in self.settings.methods},
-            **extra,
-        )  # fmt: skip
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / "manifest.json", manifest)
+    def load(self, item: tuple[ImageGroup, Sequence[str]]) -> tuple[ImageGroup, Sequence[str], dict]:
+        group, methods = item
+        return group, methods, {image.key: self._read(image) for image in group.images}
 
-    # -- the run ------------------------------------------------------------------------------------------
+    def compute(self, loaded: tuple[ImageGroup, Sequence[str], dict]) -> Iterator[UnitRows]:
+        """Each method's unit of the group in turn: ``(method, score rows, curve rows, explainer seconds)``."""
+        group, methods, prepared = loaded
+        for image in group.images:
+            self._prepare(prepared[image.key])
+        for method in methods:
+            yield self._unit(group, method, prepared)
 
-    def run(self) -> dict:
-        """Compute every unfinished unit of this shard, then write the summary; returns the shard's status."""
-        start = time.perf_counter()
-        with run_lock(self.rows_folder):
-            check_identity(self.folder, self.identity())
-            expected = {
-                (group.index, method): len(group.images) * len(self.settings.metrics)
-                for group in self.mine
-                for method in self.settings.methods
-            }
-            done = self.store.recover(expected)
-            self._write_manifest(self.rows_folder, {"status": "running", "shard": list(self.shard)})
-            total = sum(len(g.images) for g in self.mine) * len(self.settings.methods)
-            finished = sum(
-                len(g.images) for g in self.mine for m in self.settings.methods if (g.index, m) in done
-            )
-            bar = self._bar(total, finished, "map")
-            explain_seconds: dict[str, list[float]] = {m: [] for m in self.settings.methods}
-            for group in self.mine:
-                pending = [m for m in self.settings.methods if (group.index, m) not in done]
-                prepared: dict[str, PreparedImage] = {}
-                for method in pending:
-                    scores, curves, seconds = self._unit(group, method, prepared)
-                    self.store.append(scores, curves)
-                    explain_seconds[method] += seconds
-                    if bar is not None:
-                        bar.update(len(group.images))
-            if bar is not None:
-                bar.close()
-            status = {
-                "status": "complete",
-                "shard": list(self.shard),
-                "units": len(expected),
-                "units_resumed": len(done),
-                "images": sum(len(g.images) for g in self.mine),
-                "failures": self._failures(),
-                "run_seconds": time.perf_counter() - start,
-                "mean_explain_seconds": {m: float(np.mean(s)) for m, s in explain_seconds.items() if s},
-            }
-            self._write_manifest(self.rows_folder, status)
-        self.write_summary()
-        return status
-
-    def _failures(self) -> dict[str, str]:
-        """Images of this shard that could not be read (from its rows, so a resumed run reports them too)."""
-        rows = read_rows(self.store.scores_path, SCORE_COLUMNS)
-        return {row["image"]: row["reason"] for row in rows if row["reason"].startswith(UNREADABLE)}
-
-    def _prepare(self, image: BenchmarkImage) -> PreparedImage:
+    def _read(self, image: BenchmarkImage) -> PreparedImage:
         try:
             frame = to_model_frame(image.load(), self.settings.preprocess)
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             return PreparedImage(image, error=f"{UNREADABLE}: {error}")
-        target = image.true_class if self.settings.target == "true" else None
-        x = TorchClassifier(self.model).prepare_rgb(frame)
-        metrics = ImageMetrics(
-            self.model, x, target, self.settings.metric_settings, self.settings.seed, image.key,
-            self.settings.feature_unit, self.batch_size, tf32=self.settings.tf32,
-        )  # fmt: skip
-        return PreparedImage(image, frame=frame, metrics=metrics)
+        return PreparedImage(image, frame=frame)
 
-    def _unit(
-        self, group: ImageGroup, method: str, prepared: dict[str, PreparedImage]
-    ) -> tuple[list[dict], list[dict], list[float]]:
-        """Score one explainer on one group: (score rows, curve rows, explainer seconds per image)."""
+    def _prepare(self, item: PreparedImage) -> None:
+        if item.error or item.metrics is not None:
+            return
+        settings = self.settings
+        target = item.image.true_class if settings.target == "true" else None
+        x = TorchClassifier(self.model).prepare_rgb(item.frame)
+        item.metrics = ImageMetrics(
+            self.model, x, target, settings.metric_settings, settings.seed, item.image.key,
+            settings.feature_unit, self.batch_size, tf32=settings.tf32,
+        )  # fmt: skip
+
+    def _unit(self, group: ImageGroup, method: str, prepared: dict[str, PreparedImage]) -> UnitRows:
+        """Score one explainer on one group: (method, score rows, curve rows, explainer seconds per image)."""
         settings = self.settings
         per_image = [m for m in settings.metrics if not METRICS[m].batch_level]
         results: dict[str, dict[str, MetricResult]] = {}
@@ -266,8 +229,6 @@ class BenchmarkRun(ImageFolderRun):
         seconds: dict[str, float] = {}
         samples: dict[str, int] = {}  # perturbed images an explanation used (the LIME family and KernelSHAP)
         for image in group.images:
-            if image.key not in prepared:
-                prepared[image.key] = self._prepare(image)
             item = prepared[image.key]
             if item.error:
                 results[image.key] = {m: undefined(item.error) for m in settings.metrics}
@@ -296,7 +257,7 @@ class BenchmarkRun(ImageFolderRun):
             results[image.key] = item.metrics.score(maps[image.key], per_image)
         if "Sufficiency" in settings.metrics:
             self._sufficiency(group, maps, prepared, results)
-        return self._rows(group, method, prepared, results, seconds, samples)
+        return method, *unit_rows(settings, group, method, prepared, results, seconds, samples)
 
     def _sufficiency(self, group, maps, prepared, results) -> None:
         keys = [image.key for image in group.images if image.key in maps]
@@ -309,33 +270,145 @@ class BenchmarkRun(ImageFolderRun):
         for key, result in zip(keys, scores, strict=True):
             results[key]["Sufficiency"] = MetricResult(result.value, result.reason, seconds=share)
 
-    def _rows(
-        self, group, method, prepared, results, seconds, samples
-    ) -> tuple[list[dict], list[dict], list[float]]:
-        scores, curves = [], []
-        for image in group.images:
-            item = prepared[image.key]
-            scored = item.metrics is not None
-            common = {
-                "image": image.key,
-                "group": group.index,
-                "true_class": "" if image.true_class is None else image.true_class,
-                "predicted_class": item.metrics.predicted if scored else "",
-                "target_class": item.metrics.target if scored else "",
-                "method": method,
-                "seed": self.settings.seed,
-                "explain_seconds": repr(seconds.get(image.key, float("nan"))),
-                "samples": samples.get(image.key, ""),
+
+def unit_rows(
+    settings: BenchmarkSettings, group, method, prepared, results, seconds=None, samples=None
+) -> tuple[list[dict], list[dict], list[float]]:
+    """The rows of one finished unit: (score rows, curve rows, explainer seconds per image)."""
+    seconds, samples = seconds or {}, samples or {}
+    scores, curves = [], []
+    for image in group.images:
+        item = prepared[image.key]
+        scored = item.metrics is not None
+        common = {
+            "image": image.key,
+            "group": group.index,
+            "true_class": "" if image.true_class is None else image.true_class,
+            "predicted_class": item.metrics.predicted if scored else "",
+            "target_class": item.metrics.target if scored else "",
+            "method": method,
+            "seed": settings.seed,
+            "explain_seconds": repr(seconds.get(image.key, float("nan"))),
+            "samples": samples.get(image.key, ""),
+        }
+        for metric in settings.metrics:
+            result = results[image.key][metric]
+            scores.append({**common, "metric": metric, "value": repr(float(result.value)),
+                           "reason": result.reason, "seconds": repr(result.seconds)})  # fmt: skip
+            if metric in CURVE_METRICS and result.curve is not None:
+                curves.append({"image": image.key, "group": group.index, "method": method, "curve": metric,
+                               "auc": repr(float(result.value)),
+                               "values": " ".join(repr(float(v)) for v in result.curve)})  # fmt: skip
+    return scores, curves, list(seconds.values())
+
+
+def scorer_in_worker(
+    settings: BenchmarkSettings, load: Callable[[torch.device], tuple[nn.Module, dict]], batch_size: int | None,
+    debug: bool, device: str,
+) -> GroupScorer:  # fmt: skip
+    """A :class:`GroupScorer` built inside a Ray worker on ``device`` ('cuda': its own GPU), with the model
+    loaded there by ``load(device)`` (e.g. a partial of :func:`cnnxai.zoo.load_model`)."""
+    model, _ = load(resolve_device(device))
+    return GroupScorer(settings, model, batch_size, debug)
+
+
+class BenchmarkRun(ImageFolderRun):
+    """One run (or one shard of it) of a benchmark into ``folder``; the arguments as :class:`ImageFolderRun`'s,
+    with ``settings`` a :class:`BenchmarkSettings`, and ``pool`` a :class:`~cnnxai.distributed.WorkerPool`
+    of :func:`scorer_in_worker` to compute on Ray (None: in this process, on ``model``)."""
+
+    def __init__(self, settings: BenchmarkSettings, *args: Any, pool: Any = None, **kwargs: Any) -> None:
+        super().__init__(settings, *args, **kwargs)
+        check_sizes(settings.metric_settings, (3, FRAME_SIZE, FRAME_SIZE), settings.feature_unit)
+        self.groups = make_groups(self.images, settings.group_size, settings.seed)
+        self.mine = shard_groups(self.groups, self.shard)
+        self.store = ResultStore(self.rows_folder)
+        self.pool = pool
+
+    # -- identity and manifest ----------------------------------------------------------------------------
+
+    def _write_manifest(self, folder: Path, extra: dict) -> None:
+        manifest = build_manifest(
+            f"{self.settings.tool}.py", ("captum", "zennit", "quantus", "tqdm"),
+            identity=self.identity(), seed=self.settings.seed,
+            model={**self.model_info, "device": self.pool.device if self.pool else str(self.device)},
+            batch_size=self.batch_size,
+            metrics={
+                name: {"direction": METRICS[name].direction, "family": METRICS[name].family,
+                       "params": self.settings.metric_settings[name], "definition": METRICS[name].description}
+                for name in self.settings.metrics
+            },
+            methods={name: REGISTRY[name].description for name in self.settings.methods},
+            **extra,
+        )  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "manifest.json", manifest)
+
+    # -- the run ------------------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        """Compute every unfinished unit of this shard, then write the summary; returns the shard's status."""
+        start = time.perf_counter()
+        methods = self.settings.methods
+        with run_lock(self.rows_folder):
+            check_identity(self.folder, self.identity())
+            expected = {
+                (g.index, m): len(g.images) * len(self.settings.metrics) for g in self.mine for m in methods
             }
-            for metric in self.settings.metrics:
-                result = results[image.key][metric]
-                scores.append({**common, "metric": metric, "value": repr(float(result.value)),
-                               "reason": result.reason, "seconds": repr(result.seconds)})  # fmt: skip
-                if metric in CURVE_METRICS and result.curve is not None:
-                    curves.append({"image": image.key, "group": group.index, "method": method, "curve": metric,
-                                   "auc": repr(float(result.value)),
-                                   "values": " ".join(repr(float(v)) for v in result.curve)})  # fmt: skip
-        return scores, curves, list(seconds.values())
+            done = self.store.recover(expected)
+            resumed = len(done)
+            self._write_manifest(self.rows_folder, {"status": "running", "shard": list(self.shard)})
+            total = sum(len(g.images) for g in self.mine) * len(methods)
+            finished = sum(len(g.images) for g in self.mine for m in methods if (g.index, m) in done)
+            bar = self._bar(total, finished, "map")
+            explain_seconds: dict[str, list[float]] = {m: [] for m in methods}
+            groups = {group.index: group for group in self.mine}
+            work = []
+            for group in self.mine:
+                pending = [m for m in methods if (group.index, m) not in done]
+                if pending:
+                    work.append((group.index, (group, pending), len(group.images) * len(pending)))
+            pool = self.pool or LocalPool(GroupScorer(self.settings, self.model, self.batch_size, self.debug))
+            for index, result in pool.map_unordered(work):
+                group = groups[index]
+                if isinstance(result, WorkFailed):
+                    pending = [m for m in methods if (index, m) not in done]
+                    result = [self._given_up(group, m, result.reason) for m in pending]
+                for method, scores, curves, seconds in result:
+                    self.store.append(scores, curves)
+                    done.add((index, method))
+                    explain_seconds[method] += seconds
+                    if bar is not None:
+                        bar.update(len(group.images))
+            if bar is not None:
+                bar.close()
+            status = {
+                "status": "complete",
+                "shard": list(self.shard),
+                "units": len(expected),
+                "units_resumed": resumed,
+                "images": sum(len(g.images) for g in self.mine),
+                "failures": self._failures(),
+                "run_seconds": time.perf_counter() - start,
+                "mean_explain_seconds": {m: float(np.mean(s)) for m, s in explain_seconds.items() if s},
+            }
+            if self.pool is not None:
+                status["cluster"] = self.pool.describe("maps")
+            self._write_manifest(self.rows_folder, status)
+        self.write_summary()
+        return status
+
+    def _given_up(self, group: ImageGroup, method: str, reason: str) -> UnitRows:
+        """NaN rows for a unit whose worker kept dying on it."""
+        prepared = {image.key: PreparedImage(image, error=reason) for image in group.images}
+        results = {image.key: {m: undefined(reason) for m in self.settings.metrics} for image in group.images}
+        print(f"warning: group {group.index} {method}: {reason}", file=sys.stderr)
+        return method, *unit_rows(self.settings, group, method, prepared, results)
+
+    def _failures(self) -> dict[str, str]:
+        """Images of this shard that could not be read (from its rows, so a resumed run reports them too)."""
+        rows = read_rows(self.store.scores_path, SCORE_COLUMNS)
+        return {row["image"]: row["reason"] for row in rows if row["reason"].startswith(UNREADABLE)}
 
     # -- summary over every shard present ----------------------------------------------------------------
 

@@ -1,0 +1,254 @@
+"""Running a resumable run's units on a Ray cluster: one actor per worker, the driver the only writer.
+
+A run hands the pool a *work factory* (a picklable callable that builds, inside each actor, the object that
+does the work: the model is loaded there, once per actor) and the items to compute. The work object has two
+methods: ``load(item)``, the CPU part (reading and cropping the images), and ``compute(loaded)``, the model
+part, which yields the finished results (units) that the driver writes. Each actor runs two items at once, so one item's images are
+decoded while the other holds the model (a lock keeps the model to one item at a time).
+
+Why Ray core actors and not Ray Data: a unit here is coarse (a group of images with every explainer, seconds
+to minutes of model work), its result is a handful of rows that only the driver writes (so the resume logic
+of :mod:`cnnxai.benchmark.store` holds unchanged), and a lost worker must cost only its unfinished units.
+Actors give exactly that: ``max_restarts`` brings a killed worker back (the model reloaded),
+``max_task_retries`` re-runs its unfinished units on it, and an item that keeps killing its worker ends as a
+:class:`WorkFailed` that the run writes as NaN rows with the reason. Ray Data's streaming blocks would add a
+second place where results live, for no gain at this granularity.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cnnxai.errors import UserInputError
+
+INSTALL = "pip install -r requirements-ray.txt (or pip install '.[ray]')"
+IN_FLIGHT = 2  # items per actor at once: one decoding while the other runs the model
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where and how wide: ``address`` None starts a local Ray on this machine, else that cluster's address
+    ('auto', 'host:port' or 'ray://host:port'). ``workers`` None: one per GPU when the run is on CUDA, else
+    one per ``cpus_per_worker`` CPUs of the cluster. ``retries``: how many times a unit whose worker died is
+    run again before it is given up (its rows then say why)."""
+
+    address: str | None = None
+    workers: int | None = None
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 1.0
+    retries: int = 2
+
+
+@dataclass(frozen=True)
+class WorkFailed:
+    """An item given up: its worker died ``retries + 1`` times while computing it (``reason`` says how)."""
+
+    reason: str
+
+
+@dataclass
+class WorkerStats:
+    """What one worker process did: items, the work they counted (e.g. images), and seconds of compute."""
+
+    node: str
+    items: int = 0
+    work: int = 0
+    busy_s: float = 0.0
+
+
+def require_ray():
+    """The ray module, or a one-line error saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise UserInputError(f"--ray needs Ray, an optional extra: {INSTALL}") from None
+    return ray
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Refuse an address nothing listens on, in ``timeout`` seconds (Ray itself would wait for minutes)."""
+    if address == "auto":
+        return
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserInputError(
+            f"--ray {address}: expected host:port (e.g. 10.0.0.1:6379), ray://host:port or auto; "
+            "give no address for a local Ray"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as error:
+        raise UserInputError(
+            f"--ray {address}: no Ray cluster answers there ({error.strerror or error}); start one with "
+            "'ray start --head' on that machine, or give no address for a local Ray"
+        ) from None
+
+
+class _Actor:
+    """The work object of one worker process; ``run`` is called from two threads (load overlaps compute)."""
+
+    def __init__(self, factory: Callable[[str], Any], device: str, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.work = factory(device)
+        self.lock = threading.Lock()
+
+    def run(self, item: Any) -> tuple[Any, int, str, float]:
+        """(the item's results, this process's pid, its node, seconds holding the model)."""
+        loaded = self.work.load(item)
+        with self.lock:
+            start = time.perf_counter()
+            result = list(self.work.compute(loaded))
+            seconds = time.perf_counter() - start
+        return result, os.getpid(), socket.gethostname(), seconds
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class WorkerPool:
+    """Ray actors that compute items with one work object each; use as a context manager.
+
+    Args:
+        factory: ``factory(device)`` builds the work object inside an actor, on ``'cuda'`` (the actor's own GPU)
+            or ``'cpu'`` (picklable: a module-level function or a partial of one).
+        settings: where and how wide (:class:`RaySettings`).
+        device: the run's ``--device``: 'cpu'; 'cuda' or 'cuda:N' (one GPU, ``gpus_per_worker``, per actor);
+            'auto': CUDA when the cluster has GPUs.
+    """
+
+    def __init__(self, factory: Callable[[str], Any], settings: RaySettings, device: str = "auto") -> None:
+        self.ray = require_ray()
+        self.settings, self.requested = settings, device.strip().lower()
+        self.factory = factory
+        self.cuda = False
+        self.actors: list[Any] = []
+        self.stats: dict[int, WorkerStats] = {}
+        self.started_here = False
+
+    def __enter__(self) -> WorkerPool:
+        ray, settings = self.ray, self.settings
+        if settings.address is not None:
+            check_address(settings.address)
+        if not ray.is_initialized():
+            ray.init(
+                address=settings.address, include_dashboard=False, log_to_driver=True,
+                configure_logging=False,
+            )  # fmt: skip
+            self.started_here = True
+        resources = ray.cluster_resources()
+        gpus = float(resources.get("GPU", 0))
+        self.cuda = self.requested.startswith("cuda") or (self.requested == "auto" and gpus > 0)
+        if self.cuda and gpus == 0:
+            self.__exit__()
+            raise UserInputError(
+                f"--device {self.requested} with --ray: the Ray cluster has no GPU; use --device cpu, or add GPU nodes"
+            )
+        per_gpu = settings.gpus_per_worker if self.cuda else 0.0
+        count = settings.workers or (
+            max(1, int(gpus / per_gpu))
+            if self.cuda
+            else max(1, int(resources.get("CPU", 1) // settings.cpus_per_worker))
+        )
+        actor = ray.remote(
+            num_cpus=settings.cpus_per_worker, num_gpus=per_gpu, max_restarts=-1,
+            max_task_retries=settings.retries, max_concurrency=IN_FLIGHT,
+        )(_Actor)  # fmt: skip
+        threads = max(1, int(settings.cpus_per_worker))
+        self.actors = [actor.remote(self.factory, self.device, threads) for _ in range(count)]
+        return self
+
+    @property
+    def device(self) -> str:
+        """Where the workers compute: 'cuda' (each its own GPU) or 'cpu'."""
+        return "cuda" if self.cuda else "cpu"
+
+    def __exit__(self, *exc: object) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors = []
+        if self.started_here:
+            self.ray.shutdown()
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids (waits for every actor to be up)."""
+        return self.ray.get([actor.pid.remote() for actor in self.actors])
+
+    def map_unordered(self, items: Iterable[tuple[Any, Any, int]]) -> Iterator[tuple[Any, list | WorkFailed]]:
+        """Compute ``(key, item, work)`` triples; yields ``(key, results or WorkFailed)`` as items finish.
+
+        ``work`` is what the item counts for in the workers' throughput (e.g. its images)."""
+        ray = self.ray
+        queue = deque(items)
+        running: dict[Any, tuple[Any, int, int]] = {}  # ref -> (key, work, actor index)
+
+        def submit(index: int) -> None:
+            if queue:
+                key, item, work = queue.popleft()
+                running[self.actors[index].run.remote(item)] = (key, work, index)
+
+        for _ in range(IN_FLIGHT):  # round-robin, so that every worker starts with an item
+            for index in range(len(self.actors)):
+                submit(index)
+        while running:
+            [ref], _ = ray.wait(list(running), num_returns=1)
+            key, work, index = running.pop(ref)
+            try:
+                result, pid, node, seconds = ray.get(ref)
+            except ray.exceptions.RayActorError as error:
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                yield key, WorkFailed(f"its worker died {self.settings.retries + 1} times: {reason}")
+            else:
+                stats = self.stats.setdefault(pid, WorkerStats(node))
+                stats.items, stats.work, stats.busy_s = (
+                    stats.items + 1,
+                    stats.work + work,
+                    stats.busy_s + seconds,
+                )
+                yield key, result
+            submit(index)
+
+    def describe(self, unit: str = "work") -> dict:
+        """The cluster and each worker's throughput (``unit``: what an item's work counts), for the manifest."""
+        ray = self.ray
+        resources = ray.cluster_resources()
+        return {
+            "ray_version": ray.__version__,
+            "address": self.settings.address or "local",
+            "nodes": sum(1 for node in ray.nodes() if node.get("Alive")),
+            "cpus": float(resources.get("CPU", 0)),
+            "gpus": float(resources.get("GPU", 0)),
+            "device": self.device,
+            "workers": len(self.actors),
+            "cpus_per_worker": self.settings.cpus_per_worker,
+            "gpus_per_worker": self.settings.gpus_per_worker if self.cuda else 0,
+            "retries": self.settings.retries,
+            "per_worker": [
+                {"pid": pid, "node": s.node, "items": s.items, unit: s.work, "busy_s": round(s.busy_s, 3),
+                 f"{unit}_per_s": round(s.work / s.busy_s, 4) if s.busy_s else None}
+                for pid, s in sorted(self.stats.items())
+            ],
+        }  # fmt: skip
+
+
+@dataclass
+class LocalPool:
+    """The same interface in this process, without Ray: items computed one after the other, each result
+    handed over as soon as it is ready (so an interrupted run keeps every finished unit)."""
+
+    work: Any
+
+    def map_unordered(self, items: Iterable[tuple[Any, Any, int]]) -> Iterator[tuple[Any, list]]:
+        for key, item, _ in items:
+            for result in self.work.compute(self.work.load(item)):
+                yield key, [result]
