@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import nullcontext, redirect_stdout
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,7 @@ from cnnxai.cli_options import (
     add_alias_flags,
     add_explainer_option_flag,
     add_model_options,
+    add_ray_options,
     add_run_options,
     add_task_options,
     check_task_flags,
@@ -29,10 +34,12 @@ from cnnxai.cli_options import (
     explainer_options,
     fill_alias,
     int_at_least,
+    ray_settings,
     run_main,
     task_choice,
 )
 from cnnxai.devices import resolve_device
+from cnnxai.distributed import LocalPool, WorkFailed
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, CamLimeResult, explain, explain_image
 from cnnxai.explainers.lime_family import VARIANTS
@@ -107,6 +114,7 @@ def build_parser(variant: str) -> OneLineParser:
     add_explainer_option_flag(parser)
     add_task_options(parser)
     add("--amp", action="store_true", help="float16 autocast for the perturbation forwards (CUDA only)")
+    add_ray_options(parser)
     add_run_options(parser, "results", "where <image>/ folders are written")
     return parser
 
@@ -261,39 +269,101 @@ def _inputs(image_path: str | None) -> tuple[list[Path | None], Path | None, boo
     return [path], None, False
 
 
-def run(args: argparse.Namespace, variant: str) -> int:
-    images, root, is_folder = _inputs(args.image_path)
-    explain_run = ExplainRun(args, variant)
-    failures: list[tuple[str, str]] = []
-    failures_file = Path(args.output_dir) / "failures.csv"
-    if is_folder and failures_file.exists():
-        failures_file.unlink()  # a stale list from an earlier run would mislead
-    iterator = images
-    if is_folder and not args.quiet and len(images) > 1:
+class FolderWork:
+    """Explains the images of a folder one file at a time and writes their outputs: the work of a folder run,
+    in this process or in a Ray worker. An item is a path; ``compute`` yields ``(source, error message or '',
+    what the explanation printed)``, so that the driver prints it."""
+
+    def __init__(self, explain_run: ExplainRun, root: Path) -> None:
+        self.explain_run, self.root = explain_run, root
+
+    def load(self, path: Path) -> tuple[Path, np.ndarray | UserInputError]:
+        try:
+            return path, load_image(path)
+        except UserInputError as error:
+            return path, error
+
+    def compute(self, loaded: tuple[Path, np.ndarray | UserInputError]) -> Iterator[tuple[str, str, str]]:
+        path, image = loaded
+        printed = io.StringIO()
+        try:
+            if isinstance(image, UserInputError):
+                raise image
+            with redirect_stdout(printed):
+                self.explain_run.explain(image, str(path), output_name(path, self.root))
+        except UserInputError as error:
+            message = str(error) if str(path) in str(error) else f"{path}: {error}"
+            yield str(path), message, printed.getvalue()
+        else:
+            yield str(path), "", printed.getvalue()
+
+
+def folder_work_in_worker(args: argparse.Namespace, variant: str, root: Path, device: str) -> FolderWork:
+    """A :class:`FolderWork` built inside a Ray worker, its model loaded there on ``device``."""
+    quiet = argparse.Namespace(**{**vars(args), "device": device, "quiet": True})
+    return FolderWork(ExplainRun(quiet, variant), root)
+
+
+def explain_folder(
+    args: argparse.Namespace, variant: str, images: list[Path], root: Path, explain_run: ExplainRun, cluster
+) -> list[tuple[str, str]]:
+    """Explain every image of a folder, here or (``cluster``, the --ray settings) on Ray workers; returns the
+    failures as (source, message)."""
+    bar = None
+    if not args.quiet and len(images) > 1:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(images, desc="images", unit="image")
-    for path in iterator:
-        try:
-            if path is None:
-                name, image = explain_run.sample()
-                source = f"sample:{name}"
-            else:
-                name, image, source = output_name(path, root), load_image(path), str(path)
-            explain_run.explain(image, source, name)
-        except UserInputError as error:
-            if not is_folder:
-                raise
-            source = str(path)
-            message = str(error) if source in str(error) else f"{source}: {error}"
-            failures.append((source, message))
-            print(f"error: {message}", file=sys.stderr)
+        bar = tqdm(total=len(images), desc="images", unit="image", dynamic_ncols=True)
+    if cluster is None:
+        pool = nullcontext(LocalPool(FolderWork(explain_run, root)))
+    else:
+        from cnnxai.distributed import WorkerPool
+
+        pool = WorkerPool(partial(folder_work_in_worker, args, variant, root), cluster, args.device)
+    failures = []
+    with pool as workers:
+        for source, results in workers.map_unordered([(str(path), path, 1) for path in images]):
+            if isinstance(results, WorkFailed):
+                results = [(source, f"{source}: {results.reason}", "")]
+            for source, message, printed in results:
+                if printed:
+                    (bar.write if bar is not None else print)(printed, end="")
+                if message:
+                    failures.append((source, message))
+                    print(f"error: {message}", file=sys.stderr)
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    return failures
+
+
+def run(args: argparse.Namespace, variant: str) -> int:
+    images, root, is_folder = _inputs(args.image_path)
+    cluster = ray_settings(args)
+    if cluster is not None and not is_folder:
+        raise UserInputError("--ray runs a folder of images over workers; give --image-path a folder")
+    # With --ray the workers load the model on their own devices; here it only checks the options.
+    explain_run = ExplainRun(args if cluster is None else argparse.Namespace(**{**vars(args), "device": "cpu"}),
+                             variant)  # fmt: skip
+    failures_file = Path(args.output_dir) / "failures.csv"
+    if not is_folder:
+        path = images[0]
+        if path is None:
+            name, image = explain_run.sample()
+            explain_run.explain(image, f"sample:{name}", name)
+        else:
+            explain_run.explain(load_image(path), str(path), output_name(path, root))
+        return 0
+    if failures_file.exists():
+        failures_file.unlink()  # a stale list from an earlier run would mislead
+    failures = explain_folder(args, variant, images, root, explain_run, cluster)
     if failures:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         with open(failures_file, "w", newline="") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(["path", "error"])
-            writer.writerows(failures)
+            writer.writerows(sorted(failures))
         print(f"{len(failures)} of {len(images)} image(s) failed; see {failures_file}", file=sys.stderr)
         return 1
     return 0

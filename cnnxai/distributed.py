@@ -231,6 +231,7 @@ class WorkerPool:
             "device": self.device,
             "workers": len(self.actors),
             "cpus_per_worker": self.settings.cpus_per_worker,
+            "torch_threads_per_worker": max(1, int(self.settings.cpus_per_worker)),
             "gpus_per_worker": self.settings.gpus_per_worker if self.cuda else 0,
             "retries": self.settings.retries,
             "per_worker": [
