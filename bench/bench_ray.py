@@ -56,11 +56,6 @@ def rows(folder: Path) -> list[dict]:
     return sorted(found, key=lambda r: (r["image"], r["method"], r["metric"]))
 
 
-def idle(device: str) -> object:
-    """A work object that loads nothing: to time Ray's start-up and the workers' imports alone."""
-    return None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -96,7 +91,7 @@ def main() -> None:
             outputs[name] = out
         settings = RaySettings(cpus_per_worker=float(args.cpus_per_worker))
         start = time.perf_counter()
-        with WorkerPool(idle, settings, "cpu") as pool:
+        with WorkerPool(settings, "cpu", ("cnnxai.benchmark.runner",)) as pool:
             pool.pids()
         seconds["ray start-up"].append(time.perf_counter() - start)
     same = rows(outputs["one process"]) == rows(outputs["ray"])

@@ -12,7 +12,7 @@ import io
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext, redirect_stdout
+from contextlib import redirect_stdout
 from functools import partial
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from cnnxai.cli_options import (
     task_choice,
 )
 from cnnxai.devices import resolve_device
-from cnnxai.distributed import LocalPool, WorkFailed
+from cnnxai.distributed import LocalPool, WorkFailed, worker_pool
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, CamLimeResult, explain, explain_image
 from cnnxai.explainers.lime_family import VARIANTS
@@ -314,15 +314,12 @@ def explain_folder(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(images), desc="images", unit="image", dynamic_ncols=True)
-    if cluster is None:
-        pool = nullcontext(LocalPool(FolderWork(explain_run, root)))
-    else:
-        from cnnxai.distributed import WorkerPool
-
-        pool = WorkerPool(partial(folder_work_in_worker, args, variant, root), cluster, args.device)
     failures = []
-    with pool as workers:
-        for source, results in workers.map_unordered([(str(path), path, 1) for path in images]):
+    with worker_pool(cluster, args.device, ("cnnxai.cli",)) as pool:
+        workers = pool.using(partial(folder_work_in_worker, args, variant, root)) if pool else None
+        for source, results in (workers or LocalPool(FolderWork(explain_run, root))).map_unordered(
+            [(str(path), path, 1) for path in images]
+        ):
             if isinstance(results, WorkFailed):
                 results = [(source, f"{source}: {results.reason}", "")]
             for source, message, printed in results:

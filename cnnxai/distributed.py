@@ -1,7 +1,8 @@
 """Running a resumable run's units on a Ray cluster: one actor per worker, the driver the only writer.
 
-A run hands the pool a *work factory* (a picklable callable that builds, inside each actor, the object that
-does the work: the model is loaded there, once per actor) and the items to compute. The work object has two
+The pool is started first, so that the workers start and import while the driver prepares the run. The run
+then hands it a *work factory* (a picklable callable that builds, inside each actor, the object that does the
+work: the model is loaded there, once per actor) and the items to compute. The work object has two
 methods: ``load(item)``, the CPU part (reading and cropping the images), and ``compute(loaded)``, the model
 part, which yields the finished results (units) that the driver writes. Each actor runs two items at once, so one item's images are
 decoded while the other holds the model (a lock keeps the model to one item at a time).
@@ -21,8 +22,10 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,21 +97,32 @@ def check_address(address: str, timeout: float = 5.0) -> None:
 
 
 class _Actor:
-    """The work object of one worker process; ``run`` is called from two threads (load overlaps compute)."""
+    """One worker process. It imports ``preload`` as soon as it starts (while the driver is still getting
+    ready); it builds a work object the first time an item of a factory arrives (again after a restart), and
+    ``run`` is called from two threads, so that one item loads while the other computes."""
 
-    def __init__(self, factory: Callable[[str], Any], device: str, threads: int) -> None:
+    def __init__(self, preload: tuple[str, ...], device: str, threads: int) -> None:
+        import importlib
+
         import torch
 
         torch.set_num_threads(max(1, threads))
-        self.work = factory(device)
+        for module in preload:
+            importlib.import_module(module)
+        self.device = device
+        self.works: dict[str, Any] = {}
         self.lock = threading.Lock()
 
-    def run(self, item: Any) -> tuple[Any, int, str, float]:
+    def run(self, token: str, factory: Callable[[str], Any], item: Any) -> tuple[Any, int, str, float]:
         """(the item's results, this process's pid, its node, seconds holding the model)."""
-        loaded = self.work.load(item)
+        with self.lock:
+            if token not in self.works:
+                self.works[token] = factory(self.device)
+        work = self.works[token]
+        loaded = work.load(item)
         with self.lock:
             start = time.perf_counter()
-            result = list(self.work.compute(loaded))
+            result = list(work.compute(loaded))
             seconds = time.perf_counter() - start
         return result, os.getpid(), socket.gethostname(), seconds
 
@@ -117,24 +131,24 @@ class _Actor:
 
 
 class WorkerPool:
-    """Ray actors that compute items with one work object each; use as a context manager.
+    """Ray actors that compute items with one work object each; use as a context manager, started early (the
+    workers start and import while the driver prepares), then given the work with :meth:`using`.
 
     Args:
-        factory: ``factory(device)`` builds the work object inside an actor, on ``'cuda'`` (the actor's own GPU)
-            or ``'cpu'`` (picklable: a module-level function or a partial of one).
         settings: where and how wide (:class:`RaySettings`).
         device: the run's ``--device``: 'cpu'; 'cuda' or 'cuda:N' (one GPU, ``gpus_per_worker``, per actor);
             'auto': CUDA when the cluster has GPUs.
+        preload: modules each worker imports as it starts (those the work object needs).
     """
 
-    def __init__(self, factory: Callable[[str], Any], settings: RaySettings, device: str = "auto") -> None:
+    def __init__(self, settings: RaySettings, device: str = "auto", preload: tuple[str, ...] = ()) -> None:
         self.ray = require_ray()
-        self.settings, self.requested = settings, device.strip().lower()
-        self.factory = factory
+        self.settings, self.requested, self.preload = settings, device.strip().lower(), tuple(preload)
         self.cuda = False
         self.actors: list[Any] = []
         self.stats: dict[int, WorkerStats] = {}
         self.started_here = False
+        self.factory: tuple[str, Any] | None = None
 
     def __enter__(self) -> WorkerPool:
         ray, settings = self.ray, self.settings
@@ -165,7 +179,14 @@ class WorkerPool:
             max_task_retries=settings.retries, max_concurrency=IN_FLIGHT,
         )(_Actor)  # fmt: skip
         threads = max(1, int(settings.cpus_per_worker))
-        self.actors = [actor.remote(self.factory, self.device, threads) for _ in range(count)]
+        self.actors = [actor.remote(self.preload, self.device, threads) for _ in range(count)]
+        return self
+
+    def using(self, factory: Callable[[str], Any]) -> WorkerPool:
+        """Compute the next items with the work object ``factory(device)`` builds in each worker, on ``'cuda'``
+        (the worker's own GPU) or ``'cpu'`` (picklable: a module-level function or a partial of one); the
+        model it loads is loaded once per worker."""
+        self.factory = (uuid.uuid4().hex, self.ray.put(factory))
         return self
 
     @property
@@ -189,20 +210,28 @@ class WorkerPool:
 
         ``work`` is what the item counts for in the workers' throughput (e.g. its images)."""
         ray = self.ray
+        if self.factory is None:
+            raise RuntimeError("WorkerPool.map_unordered: give the work first (pool.using(factory))")
+        token, factory = self.factory
         queue = deque(items)
         running: dict[Any, tuple[Any, int, int]] = {}  # ref -> (key, work, actor index)
+        busy = [0] * len(self.actors)
 
-        def submit(index: int) -> None:
-            if queue:
+        def fill(index: int, most: int = IN_FLIGHT) -> None:
+            # A second item waits on a worker only while every worker will get more: at the tail, an item
+            # queued behind a busy worker would make an idle one wait.
+            while queue and busy[index] < min(most, IN_FLIGHT if len(queue) > len(self.actors) else 1):
                 key, item, work = queue.popleft()
-                running[self.actors[index].run.remote(item)] = (key, work, index)
+                running[self.actors[index].run.remote(token, factory, item)] = (key, work, index)
+                busy[index] += 1
 
-        for _ in range(IN_FLIGHT):  # round-robin, so that every worker starts with an item
+        for most in (1, IN_FLIGHT):  # every worker starts with an item, then a second one waits on each
             for index in range(len(self.actors)):
-                submit(index)
+                fill(index, most)
         while running:
             [ref], _ = ray.wait(list(running), num_returns=1)
             key, work, index = running.pop(ref)
+            busy[index] -= 1
             try:
                 result, pid, node, seconds = ray.get(ref)
             except ray.exceptions.RayActorError as error:
@@ -216,7 +245,10 @@ class WorkerPool:
                     stats.busy_s + seconds,
                 )
                 yield key, result
-            submit(index)
+            fill(index)
+            for other in range(len(self.actors)):  # a worker left idle at the tail
+                if busy[other] == 0:
+                    fill(other)
 
     def describe(self, unit: str = "work") -> dict:
         """The cluster and each worker's throughput (``unit``: what an item's work counts), for the manifest."""
@@ -253,3 +285,8 @@ class LocalPool:
         for key, item, _ in items:
             for result in self.work.compute(self.work.load(item)):
                 yield key, [result]
+
+
+def worker_pool(settings: RaySettings | None, device: str = "auto", preload: tuple[str, ...] = ()):
+    """A context manager: the :class:`WorkerPool` of ``settings``, or None without them (compute here)."""
+    return nullcontext() if settings is None else WorkerPool(settings, device, preload)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from cnnxai.cli_options import (
     run_main,
 )
 from cnnxai.devices import resolve_device
+from cnnxai.distributed import worker_pool
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY
 from cnnxai.metrics import (
@@ -258,24 +258,27 @@ def run(args: argparse.Namespace, tool: str) -> int:
         )
     images = select(dataset, args.num_classes, args.per_class, args.seed)
     cluster = ray_settings(args)
-    # With --ray the workers load the model on their own devices; here it only names the run and its layers.
-    device = resolve_device("cpu" if cluster else args.device)
-    if args.overwrite:
-        clear_run(folder, shard)
-    model, model_info = load_model(args.model, args.weights, device)
-    fill_alias(options, REGISTRY, "layers", cli_layers(model, args.layers, args.model))
-    sufficiency = "Sufficiency" in args.metrics
-    settings = BenchmarkSettings(
-        tool=name, methods=tuple(args.methods), metrics=tuple(args.metrics), metric_settings=metric_settings,
-        explainer_options=options, feature_unit=getattr(args, "feature_unit", "pixel"),
-        attribution=args.attribution, group_size=args.sufficiency_batch if sufficiency else 1,
-        target=args.target, seed=args.seed, preprocess=args.preprocess, tf32=args.tf32,
-    )  # fmt: skip
-    selection = folder_selection(args, dataset)
-    with worker_pool(cluster, args, settings) as pool:
+    # With --ray the workers start now (importing while the model loads here) and load it on their own devices;
+    # here it only names the run and its layers.
+    with worker_pool(cluster, args.device, ("cnnxai.benchmark.runner",)) as pool:
+        device = resolve_device("cpu" if cluster else args.device)
+        if args.overwrite:
+            clear_run(folder, shard)
+        model, model_info = load_model(args.model, args.weights, device)
+        fill_alias(options, REGISTRY, "layers", cli_layers(model, args.layers, args.model))
+        sufficiency = "Sufficiency" in args.metrics
+        settings = BenchmarkSettings(
+            tool=name, methods=tuple(args.methods), metrics=tuple(args.metrics), metric_settings=metric_settings,
+            explainer_options=options, feature_unit=getattr(args, "feature_unit", "pixel"),
+            attribution=args.attribution, group_size=args.sufficiency_batch if sufficiency else 1,
+            target=args.target, seed=args.seed, preprocess=args.preprocess, tf32=args.tf32,
+        )  # fmt: skip
+        if pool is not None:
+            load = partial(load_model, args.model, args.weights)
+            pool.using(partial(scorer_in_worker, settings, load, args.batch_size, args.debug))
         benchmark = BenchmarkRun(
-            settings, model, model_info, dataset, images, folder, shard, args.batch_size, selection,
-            progress=not args.quiet, debug=args.debug, pool=pool,
+            settings, model, model_info, dataset, images, folder, shard, args.batch_size,
+            folder_selection(args, dataset), progress=not args.quiet, debug=args.debug, pool=pool,
         )  # fmt: skip
         status = benchmark.run()
     print((folder / "summary.md").read_text(), end="")
@@ -284,18 +287,6 @@ def run(args: argparse.Namespace, tool: str) -> int:
     )
     print(f"wrote {benchmark.rows_folder}/ ({written}) and {folder}/summary.md, summary.csv, summary.png")
     return exit_status(status)
-
-
-def worker_pool(cluster, args: argparse.Namespace, settings: BenchmarkSettings):
-    """The Ray workers of ``--ray`` (a context manager), each loading the model once; without --ray, none."""
-    if cluster is None:
-        return nullcontext()
-    from cnnxai.distributed import WorkerPool
-
-    load = partial(load_model, args.model, args.weights)
-    return WorkerPool(
-        partial(scorer_in_worker, settings, load, args.batch_size, args.debug), cluster, args.device
-    )
 
 
 def main(tool: str, argv: list[str] | None = None) -> int:

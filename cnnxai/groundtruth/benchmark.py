@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cnnxai.benchmark.runner import postprocess
+from cnnxai.distributed import LocalPool, WorkFailed
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.groundtruth.synthetic import SyntheticSet
 from cnnxai.metrics import LOCALISATION_METRICS, localisation_scores, metric_settings
@@ -63,6 +64,85 @@ def predictions(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> 
     return torch.cat(out).numpy()
 
 
+class LocaliseWork:
+    """Explains one image (by index) with every method and scores the maps against its mask: the work of a
+    localisation run, in this process or in a Ray worker (:mod:`cnnxai.distributed`).
+
+    ``compute(i)`` yields one :class:`ImageScores`. One ``shared`` dict per image, so LIME, GradLIME, CamLIME and
+    KernelSHAP fit the same perturbations. The arguments are :func:`run_localisation`'s; ``predicted`` (N,) the
+    classes recorded in the rows.
+    """
+
+    def __init__(
+        self, model: nn.Module, dataset: SyntheticSet, methods: Sequence[str],
+        options: Mapping[str, Mapping[str, Any]], predicted: np.ndarray, seed: int = 0, attribution: str = "positive",
+        top_k: int | None = None, tolerance: int | None = None, batch_size: int | None = None, debug: bool = False,
+        case_models: Sequence[nn.Module] | None = None,
+    ) -> None:  # fmt: skip
+        if case_models is not None and len(case_models) != len(dataset):
+            raise ValueError(f"{len(case_models)} case models for {len(dataset)} images")
+        self.model, self.dataset, self.methods, self.options = model, dataset, list(methods), options
+        self.predicted, self.seed, self.attribution = predicted, seed, attribution
+        self.batch_size, self.debug, self.case_models = batch_size, debug, case_models
+        given = {
+            "PointingGame": {"tolerance": tolerance},
+            "TopKIntersection": {} if top_k is None else {"k": top_k},
+        }
+        self.settings = metric_settings(LOCALISATION_METRICS, given)
+        self.device = next(model.parameters()).device
+
+    def load(self, index: int) -> int:
+        return index
+
+    def compute(self, i: int) -> Iterator[ImageScores]:
+        dataset = self.dataset
+        image, mask, label = dataset.images[i], dataset.masks[i], int(dataset.labels[i])
+        explained, target = (self.model, label) if self.case_models is None else (self.case_models[i], 0)
+        shared: dict = {}
+        scored_image = ImageScores(i)
+        for method in self.methods:
+            start = time.perf_counter()
+            note = ""
+            try:
+                raw = explain(method, explained, image, target, seed=self.seed, device=self.device,
+                              batch_size=self.batch_size, shared=shared, **self.options.get(method, {})).map  # fmt: skip
+                scored = postprocess(raw, self.attribution)
+                scores = {m: r.value for m, r in localisation_scores(scored, mask, self.settings).items()}
+                scored_image.maps[method] = scored
+            except (ValueError, RuntimeError) as error:
+                if self.debug:
+                    raise
+                note = f"{type(error).__name__}: {error}".replace("\n", " ")
+                scored_image.failures[method] = note
+                scores = dict.fromkeys(LOCALISATION_METRICS, float("nan"))
+            seconds = time.perf_counter() - start
+            scored_image.seconds[method] = seconds
+            if not note and any(math.isnan(v) for v in scores.values()):
+                note = "no positive relevance" if math.isnan(scores["RelevanceMassAccuracy"]) else "undefined"
+            scored_image.rows += self.rows(i, method, scores, seconds, note)
+        yield scored_image
+
+    def rows(self, i: int, method: str, scores: Mapping[str, float], seconds: float, note: str) -> list[dict]:
+        """One row per metric of image ``i`` and ``method`` (``SCORE_COLUMNS``)."""
+        dataset = self.dataset
+        return [
+            {"image": int(dataset.indices[i]), "label": int(dataset.labels[i]), "predicted": int(self.predicted[i]),
+             "method": method, "metric": metric, "value": value, "seconds": round(seconds, 4), "note": note}
+            for metric, value in scores.items()
+        ]  # fmt: skip
+
+
+@dataclass
+class ImageScores:
+    """One image's part of a :class:`LocalisationResult`: its rows, and per method its map, seconds, failure."""
+
+    index: int
+    rows: list[dict] = field(default_factory=list)
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
 def run_localisation(
     model: nn.Module,
     dataset: SyntheticSet,
@@ -76,6 +156,7 @@ def run_localisation(
     progress: bool = True,
     debug: bool = False,
     case_models: Sequence[nn.Module] | None = None,
+    pool: Any = None,
 ) -> LocalisationResult:
     """Explain each image's true class with each method and score the post-processed map against its mask.
 
@@ -83,61 +164,41 @@ def run_localisation(
     ``case_models[i]``, a :class:`~cnnxai.tasks.targets.TargetScore` whose one output (class 0) is the score of
     that image's box or region, and the label is then only recorded (it is the class of that box or region).
 
-    ``options[method]`` are the options given to each explainer (its declared defaults fill the rest). One
-    ``shared`` dict per image, so LIME, GradLIME, CamLIME and KernelSHAP fit the same perturbations. An explainer that fails on an image
-    (ValueError/RuntimeError) gives NaN rows with the reason, and a warning (``debug`` re-raises). ``top_k`` and
-    ``tolerance`` set TopKIntersection's k and PointingGame's tolerance (None: the metrics' defaults).
+    ``options[method]`` are the options given to each explainer (its declared defaults fill the rest). An
+    explainer that fails on an image (ValueError/RuntimeError) gives NaN rows with the reason, and a warning
+    (``debug`` re-raises). ``top_k`` and ``tolerance`` set TopKIntersection's k and PointingGame's tolerance
+    (None: the metrics' defaults). ``pool``: a :class:`~cnnxai.distributed.WorkerPool` of :class:`LocaliseWork`
+    on the same images to compute on Ray (None: here); the rows are put back in the images' order.
     """
-    given = {
-        "PointingGame": {"tolerance": tolerance},
-        "TopKIntersection": {} if top_k is None else {"k": top_k},
-    }
-    settings = metric_settings(LOCALISATION_METRICS, given)
-    device = next(model.parameters()).device
-    if case_models is not None and len(case_models) != len(dataset):
-        raise ValueError(f"{len(case_models)} case models for {len(dataset)} images")
     predicted = predictions(model, dataset.images) if case_models is None else dataset.labels.copy()
+    work = LocaliseWork(model, dataset, methods, options, predicted, seed, attribution, top_k, tolerance,
+                        batch_size, debug, case_models)  # fmt: skip
     result = LocalisationResult(predicted=predicted)
     size = dataset.images.shape[1:3]
     result.maps = {m: np.full((len(dataset), *size), np.nan, dtype=np.float32) for m in methods}
     result.seconds = dict.fromkeys(methods, 0.0)
-    total = len(dataset) * len(methods)
-    with tqdm(total=total, desc="localisation", unit="map", disable=not progress) as bar:
-        for i in range(len(dataset)):
-            image, mask, label = dataset.images[i], dataset.masks[i], int(dataset.labels[i])
-            explained, target = (model, label) if case_models is None else (case_models[i], 0)
-            shared: dict = {}
-            for method in methods:
-                bar.set_postfix_str(method, refresh=False)
-                start = time.perf_counter()
-                note = ""
-                try:
-                    raw = explain(method, explained, image, target, seed=seed, device=device,
-                                  batch_size=batch_size, shared=shared, **options.get(method, {})).map  # fmt: skip
-                    scored = postprocess(raw, attribution)
-                    scores = {m: r.value for m, r in localisation_scores(scored, mask, settings).items()}
-                    result.maps[method][i] = scored
-                except (ValueError, RuntimeError) as error:
-                    if debug:
-                        raise
-                    note = f"{type(error).__name__}: {error}".replace("\n", " ")
-                    result.failures.setdefault(method, note)
-                    scores = dict.fromkeys(LOCALISATION_METRICS, float("nan"))
-                seconds = time.perf_counter() - start
-                result.seconds[method] += seconds
-                if not note and any(math.isnan(v) for v in scores.values()):
-                    note = (
-                        "no positive relevance"
-                        if math.isnan(scores["RelevanceMassAccuracy"])
-                        else "undefined"
-                    )
-                for metric, value in scores.items():
-                    result.rows.append({
-                        "image": int(dataset.indices[i]), "label": label, "predicted": int(result.predicted[i]),
-                        "method": method, "metric": metric, "value": value, "seconds": round(seconds, 4),
-                        "note": note,
-                    })  # fmt: skip
-                bar.update(1)
+    by_image: dict[int, ImageScores] = {}
+    items = [(i, i, len(methods)) for i in range(len(dataset))]
+    with tqdm(
+        total=len(dataset) * len(methods), desc="localisation", unit="map", disable=not progress
+    ) as bar:
+        for i, results in (pool or LocalPool(work)).map_unordered(items):
+            if isinstance(results, WorkFailed):  # its worker kept dying: NaN rows with the reason
+                lost = ImageScores(i, failures=dict.fromkeys(methods, results.reason))
+                nan = dict.fromkeys(LOCALISATION_METRICS, float("nan"))
+                lost.rows = [row for m in methods for row in work.rows(i, m, nan, 0.0, results.reason)]
+                results = [lost]
+            [by_image[i]] = results
+            bar.update(len(methods))
+    for i in range(len(dataset)):
+        scored = by_image[i]
+        result.rows += scored.rows
+        for method, attribution_map in scored.maps.items():
+            result.maps[method][i] = attribution_map
+        for method, seconds in scored.seconds.items():
+            result.seconds[method] += seconds
+        for method, note in scored.failures.items():
+            result.failures.setdefault(method, note)
     for method, reason in result.failures.items():
         warnings.warn(f"{method} failed on some images ({reason}); their scores are NaN", stacklevel=2)
     return result

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
+from functools import partial
 
 from cam_ext import CAM_METHODS
 from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS
@@ -14,19 +16,23 @@ from cnnxai.cli_options import (
     OneLineParser,
     add_alias_flags,
     add_explainer_option_flag,
+    add_ray_options,
     batch_size_option,
     explainer_list_option,
     explainer_options,
     fill_alias,
     int_at_least,
+    ray_settings,
     run_main,
 )
+from cnnxai.distributed import worker_pool
 from cnnxai.explainers import REGISTRY
 from cnnxai.groundtruth.benchmark import EXCLUDED_BY_DEFAULT, TASK_METHODS, default_methods
 from cnnxai.groundtruth.report import (
     LOCALISATION_TASKS,
     LocalisationSettings,
     load_localisation_model,
+    localise_in_worker,
     model_quality,
     run_localisation_benchmark,
     task_layers,
@@ -109,6 +115,7 @@ def build_parser() -> OneLineParser:
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     add("--batch-size", type=batch_size_option, default=None, help="images per forward pass; default auto")
     add("--output-dir", default="results/localisation", help="folder of the results (replaced as a whole)")
+    add_ray_options(parser)
     add("--quiet", action="store_true", help="no progress bar")
     add(
         "--debug",
@@ -149,14 +156,21 @@ def run(args: argparse.Namespace) -> int:
         print(list_all())
         return 0
     settings = settings_of(args)
+    cluster = ray_settings(args)
     say = (lambda *_: None) if args.quiet else print
     started = time.perf_counter()
-    model, info = load_localisation_model(settings)
-    how = (
-        "loaded from the cache" if info["loaded_from_cache"] else f"trained in {info['train_seconds']:.1f} s"
-    )
-    say(f"model: {how} ({info['cache_file']}); {model_quality(settings.task, info)}")
-    report = run_localisation_benchmark(settings, model, info, progress=not args.quiet, debug=args.debug)
+    # With --ray the workers start now and load the model (from the cache filled here) on their own devices.
+    with worker_pool(cluster, settings.device, ("cnnxai.groundtruth.report",)) as pool:
+        model, info = load_localisation_model(settings if pool is None else replace(settings, device="cpu"))
+        how = (
+            "loaded from the cache"
+            if info["loaded_from_cache"]
+            else f"trained in {info['train_seconds']:.1f} s"
+        )
+        say(f"model: {how} ({info['cache_file']}); {model_quality(settings.task, info)}")
+        if pool is not None:
+            pool.using(partial(localise_in_worker, settings, args.debug))
+        report = run_localisation_benchmark(settings, model, info, not args.quiet, args.debug, pool)
     options = {k: v for k, v in vars(args).items() if k not in ("list", "debug", "quiet")}
     options["examples"] = settings.shown  # the default made explicit
     files = report.save(args.output_dir, args.dpi, options)

@@ -7,7 +7,7 @@ import csv
 import io
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ from cnnxai.groundtruth.benchmark import (
     EXCLUDED_BY_DEFAULT,
     SCORE_COLUMNS,
     LocalisationResult,
+    LocaliseWork,
     default_methods,
+    predictions,
     run_localisation,
 )
 from cnnxai.groundtruth.figure import draw_examples
@@ -178,6 +180,7 @@ class LocalisationReport:
     result: LocalisationResult
     device: str
     seconds: float
+    cluster: dict | None = None  # with Ray: the cluster and each worker's throughput
 
     @property
     def metrics(self) -> list[str]:
@@ -256,7 +259,7 @@ class LocalisationReport:
                 for m in s.methods
             },
             metrics={name: METRICS[name].description for name in self.metrics},
-            seconds=round(self.seconds, 2),
+            seconds=round(self.seconds, 2), **({"cluster": self.cluster} if self.cluster else {}),
         )  # fmt: skip
 
     def save(self, folder: str | Path, dpi: int = 150, options: Mapping[str, Any] | None = None) -> list[str]:
@@ -276,30 +279,55 @@ class LocalisationReport:
         return files
 
 
+def localisation_data(
+    settings: LocalisationSettings, model: nn.Module
+) -> tuple[SyntheticSet, list[TargetScore] | None]:
+    """The images a run explains, and for a task the model of each case (its box or region as one score)."""
+    if settings.task == "classification":
+        return make_synthetic(settings.data, "test", settings.num_images), None
+    scenes = make_scenes(settings.data, "test", settings.num_images)
+    cases = detection_cases if settings.task == "detection" else segmentation_cases
+    dataset, case_models = cases(model, scenes)
+    if len(dataset) == 0:
+        raise UserInputError(f"the {settings.task} model explains nothing on these {settings.num_images} scenes "
+                             "(no object found); raise --num-images")  # fmt: skip
+    return dataset, case_models
+
+
+def localise_in_worker(settings: LocalisationSettings, debug: bool, device: str) -> LocaliseWork:
+    """A :class:`~cnnxai.groundtruth.benchmark.LocaliseWork` built inside a Ray worker: the model loaded from
+    the cache the driver filled (on a cluster, a ``cache_dir`` every node reads), the images made again from
+    the seed, on ``device``."""
+    settings = replace(settings, device=device, retrain=False)
+    model, _ = load_localisation_model(settings)
+    dataset, case_models = localisation_data(settings, model)
+    predicted = predictions(model, dataset.images) if case_models is None else dataset.labels.copy()
+    return LocaliseWork(
+        model, dataset, settings.methods, settings.explainer_options, predicted, settings.seed,
+        settings.attribution, settings.k, settings.pointing_tolerance, settings.batch_size, debug, case_models,
+    )  # fmt: skip
+
+
 def run_localisation_benchmark(
     settings: LocalisationSettings,
     model: nn.Module,
     model_info: dict,
     progress: bool = True,
     debug: bool = False,
+    pool: Any = None,
 ) -> LocalisationReport:
     """Explain the first ``settings.num_images`` test images with every method of the settings and score their
-    maps against the objects' masks (``model`` from :func:`load_localisation_model`)."""
+    maps against the objects' masks (``model`` from :func:`load_localisation_model`). ``pool``: Ray workers
+    of :func:`localise_in_worker` with the same settings (None: compute here)."""
     started = time.perf_counter()
-    case_models = None
-    if settings.task == "classification":
-        dataset = make_synthetic(settings.data, "test", settings.num_images)
-    else:
-        scenes = make_scenes(settings.data, "test", settings.num_images)
-        cases = detection_cases if settings.task == "detection" else segmentation_cases
-        dataset, case_models = cases(model, scenes)
-        if len(dataset) == 0:
-            raise UserInputError(f"the {settings.task} model explains nothing on these {settings.num_images} scenes "
-                                 "(no object found); raise --num-images")  # fmt: skip
+    dataset, case_models = localisation_data(settings, model)
     result = run_localisation(
         model, dataset, settings.methods, settings.explainer_options, settings.seed, settings.attribution,
         settings.k, settings.pointing_tolerance, settings.batch_size, progress=progress, debug=debug,
-        case_models=case_models,
+        case_models=case_models, pool=pool,
     )  # fmt: skip
-    device = str(next(model.parameters()).device)
-    return LocalisationReport(settings, model_info, dataset, result, device, time.perf_counter() - started)
+    device = pool.device if pool is not None else str(next(model.parameters()).device)
+    report = LocalisationReport(settings, model_info, dataset, result, device, time.perf_counter() - started)
+    if pool is not None:
+        report.cluster = pool.describe("maps")
+    return report

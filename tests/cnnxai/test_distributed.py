@@ -10,16 +10,20 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import cnnxai.benchmark.cli as benchmark_cli
 from cnnxai.benchmark.cli import main
+from cnnxai.cli import main as explain_main
 from cnnxai.errors import UserInputError
+from cnnxai.groundtruth.cli import main as localisation_main
 from tests.helpers import small_photo, tiny_imagenet_model
 
 ray = pytest.importorskip("ray")
@@ -49,13 +53,26 @@ def images(tmp_path_factory) -> Path:
     return folder
 
 
+@contextmanager
+def threads(count: int):
+    """torch's threads here set to ``count`` (float32 kernels round differently with another thread count)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def one_process(images, tmp_path_factory) -> list[dict]:
-    """The rows of the run in one process, without Ray: what every --ray run must equal."""
+    """The rows of the run in one process, without Ray, with 1 torch thread as each worker: what every --ray
+    run must equal."""
     out = tmp_path_factory.mktemp("one")
     benchmark_cli.load_model, original = tiny_imagenet_model, benchmark_cli.load_model
     try:
-        assert main("faithfulness", ["--data-dir", str(images), "--output-dir", str(out), *ARGS]) == 0
+        with threads(1):
+            assert main("faithfulness", ["--data-dir", str(images), "--output-dir", str(out), *ARGS]) == 0
     finally:
         benchmark_cli.load_model = original
     return rows(out)
@@ -144,6 +161,45 @@ def test_the_driver_killed_mid_run_resumes_to_the_same_rows(images, one_process,
     assert json.loads((out / "manifest.json").read_text())["units_resumed"] > 0
 
 
+def test_localisation_with_ray_equals_one_process(tmp_path, capsys):
+    args = ["--num-images", "5", "--methods", "gradcam,lime,control_random", "--num-samples", "40",
+            "--train-images", "100", "--epochs", "1", "--cache-dir", str(tmp_path / "cache"), "--quiet",
+            "--device", "cpu", "--dpi", "30"]  # fmt: skip
+    with threads(1):
+        assert localisation_main([*args, "--output-dir", str(tmp_path / "one")]) == 0
+    assert localisation_main([*args, "--output-dir", str(tmp_path / "ray"), "--ray"]) == 0
+    one, ray_run = (list(csv.DictReader(open(tmp_path / name / "scores.csv"))) for name in ("one", "ray"))
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in one] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in ray_run
+    ]  # in the same order: the driver puts the images back in order
+    cluster = json.loads((tmp_path / "ray" / "manifest.json").read_text())["cluster"]
+    assert sum(worker["maps"] for worker in cluster["per_worker"]) == 5 * 3
+
+
+def test_a_folder_run_with_ray_writes_what_one_process_writes(images, tmp_path, capsys):
+    args = [
+        "--image-path",
+        str(images),
+        "--num-samples",
+        "40",
+        "--segmenter",
+        "slic",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    with threads(1):
+        assert explain_main("gradlime", [*args, "--output-dir", str(tmp_path / "one")]) == 0
+    assert explain_main("gradlime", [*args, "--output-dir", str(tmp_path / "ray"), "--ray"]) == 0
+    printed = capsys.readouterr().out
+    for i in range(8):
+        one, ray_run = (np.load(tmp_path / name / f"img{i}" / "attribution.npy") for name in ("one", "ray"))
+        assert np.array_equal(one, ray_run)
+        assert f"img{i}.png: " in printed
+    assert explain_main("gradlime", ["--ray", "--output-dir", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "--ray runs a folder" in capsys.readouterr().err
+
+
 class Suicidal:
     """A work object: item 'die' kills its worker every time; item 'once' only on its first attempt."""
 
@@ -166,7 +222,8 @@ def suicidal(marker: Path, device: str) -> Suicidal:
 
 def test_a_unit_is_retried_a_bounded_number_of_times_then_given_up(tmp_path):
     settings = RaySettings(workers=1, retries=1)
-    with WorkerPool(partial(suicidal, tmp_path / "marker"), settings, "cpu") as pool:
+    with WorkerPool(settings, "cpu") as started:
+        pool = started.using(partial(suicidal, tmp_path / "marker"))
         # One item at a time: a worker that dies takes every unit it was running with it.
         assert list(pool.map_unordered([("a", "once", 1)])) == [("a", ["ONCE"])]  # died once, run again
         [(key, failed)] = pool.map_unordered([("b", "die", 1)])
