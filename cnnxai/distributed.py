@@ -4,8 +4,9 @@ The pool is started first, so that the workers start and import while the driver
 then hands it a *work factory* (a picklable callable that builds, inside each actor, the object that does the
 work: the model is loaded there, once per actor) and the items to compute. The work object has two
 methods: ``load(item)``, the CPU part (reading and cropping the images), and ``compute(loaded)``, the model
-part, which yields the finished results (units) that the driver writes. Each actor runs two items at once, so one item's images are
-decoded while the other holds the model (a lock keeps the model to one item at a time).
+part, which yields the finished results (units) that the driver writes. Each actor runs two items at once,
+so one item's images are decoded while the other holds the model (a lock keeps the model to one item at a
+time). :class:`LocalPool` is the same interface in one process, so a run has one code path for both.
 
 Why Ray core actors and not Ray Data: a unit here is coarse (a group of images with every explainer, seconds
 to minutes of model work), its result is a handful of rows that only the driver writes (so the resume logic
@@ -76,7 +77,8 @@ def require_ray():
 
 
 def check_address(address: str, timeout: float = 5.0) -> None:
-    """Refuse an address nothing listens on, in ``timeout`` seconds (Ray itself would wait for minutes)."""
+    """Refuse an address nothing listens on, in ``timeout`` seconds (Ray itself would wait for minutes), where
+    something else than Ray answers, or a cluster that asks for a token this process will not send."""
     if address == "auto":
         return
     hostport = address.removeprefix("ray://")
@@ -94,6 +96,38 @@ def check_address(address: str, timeout: float = 5.0) -> None:
             f"--ray {address}: no Ray cluster answers there ({error.strerror or error}); start one with "
             "'ray start --head' on that machine, or give no address for a local Ray"
         ) from None
+    if not address.startswith("ray://"):
+        _ask_gcs(address)
+
+
+def _ask_gcs(address: str) -> None:
+    """Ask the head node's GCS for its cluster id, once (``ray.init`` would retry for 20 s, printing a warning
+    a second): something that listens there but is not Ray, or Ray asking for a token, is refused at once."""
+    try:
+        from ray._raylet import GcsClient  # Ray's own client; absent from another layout of Ray: then skip
+    except ImportError:
+        return
+    saved, quiet = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 2)  # its C++ side logs the failed attempt to stderr
+    try:
+        GcsClient(address=address)
+        failure = None
+    except Exception as error:  # an RpcError, whatever the cause
+        failure = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(quiet)
+    if failure is not None and "auth" in failure.lower():
+        raise UserInputError(
+            f"--ray {address}: this Ray cluster asks for a token (its ~/.ray/auth_token); export "
+            "RAY_AUTH_MODE=token with that file here (or RAY_AUTH_TOKEN), or run with --ray auto on its head node"
+        )
+    if failure is not None:
+        raise UserInputError(
+            f"--ray {address}: something answers there, but not a Ray cluster ({failure}); start one with "
+            "'ray start --head' on that machine, or give no address for a local Ray"
+        )
 
 
 class _Actor:
@@ -155,10 +189,19 @@ class WorkerPool:
         if settings.address is not None:
             check_address(settings.address)
         if not ray.is_initialized():
-            ray.init(
-                address=settings.address, include_dashboard=False, log_to_driver=True,
-                configure_logging=False,
-            )  # fmt: skip
+            try:
+                ray.init(
+                    address=settings.address, include_dashboard=False, log_to_driver=True,
+                    configure_logging=False,
+                )  # fmt: skip
+            except (ConnectionError, RuntimeError) as error:
+                if settings.address is None:
+                    raise
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise UserInputError(
+                    f"--ray {settings.address}: not a Ray cluster that answers ({first}); start one with "
+                    "'ray start --head' on that machine, or give no address for a local Ray"
+                ) from None
             self.started_here = True
         resources = ray.cluster_resources()
         gpus = float(resources.get("GPU", 0))

@@ -177,22 +177,22 @@ def test_localisation_with_ray_equals_one_process(tmp_path, capsys):
 
 
 def test_a_folder_run_with_ray_writes_what_one_process_writes(images, tmp_path, capsys):
-    args = [
-        "--image-path",
-        str(images),
-        "--num-samples",
-        "40",
-        "--segmenter",
-        "slic",
-        "--device",
-        "cpu",
-        "--quiet",
-    ]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"img{i}.png").write_bytes((images / f"img{i}.png").read_bytes())
+    (folder / "broken.png").write_bytes(b"not an image")
+    args = ["--image-path", str(folder), "--num-samples", "40", "--segmenter", "slic", "--device", "cpu",
+            "--quiet"]  # fmt: skip
     with threads(1):
-        assert explain_main("gradlime", [*args, "--output-dir", str(tmp_path / "one")]) == 0
-    assert explain_main("gradlime", [*args, "--output-dir", str(tmp_path / "ray"), "--ray"]) == 0
+        assert (
+            explain_main("gradlime", [*args, "--output-dir", str(tmp_path / "one")]) == 1
+        )  # the broken file
+    assert explain_main("gradlime", [*args, "--output-dir", str(tmp_path / "ray"), "--ray"]) == 1
+    one, ray_run = ((tmp_path / name / "failures.csv").read_text() for name in ("one", "ray"))
+    assert one == ray_run and "broken.png" in one
     printed = capsys.readouterr().out
-    for i in range(8):
+    for i in range(3):
         one, ray_run = (np.load(tmp_path / name / f"img{i}" / "attribution.npy") for name in ("one", "ray"))
         assert np.array_equal(one, ray_run)
         assert f"img{i}.png: " in printed
