@@ -1,12 +1,13 @@
-"""Running a resumable run's units on a Ray cluster: one actor per worker, the driver the only writer.
+"""Running a run's units on a Ray cluster: one actor per worker, the rows written by the driver.
 
 The pool is started first, so that the workers start and import while the driver prepares the run. The run
 then hands it a *work factory* (a picklable callable that builds, inside each actor, the object that does the
 work: the model is loaded there, once per actor) and the items to compute. The work object has two
 methods: ``load(item)``, the CPU part (reading and cropping the images), and ``compute(loaded)``, the model
-part, which yields the finished results (units) that the driver writes. Each actor runs two items at once,
-so one item's images are decoded while the other holds the model (a lock keeps the model to one item at a
-time). :class:`LocalPool` is the same interface in one process, so a run has one code path for both.
+part, which yields the finished results (units) that the driver writes (a folder run's workers write each
+image's own files). Each actor runs two items at once, so one item's images are decoded while the other holds
+the model (a lock keeps the model to one item at a time). :class:`LocalPool` is the same interface in one
+process, so a run has one code path for both.
 
 Why Ray core actors and not Ray Data: a unit here is coarse (a group of images with every explainer, seconds
 to minutes of model work), its result is a handful of rows that only the driver writes (so the resume logic
@@ -282,11 +283,9 @@ class WorkerPool:
                 yield key, WorkFailed(f"its worker died {self.settings.retries + 1} times: {reason}")
             else:
                 stats = self.stats.setdefault(pid, WorkerStats(node))
-                stats.items, stats.work, stats.busy_s = (
-                    stats.items + 1,
-                    stats.work + work,
-                    stats.busy_s + seconds,
-                )
+                stats.items += 1
+                stats.work += work
+                stats.busy_s += seconds
                 yield key, result
             fill(index)
             for other in range(len(self.actors)):  # a worker left idle at the tail
