@@ -38,6 +38,8 @@ ARGS = [
     "--set", "MonotonicityCorrelation.features_in_step=12544", "--set", "MonotonicityCorrelation.nr_samples=2",
     "--set", "IROF.n_segments=6", "--set", "Deletion.step=12544", "--set", "Insertion.step=12544",
 ]  # fmt: skip
+# Two workers whatever the machine's cores (the tests count on it).
+RAY = ["--ray", "--ray-workers", "2"]
 # The driver of a subprocess run: MyFaithfulness.py with the zoo's model replaced by the tiny one.
 DRIVER = (
     "import sys; import cnnxai.benchmark.cli as cli; from tests.helpers import tiny_imagenet_model; "
@@ -93,7 +95,7 @@ def rows(folder: Path) -> list[dict]:
 
 def test_ray_rows_equal_one_process(tiny, images, one_process, tmp_path, capsys):
     out = tmp_path / "ray"
-    assert main("faithfulness", ["--data-dir", str(images), "--output-dir", str(out), "--ray", *ARGS]) == 0
+    assert main("faithfulness", ["--data-dir", str(images), "--output-dir", str(out), *RAY, *ARGS]) == 0
     assert rows(out) == one_process
     cluster = json.loads((out / "manifest.json").read_text())["cluster"]
     assert cluster["workers"] == 2 and cluster["cpus"] >= 2 and cluster["ray_version"] == ray.__version__
@@ -120,7 +122,7 @@ def test_a_killed_worker_is_replaced_and_the_rows_are_unchanged(
 ):
     monkeypatch.setattr("cnnxai.distributed.WorkerPool", KillingPool)
     out = tmp_path / "ray"
-    assert main("faithfulness", ["--data-dir", str(images), "--output-dir", str(out), "--ray", *ARGS]) == 0
+    assert main("faithfulness", ["--data-dir", str(images), "--output-dir", str(out), *RAY, *ARGS]) == 0
     assert rows(out) == one_process
     workers = json.loads((out / "manifest.json").read_text())["cluster"]["per_worker"]
     assert len(KillingPool.killed) == 1
@@ -137,7 +139,7 @@ def test_the_driver_killed_mid_run_resumes_to_the_same_rows(images, one_process,
         str(images),
         "--output-dir",
         str(out),
-        "--ray",
+        *RAY,
         *ARGS,
     ]
     driver = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
@@ -167,7 +169,7 @@ def test_localisation_with_ray_equals_one_process(tmp_path, capsys):
             "--device", "cpu", "--dpi", "30"]  # fmt: skip
     with threads(1):
         assert localisation_main([*args, "--output-dir", str(tmp_path / "one")]) == 0
-    assert localisation_main([*args, "--output-dir", str(tmp_path / "ray"), "--ray"]) == 0
+    assert localisation_main([*args, "--output-dir", str(tmp_path / "ray"), *RAY]) == 0
     one, ray_run = (list(csv.DictReader(open(tmp_path / name / "scores.csv"))) for name in ("one", "ray"))
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in one] == [
         {k: v for k, v in r.items() if k != "seconds"} for r in ray_run
@@ -188,7 +190,7 @@ def test_a_folder_run_with_ray_writes_what_one_process_writes(images, tmp_path, 
         assert (
             explain_main("gradlime", [*args, "--output-dir", str(tmp_path / "one")]) == 1
         )  # the broken file
-    assert explain_main("gradlime", [*args, "--output-dir", str(tmp_path / "ray"), "--ray"]) == 1
+    assert explain_main("gradlime", [*args, "--output-dir", str(tmp_path / "ray"), *RAY]) == 1
     one, ray_run = ((tmp_path / name / "failures.csv").read_text() for name in ("one", "ray"))
     assert one == ray_run and "broken.png" in one
     printed = capsys.readouterr().out
