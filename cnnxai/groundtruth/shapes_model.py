@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cnnxai.groundtruth.synthetic import CLASSES, SyntheticSettings, make_synthetic
-from cnnxai.groundtruth.training import accuracy, load_or_train, train_classifier
+from cnnxai.groundtruth.training import accuracy, load_or_train, train_model
 from lime_ext import IMAGENET_MEAN, IMAGENET_STD
 
 CAM_LAYER = "features.conv4"  # the last convolution block (16x16 at 64x64 input): the default CAM layer
@@ -71,7 +72,9 @@ def load_shapes_model(
         generated = time.perf_counter() - start
         x, y = normalised(train_set.images), torch.from_numpy(train_set.labels)
         with torch.autograd.set_grad_enabled(True):
-            losses = train_classifier(model, x, y, epochs, settings.seed, learning_rate=5e-3, batch_size=64)
+            losses = train_model(
+                model, x, [y], F.cross_entropy, epochs, settings.seed, learning_rate=5e-3, batch_size=64
+            )
         return {
             "train_accuracy": accuracy(model, x, y),
             "test_accuracy": accuracy(model, normalised(test_set.images), torch.from_numpy(test_set.labels)),

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnxai.outputs import json_fallback
@@ -69,22 +68,6 @@ def train_model(
         losses.append(total / len(inputs))
     model.eval()
     return losses
-
-
-def train_classifier(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    epochs: int,
-    seed: int,
-    learning_rate: float = 3e-3,
-    batch_size: int = 64,
-    weight_decay: float = 0.0,
-) -> list[float]:
-    """:func:`train_model` with cross-entropy: ``labels`` (N,) int64."""
-    return train_model(
-        model, inputs, [labels], F.cross_entropy, epochs, seed, learning_rate, batch_size, weight_decay
-    )
 
 
 @torch.no_grad()

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from cnnxai.groundtruth.training import accuracy, load_or_train, train_classifier
+from cnnxai.groundtruth.training import accuracy, load_or_train, train_model
 from cnnxai.signal1d.data import NUM_CLASSES, SIGNAL_LENGTH, make_mnist1d
 
 MODEL_NAME = "mnist1d_cnn"
@@ -124,7 +125,9 @@ def load_mnist1d_model(
         x_test, y_test = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
         start = time.perf_counter()
         with torch_threads(TRAIN_THREADS):
-            losses = train_classifier(model, x, y, epochs, seed, learning_rate, batch_size, weight_decay)
+            losses = train_model(
+                model, x, [y], F.cross_entropy, epochs, seed, learning_rate, batch_size, weight_decay
+            )
         seconds = time.perf_counter() - start
         return {
             "train_accuracy": accuracy(model, x, y),
