@@ -400,14 +400,12 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
 
 def ray_settings(args: argparse.Namespace):
     """The --ray options as :class:`~cnnxai.distributed.RaySettings` (None without --ray); checks that Ray is
-    installed, before any work."""
+    installed, before any work (the pool checks the address as it starts)."""
     if getattr(args, "ray", None) is None:
         return None
-    from cnnxai.distributed import RaySettings, check_address, require_ray
+    from cnnxai.distributed import RaySettings, require_ray
 
     require_ray()
-    if args.ray != "local":
-        check_address(args.ray)
     return RaySettings(
         address=None if args.ray == "local" else args.ray, workers=args.ray_workers,
         cpus_per_worker=args.ray_cpus_per_worker, gpus_per_worker=args.ray_gpus_per_worker,
