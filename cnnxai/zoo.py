@@ -179,5 +179,6 @@ def load_model(
         load_state(model, path, name)
         _drop_aux_heads(model)
     model = model.eval().to(device)
+    model.default_layers = spec.layers  # the model's own CAM layers, for callers given only the model
     info = {"model": name, "weights_file": str(path), "weights_sha256": file_sha256(path)}
     return model, info

@@ -11,6 +11,7 @@ from lime_ext.explainer import (
     Neighbourhood,
     NeighbourhoodSampler,
     fit_samples,
+    predict_together,
 )
 from lime_ext.explanation import Explanation, LabelExplanation
 from lime_ext.legacy import legacy_cam_matrix
@@ -54,6 +55,7 @@ __all__ = [
     "hidden_image",
     "is_uniform",
     "legacy_cam_matrix",
+    "predict_together",
     "relabel",
     "sample_binary_masks",
     "sample_until_settled",

@@ -53,7 +53,7 @@ def _given(value) -> float | None:
 
 
 @register("baylime", "BayLIME: Bayesian ridge on LIME's samples; prior none (non-informative) or gradcam "
-          "(Grad-CAM prior mean)", BAYLIME_OPTIONS, random=True)  # fmt: skip
+          "(Grad-CAM prior mean)", BAYLIME_OPTIONS, random=True, neighbourhood=True)  # fmt: skip
 def baylime(context: ExplainContext) -> Attribution:
     settings = context.settings(LimeSettings)
     label = context.target

@@ -290,7 +290,7 @@ def _as_attribution(result: CamLimeResult) -> Attribution:
 
 
 @register("lime", "LIME (lime_image's kernel, ridge and quickshift defaults), superpixel weights painted",
-          LIME_OPTIONS, random=True)  # fmt: skip
+          LIME_OPTIONS, random=True, neighbourhood=True)  # fmt: skip
 def lime(context: ExplainContext) -> Attribution:
     def fit(neighbourhood: Neighbourhood) -> Explanation:
         return neighbourhood.fit(labels=[context.target], cam_mode="none")
@@ -303,12 +303,12 @@ def lime(context: ExplainContext) -> Attribution:
 
 
 @register("gradlime", "GradLIME: LIME with Grad-CAM priors (one or several layers), b = a * w", GRADLIME_OPTIONS,
-          random=True)  # fmt: skip
+          random=True, neighbourhood=True)  # fmt: skip
 def gradlime(context: ExplainContext) -> Attribution:
     return _as_attribution(_composition(context, "gradlime", [context.target]))
 
 
 @register("camlime", "CamLIME: LIME with the priors of any CAM method (option method, default gradcam)",
-          CAMLIME_OPTIONS, random=True)  # fmt: skip
+          CAMLIME_OPTIONS, random=True, neighbourhood=True)  # fmt: skip
 def camlime(context: ExplainContext) -> Attribution:
     return _as_attribution(_composition(context, "camlime", [context.target]))

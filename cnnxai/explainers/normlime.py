@@ -274,6 +274,7 @@ NORMLIME_OPTIONS = (
     "NormLIME (standard): LIME weight x mean squared L1-normalised LIME weight of its cluster (KMeans 50)",
     NORMLIME_OPTIONS,
     random=True,
+    neighbourhood=True,
 )
 def normlime(context: ExplainContext) -> Attribution:
     return _normlime(context, "standard")
@@ -284,6 +285,7 @@ def normlime(context: ExplainContext) -> Attribution:
     "NormLIME (PaddleX's newer variant): LIME weight x softmax(10 w) of a logistic regression on clusters",
     NORMLIME_OPTIONS,
     random=True,
+    neighbourhood=True,
 )
 def normlime_logreg(context: ExplainContext) -> Attribution:
     return _normlime(context, "logreg")

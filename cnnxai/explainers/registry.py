@@ -89,14 +89,17 @@ ExplainFn = Callable[[ExplainContext], Attribution]
 
 @dataclass(frozen=True)
 class ExplainerSpec:
-    """A registered explainer: its function, a one-line description, its declared options, and whether it draws
-    random numbers (so its determinism under a seed is tested)."""
+    """A registered explainer: its function, a one-line description, its declared options, whether it draws
+    random numbers (so its determinism under a seed is tested), and whether it fits the image's shared LIME
+    neighbourhood of ``num_samples`` samples (so the images of a batch can predict theirs together:
+    :mod:`cnnxai.attribute`)."""
 
     name: str
     fn: ExplainFn
     description: str
     options: tuple[Option, ...] = ()
     random: bool = False
+    neighbourhood: bool = False
 
 
 REGISTRY: Registry[ExplainerSpec] = Registry(
@@ -105,10 +108,14 @@ REGISTRY: Registry[ExplainerSpec] = Registry(
 
 
 def register(
-    name: str, description: str, options: Sequence[Option] = (), random: bool = False
+    name: str,
+    description: str,
+    options: Sequence[Option] = (),
+    random: bool = False,
+    neighbourhood: bool = False,
 ) -> Callable[[ExplainFn], ExplainFn]:
     def decorate(fn: ExplainFn) -> ExplainFn:
-        REGISTRY.add(ExplainerSpec(name, fn, description, tuple(options), random))
+        REGISTRY.add(ExplainerSpec(name, fn, description, tuple(options), random, neighbourhood))
         return fn
 
     return decorate
