@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cnnxai.errors import UserInputError
-from cnnxai.explainers import REGISTRY, explain, make_context
+from cnnxai.explainers import REGISTRY, class_index, explain, make_context
 from cnnxai.explainers.lime_family import shared_sampler
 from cnnxai.tasks.targets import TargetScore
 from lime_ext import IMAGENET_MEAN, IMAGENET_STD, LimeSettings, predict_together
@@ -164,12 +164,10 @@ def per_image_targets(target: Any, count: int) -> list[Any]:
         )
     resolved = []
     for item in items:
-        category = getattr(item, "category", None)
-        if callable(item) and _is_class_target(category):  # ClassifierOutputTarget (grad-cam's or ours)
-            item = int(category)
-        elif not (item is None or _is_class_target(item) or callable(item)):
-            raise UserInputError(f"target {item!r} is not a class index or a target object")
-        resolved.append(int(item) if _is_class_target(item) else item)
+        if item is None or (callable(item) and not hasattr(item, "category")):
+            resolved.append(item)  # the predicted class, or a score of the model's output
+        else:
+            resolved.append(class_index(item))  # an int or a ClassifierOutputTarget (grad-cam's or ours)
     return resolved
 
 

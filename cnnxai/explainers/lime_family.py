@@ -19,7 +19,7 @@ from cam_ext import CAM_METHODS, CamSettings, cam_prior, legacy_maps
 from cnnxai.errors import UserInputError
 from cnnxai.explainers.cam_lime_result import CamLimeResult
 from cnnxai.explainers.cams import CAM_OPTIONS, cam_settings, shared_cams
-from cnnxai.explainers.registry import Attribution, ExplainContext, make_context, register
+from cnnxai.explainers.registry import Attribution, ExplainContext, class_index, make_context, register
 from cnnxai.options import Option, at_least, parse_colour, positive
 from lime_ext import (
     AUTO,
@@ -267,6 +267,7 @@ def explain_image(
     """
     if name not in VARIANTS:
         raise ValueError(f"explain_image explains with {' or '.join(VARIANTS)}, not {name!r}")
+    target = None if target is None else class_index(target)
     context = make_context(name, model, image, target or 0, seed, device, batch_size, shared, amp, **options)
     probabilities = shared_probabilities(context)
     if target is not None:

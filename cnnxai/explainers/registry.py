@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnxai.errors import UserInputError
 from cnnxai.options import Option, SettingsT, settings_from
 from cnnxai.registry import Registry
 from cnnxai.system import tune_malloc
@@ -134,6 +135,17 @@ def channel_sum(per_channel: torch.Tensor) -> Attribution:
     )
 
 
+def class_index(target: Any) -> int:
+    """A class given as an int, or as a classifier target object with an integer ``category``
+    (pytorch-grad-cam's ``ClassifierOutputTarget``, or :class:`cnnxai.tasks.targets.ClassifierOutputTarget`)."""
+    category = getattr(target, "category", target)
+    if isinstance(category, (int, np.integer)) and not isinstance(category, bool):
+        return int(category)
+    raise UserInputError(
+        f"target {target!r} is not a class index or a classifier target (ClassifierOutputTarget)"
+    )
+
+
 def make_context(
     name: str,
     model: nn.Module,
@@ -151,7 +163,9 @@ def make_context(
     tune_malloc()
     resolved = REGISTRY.options(name, options)
     shared = shared if shared is not None else {}
-    return ExplainContext(model, image, int(target), int(seed), device, batch_size, resolved, shared, amp)
+    return ExplainContext(
+        model, image, class_index(target), int(seed), device, batch_size, resolved, shared, amp
+    )
 
 
 def explain(

@@ -217,3 +217,19 @@ def test_quantus_metric_runs_with_our_explain_func():
     scores = metric(model=model, x_batch=x, y_batch=y, a_batch=None, explain_func=cnnxai.quantus_explain_func,
                     explain_func_kwargs=kwargs, device="cpu")  # fmt: skip
     assert len(scores) == 2 and all(np.isfinite(scores))
+
+
+def test_explain_and_explain_image_take_classifier_target_objects(photo):
+    from cnnxai.explainers import explain_image
+
+    model = make_tiny_cnn()
+    by_index = explain("gradcam", model, photo, 2, layers=["4"]).map
+    np.testing.assert_array_equal(
+        explain("gradcam", model, photo, ClassifierOutputTarget(2), layers=["4"]).map, by_index
+    )
+    result = explain_image(
+        "gradlime", model, photo, ClassifierOutputTarget(3), layers=["4"], num_samples=40, segmenter="slic"
+    )
+    assert result.target == 3
+    with pytest.raises(UserInputError, match="not a class index"):
+        explain("gradcam", model, photo, "cat", layers=["4"])
