@@ -2,7 +2,7 @@
 
 import sys
 
-from cnnxai.cli import main
+from cnnxai.commands import camlime
 
 if __name__ == "__main__":
-    sys.exit(main("camlime"))
+    sys.exit(camlime())

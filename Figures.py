@@ -2,7 +2,7 @@
 
 import sys
 
-from cnnxai.figures.cli import main
+from cnnxai.commands import figures
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(figures())

@@ -2,7 +2,7 @@
 
 import sys
 
-from cnnxai.groundtruth.cli import main
+from cnnxai.commands import localisation
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(localisation())

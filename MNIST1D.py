@@ -2,7 +2,7 @@
 
 import sys
 
-from cnnxai.signal1d.cli import main
+from cnnxai.commands import mnist1d
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(mnist1d())

@@ -2,7 +2,7 @@
 
 import sys
 
-from cnnxai.benchmark.cli import main
+from cnnxai.commands import complexity
 
 if __name__ == "__main__":
-    sys.exit(main("complexity"))
+    sys.exit(complexity())

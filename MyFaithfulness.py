@@ -2,7 +2,7 @@
 
 import sys
 
-from cnnxai.benchmark.cli import main
+from cnnxai.commands import faithfulness
 
 if __name__ == "__main__":
-    sys.exit(main("faithfulness"))
+    sys.exit(faithfulness())

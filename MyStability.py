@@ -3,7 +3,7 @@
 
 import sys
 
-from cnnxai.stability.cli import main
+from cnnxai.commands import stability
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stability())

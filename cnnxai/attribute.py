@@ -33,7 +33,7 @@ from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, class_index, explain, make_context
 from cnnxai.explainers.lime_family import shared_sampler
 from cnnxai.tasks.targets import TargetScore
-from lime_ext import IMAGENET_MEAN, IMAGENET_STD, LimeSettings, predict_together
+from lime_ext import IMAGENET_MEAN, IMAGENET_STD, LimeSettings, evaluation_mode, predict_together
 
 GRID_TOLERANCE = 0.01  # in 1/255 units: more than float rounding away from the 8-bit grid is worth a warning
 RANGE_SLACK = (
@@ -84,13 +84,8 @@ def locate_layers(model: nn.Module, example: torch.Tensor) -> tuple[str, ...]:
         for name, module in model.named_modules():
             if name and not isinstance(module, pooling):
                 handles.append(module.register_forward_hook(record(name)))
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                model(example)
-        finally:
-            model.train(was_training)
+        with evaluation_mode(model), torch.no_grad():
+            model(example)
     finally:
         for handle in handles:
             handle.remove()
@@ -226,13 +221,8 @@ class Explainer:
         return param.device if param is not None else torch.device("cpu")
 
     def _predicted(self, inputs: torch.Tensor) -> list[int]:
-        with torch.no_grad():
-            was_training = self.model.training
-            self.model.eval()
-            try:
-                logits = self.model(inputs.detach().to(self._device(), torch.float32))
-            finally:
-                self.model.train(was_training)
+        with evaluation_mode(self.model), torch.no_grad():
+            logits = self.model(inputs.detach().to(self._device(), torch.float32))
         return [int(c) for c in logits.argmax(dim=-1).tolist()]
 
     def attribute(self, inputs: torch.Tensor, target: Any = None, seed: int = 0) -> torch.Tensor:
@@ -247,11 +237,12 @@ class Explainer:
             targets = [predicted[i] if t is None else t for i, t in enumerate(targets)]
         layers = self._layers(inputs) if self.takes_layers else None
         jobs = []  # (the model the explainer sees, the class it explains, the image's shared dict, CAM layers)
+        tasks: dict[int, TargetScore] = {}  # one per target object: images with the same one share forwards
         for t in targets:
             if _is_class_target(t):
                 jobs.append((self._renormalised, t, {}, layers))
             else:  # a score of the model's output: the explainers see a one-output model
-                task = TargetScore(self._renormalised, t, input_space="imagenet")
+                task = tasks.setdefault(id(t), TargetScore(self._renormalised, t, input_space="imagenet"))
                 jobs.append((task, 0, {}, layers and tuple(TargetScore.layer_names(layers))))
         common = dict(seed=int(seed), batch_size=self.batch_size, amp=self.amp, **self.options)
         if self.spec.neighbourhood:

@@ -58,7 +58,7 @@ ALIASES = ("num_samples", "max_samples", "top_k", "segmenter", "hide_color", "ca
            "eigen_smooth", "prior_strength", "prior_floor", "normlime_reference")  # fmt: skip
 
 
-def build_parser(variant: str) -> OneLineParser:
+def build_parser(variant: str, prog: str | None = None) -> OneLineParser:
     title = VARIANTS[variant]
     what = (
         "GradLIME: LIME whose ridge fit takes Grad-CAM maps (one layer or several, fused) as per-superpixel priors."
@@ -66,7 +66,7 @@ def build_parser(variant: str) -> OneLineParser:
         else "CamLIME: LIME whose ridge fit takes class-activation maps (11 CAM methods, one layer or several) as per-superpixel priors."
     )
     parser = OneLineParser(
-        prog=f"{title}.py",
+        prog=prog or f"{title}.py",
         description=f"{what} Writes, per image, <output-dir>/<image>/explanation.png (Original | CAM | LIME | {title}, "
         "same perturbations), superpixels.csv, attribution.npy and manifest.json.",
         formatter_class=DefaultsHelpFormatter,
@@ -366,6 +366,7 @@ def run(args: argparse.Namespace, variant: str) -> int:
     return 0
 
 
-def main(variant: str, argv: list[str] | None = None) -> int:
-    """Entry point of GradLIME.py (variant 'gradlime') and CamLIME.py ('camlime'); returns the exit status."""
-    return run_main(build_parser(variant), lambda args: run(args, variant), argv)
+def main(variant: str, argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of GradLIME.py (variant 'gradlime') and CamLIME.py ('camlime'); returns the exit status.
+    ``prog``: the program name shown by --help (default: the script's)."""
+    return run_main(build_parser(variant, prog), lambda args: run(args, variant), argv)

@@ -398,6 +398,19 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
         help="times a unit whose worker died is run again before its rows are written as NaN with the reason")  # fmt: skip
 
 
+def add_report_options(
+    parser: argparse.ArgumentParser, default_images: int, which: str = "its first K images"
+) -> None:
+    """--report and --report-images: the run's report.html, or only that from an existing output folder;
+    ``which`` says which K images a run keeps the maps of."""
+    add = parser.add_argument
+    add("--report", action="store_true",
+        help="compute nothing: (re)write report.html in --output-dir from the finished run's files there")  # fmt: skip
+    add("--report-images", type=int_at_least(0), default=default_images, metavar="K",
+        help=f"images of report.html's gallery, each beside every method's map (a run keeps in gallery/ the "
+             f"maps of {which}; --report shows at most those)")  # fmt: skip
+
+
 def ray_settings(args: argparse.Namespace):
     """The --ray options as :class:`~cnnxai.distributed.RaySettings` (None without --ray); checks that Ray is
     installed, before any work (the pool checks the address as it starts)."""

@@ -87,10 +87,15 @@ def build_manifest(tool: str, extra_packages: Sequence[str] = (), **sections: An
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it: a reader never sees half a file."""
+    """Write ``text`` (UTF-8) as :func:`atomic_write_bytes` writes bytes."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it: a reader never sees half a file."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text)
+    temporary.write_bytes(data)
     os.replace(temporary, path)
 
 

@@ -18,6 +18,7 @@ from cnnxai.benchmark.runner import (
     TARGETS,
     BenchmarkRun,
     BenchmarkSettings,
+    gallery_keys,
     scorer_in_worker,
     summarize_folder,
 )
@@ -28,6 +29,7 @@ from cnnxai.cli_options import (
     add_explainer_option_flag,
     add_model_options,
     add_ray_options,
+    add_report_options,
     add_run_options,
     cli_layers,
     comma_separated,
@@ -49,6 +51,7 @@ from cnnxai.metrics import (
     metric_spec,
     resolve_settings,
 )
+from cnnxai.report_html import DEFAULT_REPORT_IMAGES, GALLERY_FOLDER, REPORT_NAME, write_report
 from cnnxai.zoo import load_model
 
 # The comparison set of the public CamLIME repository's MyFaithfulness.py (Lime, our, IG, SA, GS, IXG, DeCon, KH,
@@ -121,7 +124,7 @@ def add_resume_options(parser: argparse.ArgumentParser, summary: str) -> None:
              "only)")  # fmt: skip
 
 
-def build_parser(tool: str) -> OneLineParser:
+def build_parser(tool: str, prog: str | None = None) -> OneLineParser:
     name, family, default_output = TOOLS[tool]
     what = (
         "Faithfulness of explainers over an image folder: "
@@ -131,9 +134,10 @@ def build_parser(tool: str) -> OneLineParser:
         else "Complexity of explainers' maps over an image folder: " + ", ".join(family) + "."
     )
     parser = OneLineParser(
-        prog=f"{name}.py",
+        prog=prog or f"{name}.py",
         description=f"{what} Writes scores.csv (one row per image x explainer x metric, appended as computed: "
-        "an interrupted run resumes), summary.csv/.md/.png and manifest.json"
+        "an interrupted run resumes), summary.csv/.md/.png, manifest.json, report.html (one self-contained page: "
+        "the table, plots and a gallery of maps kept in gallery/)"
         + (
             ", and curves.csv/curves_mean.csv/curves.png for Deletion and Insertion."
             if tool == "faithfulness"
@@ -203,14 +207,15 @@ def build_parser(tool: str) -> OneLineParser:
         help="let CUDA run the explainers' and metrics' forwards in TF32 (faster on recent GPUs; logits move by "
         "~1e-3, as much as the changes measured); off: full float32",
     )
-    add_resume_options(parser, "the summary")
+    add_resume_options(parser, "the summary and report.html")
+    add_report_options(parser, DEFAULT_REPORT_IMAGES)
     add_ray_options(parser)
     add_run_options(parser, default_output, "where scores.csv, the summary and the manifest are written")
     return parser
 
 
 RUN_FILES = ("scores.csv", "curves.csv", "manifest.json", "summary.csv", "summary.md", "summary.png",
-             "curves_mean.csv", "curves.png")  # fmt: skip
+             "curves_mean.csv", "curves.png", REPORT_NAME)  # fmt: skip
 
 
 def clear_run(folder: Path, shard: tuple[int, int], files: tuple[str, ...] = RUN_FILES) -> None:
@@ -219,6 +224,7 @@ def clear_run(folder: Path, shard: tuple[int, int], files: tuple[str, ...] = RUN
         (folder / name).unlink(missing_ok=True)
     if shard == (1, 1):
         shutil.rmtree(folder / "shards", ignore_errors=True)
+        shutil.rmtree(folder / GALLERY_FOLDER, ignore_errors=True)
     else:
         shutil.rmtree(folder / "shards" / f"{shard[0]}-of-{shard[1]}", ignore_errors=True)
 
@@ -243,7 +249,10 @@ def run(args: argparse.Namespace, tool: str) -> int:
     name, _, _ = TOOLS[tool]
     folder = Path(args.output_dir)
     if args.summarize:
-        print(summarize_folder(folder).read_text(), end="")
+        print(summarize_folder(folder, args.report_images).read_text(), end="")
+        return 0
+    if args.report:
+        print(f"wrote {write_report(folder, f'{name}.py', args.report_images)}")
         return 0
     overrides = dict(args.settings)
     if len(overrides) != len(args.settings):
@@ -275,23 +284,28 @@ def run(args: argparse.Namespace, tool: str) -> int:
         )  # fmt: skip
         if pool is not None:
             load = partial(load_model, args.model, args.weights)
-            pool.using(partial(scorer_in_worker, settings, load, args.batch_size, args.debug))
+            gallery = gallery_keys(images, args.report_images)
+            work = partial(scorer_in_worker, settings, load, args.batch_size, args.debug, gallery=gallery)
+            pool.using(work)
         benchmark = BenchmarkRun(
             settings, model, model_info, dataset, images, folder, shard, args.batch_size,
             folder_selection(args, dataset), progress=not args.quiet, debug=args.debug, pool=pool,
+            report_images=args.report_images,
         )  # fmt: skip
         status = benchmark.run()
     print((folder / "summary.md").read_text(), end="")
     written = "scores.csv, manifest.json" + (
         ", curves.csv" if any(m in ("Deletion", "Insertion") for m in args.metrics) else ""
     )
-    print(f"wrote {benchmark.rows_folder}/ ({written}) and {folder}/summary.md, summary.csv, summary.png")
+    print(f"wrote {benchmark.rows_folder}/ ({written}) and {folder}/summary.md, summary.csv, summary.png, "
+          f"{REPORT_NAME}")  # fmt: skip
     return exit_status(status)
 
 
-def main(tool: str, argv: list[str] | None = None) -> int:
-    """Entry point of MyFaithfulness.py (tool 'faithfulness') and MyComplexity.py ('complexity')."""
+def main(tool: str, argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of MyFaithfulness.py (tool 'faithfulness') and MyComplexity.py ('complexity'). ``prog``: the
+    program name shown by --help (default: the script's)."""
     return run_main(
-        build_parser(tool), lambda args: run(args, tool), argv,
+        build_parser(tool, prog), lambda args: run(args, tool), argv,
         interrupted="interrupted: the rows computed so far are kept; run the same command again to resume",
     )  # fmt: skip

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,15 +40,19 @@ from cnnxai.metrics.perturbation import full_float32
 from cnnxai.metrics.result import undefined
 from cnnxai.outputs import build_manifest, json_fallback, write_json
 from cnnxai.preprocess import FRAME_SIZE, to_model_frame
+from cnnxai.report_html import DEFAULT_REPORT_IMAGES, save_gallery_maps, write_report
+from cnnxai.zoo import imagenet_class_names
 from lime_ext import TorchClassifier
 
 ATTRIBUTION_VIEWS = ("signed", "positive", "absolute")
 TARGETS = ("predicted", "true")
 CURVE_METRICS = ("Deletion", "Insertion")
 UNREADABLE = "image could not be read"
+# A gallery image's part of a unit: its frame (224,224,3) uint8, the map as scored (224,224) float32, the target.
+Shown = tuple[np.ndarray, np.ndarray, int]
 UnitRows = tuple[
-    str, list[dict], list[dict], list[float]
-]  # (method, score rows, curve rows, explain seconds)
+    str, list[dict], list[dict], list[float], dict[str, Shown]
+]  # (method, score rows, curve rows, explain seconds, the maps of the gallery's images by image key)
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,8 @@ class GroupScorer:
         settings: the run's :class:`BenchmarkSettings`.
         model: the classifier on its device.
         batch_size: inputs per forward pass (None: from the device); debug: let an explainer's error stop the run.
+        gallery: keys of the images whose maps a unit hands back too (for report.html's gallery: the maps are
+            made anyway, so showing them costs no model work).
     """
 
     def __init__(
@@ -185,8 +191,10 @@ class GroupScorer:
         model: nn.Module,
         batch_size: int | None = None,
         debug: bool = False,
+        gallery: Collection[str] = (),
     ) -> None:
         self.settings, self.model, self.batch_size, self.debug = settings, model, batch_size, debug
+        self.gallery = frozenset(gallery)
         self.device = next(iter(model.parameters())).device
 
     def load(self, item: tuple[ImageGroup, Sequence[str]]) -> tuple[ImageGroup, Sequence[str], dict]:
@@ -194,7 +202,8 @@ class GroupScorer:
         return group, methods, {image.key: self._read(image) for image in group.images}
 
     def compute(self, loaded: tuple[ImageGroup, Sequence[str], dict]) -> Iterator[UnitRows]:
-        """Each method's unit of the group in turn: ``(method, score rows, curve rows, explainer seconds)``."""
+        """Each method's unit of the group in turn: ``(method, score rows, curve rows, explainer seconds,
+        gallery maps)``."""
         group, methods, prepared = loaded
         for image in group.images:
             self._prepare(prepared[image.key])
@@ -221,7 +230,8 @@ class GroupScorer:
         )  # fmt: skip
 
     def _unit(self, group: ImageGroup, method: str, prepared: dict[str, PreparedImage]) -> UnitRows:
-        """Score one explainer on one group: (method, score rows, curve rows, explainer seconds per image)."""
+        """Score one explainer on one group: (method, score rows, curve rows, explainer seconds per image, the
+        maps of the group's gallery images)."""
         settings = self.settings
         per_image = [m for m in settings.metrics if not METRICS[m].batch_level]
         results: dict[str, dict[str, MetricResult]] = {}
@@ -257,7 +267,9 @@ class GroupScorer:
             results[image.key] = item.metrics.score(maps[image.key], per_image)
         if "Sufficiency" in settings.metrics:
             self._sufficiency(group, maps, prepared, results)
-        return method, *unit_rows(settings, group, method, prepared, results, seconds, samples)
+        shown = {key: (prepared[key].frame, maps[key], int(prepared[key].metrics.target))
+                 for key in maps if key in self.gallery}  # fmt: skip
+        return method, *unit_rows(settings, group, method, prepared, results, seconds, samples), shown
 
     def _sufficiency(self, group, maps, prepared, results) -> None:
         keys = [image.key for image in group.images if image.key in maps]
@@ -304,26 +316,44 @@ def unit_rows(
 
 def scorer_in_worker(
     settings: BenchmarkSettings, load: Callable[[torch.device], tuple[nn.Module, dict]], batch_size: int | None,
-    debug: bool, device: str,
+    debug: bool, device: str, gallery: Collection[str] = (),
 ) -> GroupScorer:  # fmt: skip
     """A :class:`GroupScorer` built inside a Ray worker on ``device`` ('cuda': its own GPU), with the model
-    loaded there by ``load(device)`` (e.g. a partial of :func:`cnnxai.zoo.load_model`)."""
+    loaded there by ``load(device)`` (e.g. a partial of :func:`cnnxai.zoo.load_model`); ``gallery`` the keys
+    of the images whose maps come back with the rows (:func:`gallery_keys`)."""
     model, _ = load(resolve_device(device))
-    return GroupScorer(settings, model, batch_size, debug)
+    return GroupScorer(settings, model, batch_size, debug, gallery)
+
+
+def gallery_keys(images: Sequence[BenchmarkImage], count: int) -> list[str]:
+    """The images of report.html's gallery: the first ``count`` of the run (the same in every shard)."""
+    return [image.key for image in images[:count]]
+
+
+def gallery_title(key: str, target: int) -> str:
+    """A gallery image's caption: its key and the class explained, by ImageNet name (every zoo model's)."""
+    names = imagenet_class_names()
+    return f"{key}: {names[target]} ({target})" if 0 <= target < len(names) else f"{key}: class {target}"
 
 
 class BenchmarkRun(ImageFolderRun):
     """One run (or one shard of it) of a benchmark into ``folder``; the arguments as :class:`ImageFolderRun`'s,
     with ``settings`` a :class:`BenchmarkSettings`, and ``pool`` a :class:`~cnnxai.distributed.WorkerPool`
-    of :func:`scorer_in_worker` to compute on Ray (None: in this process, on ``model``)."""
+    of :func:`scorer_in_worker` to compute on Ray (None: in this process, on ``model``). The maps of the first
+    ``report_images`` images are kept in ``gallery/`` beside the rows, and report.html shows them."""
 
-    def __init__(self, settings: BenchmarkSettings, *args: Any, pool: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: BenchmarkSettings, *args: Any, pool: Any = None,
+        report_images: int = DEFAULT_REPORT_IMAGES, **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(settings, *args, **kwargs)
         check_sizes(settings.metric_settings, (3, FRAME_SIZE, FRAME_SIZE), settings.feature_unit)
         self.groups = make_groups(self.images, settings.group_size, settings.seed)
         self.mine = shard_groups(self.groups, self.shard)
         self.store = ResultStore(self.rows_folder)
         self.pool = pool
+        self.report_images = report_images
+        self.gallery = gallery_keys(self.images, report_images)
 
     # -- identity and manifest ----------------------------------------------------------------------------
 
@@ -368,14 +398,17 @@ class BenchmarkRun(ImageFolderRun):
                 pending = [m for m in methods if (group.index, m) not in done]
                 if pending:
                     work.append((group.index, (group, pending), len(group.images) * len(pending)))
-            pool = self.pool or LocalPool(GroupScorer(self.settings, self.model, self.batch_size, self.debug))
+            pool = self.pool or LocalPool(
+                GroupScorer(self.settings, self.model, self.batch_size, self.debug, self.gallery)
+            )
             for index, result in pool.map_unordered(work):
                 group = groups[index]
                 if isinstance(result, WorkFailed):
                     pending = [m for m in methods if (index, m) not in done]
                     result = [self._given_up(group, m, result.reason) for m in pending]
-                for method, scores, curves, seconds in result:
+                for method, scores, curves, seconds, shown in result:
                     self.store.append(scores, curves)
+                    self._keep_maps(method, shown)
                     done.add((index, method))
                     explain_seconds[method] += seconds
                     if bar is not None:
@@ -403,7 +436,14 @@ class BenchmarkRun(ImageFolderRun):
         prepared = {image.key: PreparedImage(image, error=reason) for image in group.images}
         results = {image.key: {m: undefined(reason) for m in self.settings.metrics} for image in group.images}
         print(f"warning: group {group.index} {method}: {reason}", file=sys.stderr)
-        return method, *unit_rows(self.settings, group, method, prepared, results)
+        return method, *unit_rows(self.settings, group, method, prepared, results), {}
+
+    def _keep_maps(self, method: str, shown: dict[str, Shown]) -> None:
+        """Add a finished unit's maps of gallery images to ``gallery/`` beside its rows (after the rows: a
+        killed run may lack a map in the report, never a row)."""
+        for key, (frame, attribution, target) in shown.items():
+            save_gallery_maps(self.rows_folder, key, self.gallery.index(key), frame, {method: attribution},
+                              title=gallery_title(key, target))  # fmt: skip
 
     def _failures(self) -> dict[str, str]:
         """Images of this shard that could not be read (from its rows, so a resumed run reports them too)."""
@@ -413,15 +453,18 @@ class BenchmarkRun(ImageFolderRun):
     # -- summary over every shard present ----------------------------------------------------------------
 
     def write_summary(self) -> Path:
-        """summary.* and curves_mean.csv / curves.png in ``folder``, over the rows of all shards present."""
+        """summary.*, curves_mean.csv / curves.png and report.html in ``folder``, over the rows of all shards
+        present."""
         return write_run_summary(self.folder, self.settings.methods, self.settings.metrics, len(self.images),
-                                 self.settings.tool)  # fmt: skip
+                                 self.settings.tool, self.report_images)  # fmt: skip
 
 
 def write_run_summary(
-    folder: Path, methods: Sequence[str], metrics: Sequence[str], planned: int, tool: str
-) -> Path:
-    """Summarise every scores.csv of ``folder`` (itself and its shards) into ``folder``; returns summary.md."""
+    folder: Path, methods: Sequence[str], metrics: Sequence[str], planned: int, tool: str,
+    report_images: int = DEFAULT_REPORT_IMAGES,
+) -> Path:  # fmt: skip
+    """Summarise every scores.csv of ``folder`` (itself and its shards) into ``folder``, then write its
+    report.html (with ``report_images`` gallery images); returns summary.md."""
     folders = result_folders(folder)
     scores, curves = load_rows(folders)
     table = summarise(scores, methods, metrics)
@@ -435,13 +478,16 @@ def write_run_summary(
     write_summary(folder, table, methods, metrics, note)
     if any(m in CURVE_METRICS for m in metrics):
         write_curves(folder, curves, methods)
+    write_report(folder, f"{tool}.py", report_images)
     return folder / "summary.md"
 
 
-def summarize_folder(folder: Path) -> Path:
-    """Rebuild the summary of the run in ``folder`` (whole or sharded) from its rows and manifests alone."""
+def summarize_folder(folder: Path, report_images: int = DEFAULT_REPORT_IMAGES) -> Path:
+    """Rebuild the summary and report of the run in ``folder`` (whole or sharded) from its rows and manifests
+    alone."""
     identity = stored_identity(folder)
     settings = identity["settings"]
     return write_run_summary(
-        folder, settings["methods"], settings["metrics"], identity["data"]["images"], settings["tool"]
-    )
+        folder, settings["methods"], settings["metrics"], identity["data"]["images"], settings["tool"],
+        report_images,
+    )  # fmt: skip

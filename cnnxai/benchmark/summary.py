@@ -102,6 +102,17 @@ def usual_count(table: list[dict]) -> int:
     return max(set(counts), key=counts.count) if counts else 0
 
 
+def cell_text(cell: Mapping, usual: int) -> str:
+    """'mean ± std' of one summary cell, with its n (and NaNs) when n is not ``usual``: the text of a cell in
+    summary.md and in report.html, so both show the same numbers."""
+    text = _number(cell["mean"])
+    if not math.isnan(cell["std"]):
+        text += f" ± {_number(cell['std'], 3)}"
+    if cell["n"] != usual or cell["n_nan"]:
+        text += f" (n={cell['n']}" + (f", {cell['n_nan']} NaN" if cell["n_nan"] else "") + ")"
+    return text
+
+
 def markdown_table(table: list[dict], methods: Sequence[str], metrics: Sequence[str]) -> str:
     """Methods x metrics, 'mean ± std', the best of each column in bold; n shown where it is not the usual."""
     cells = {(c["method"], c["metric"]): c for c in table}
@@ -114,11 +125,7 @@ def markdown_table(table: list[dict], methods: Sequence[str], metrics: Sequence[
         row = []
         for metric in metrics:
             cell = cells[(method, metric)]
-            text = _number(cell["mean"])
-            if not math.isnan(cell["std"]):
-                text += f" ± {_number(cell['std'], 3)}"
-            if cell["n"] != usual or cell["n_nan"]:
-                text += f" (n={cell['n']}" + (f", {cell['n_nan']} NaN" if cell["n_nan"] else "") + ")"
+            text = cell_text(cell, usual)
             row.append(f"**{text}**" if cell["best"] else text)
         lines.append(f"| {method} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

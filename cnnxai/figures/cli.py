@@ -50,12 +50,12 @@ ALIASES = ("num_samples", "segmenter", "hide_color", "rise_masks", "ig_steps", "
            "normlime_samples", "normlime_clusters")  # fmt: skip
 
 
-def build_parser() -> OneLineParser:
+def build_parser(prog: str | None = None) -> OneLineParser:
     parser = OneLineParser(
-        prog="Figures.py",
+        prog=prog or "Figures.py",
         description="One command per figure of the GradLIME / CamLIME papers, drawn from this library's explainers "
         "on your image and model: <output-dir>/<figure>_<image>.png (and .pdf with --pdf) and a .json manifest "
-        "beside it. Figures.py --list names them.",
+        "beside it. %(prog)s --list names them.",
         formatter_class=DefaultsHelpFormatter,
     )
     add = parser.add_argument
@@ -267,6 +267,6 @@ def run_application(args: argparse.Namespace, task: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of Figures.py."""
-    return run_main(build_parser(), run, argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of Figures.py. ``prog``: the program name shown by --help (default: the script's)."""
+    return run_main(build_parser(prog), run, argv)

@@ -8,6 +8,7 @@ import argparse
 import time
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 from cam_ext import CAM_METHODS
 from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS
@@ -17,6 +18,7 @@ from cnnxai.cli_options import (
     add_alias_flags,
     add_explainer_option_flag,
     add_ray_options,
+    add_report_options,
     batch_size_option,
     explainer_list_option,
     explainer_options,
@@ -39,21 +41,23 @@ from cnnxai.groundtruth.report import (
 )
 from cnnxai.groundtruth.shapes_model import CAM_LAYER, SISE_LAYERS
 from cnnxai.metrics import LOCALISATION_METRICS, METRICS
+from cnnxai.report_html import DEFAULT_REPORT_IMAGES, write_report
 from cnnxai.tasks.models import DEFAULT_TASK_MODELS, TASK_CAM_METHODS, TASK_MODELS
 
 # The explainers' shared settings offered as flags (each made from the explainers' declarations).
 ALIASES = ("num_samples", "segmenter", "hide_color", "rise_masks", "ig_steps")
 
 
-def build_parser() -> OneLineParser:
+def build_parser(prog: str | None = None) -> OneLineParser:
     parser = OneLineParser(
-        prog="Localisation.py",
+        prog=prog or "Localisation.py",
         description="A localisation benchmark with ground truth. Procedural 64x64 images (one bright disc, square, "
         "triangle or cross on a textured background, among bright strokes, rings and dark silhouettes of every "
         "shape), generated from --data-seed; a small CNN trained on them in seconds and cached; every explainer "
         "explains each test image's true class, and its map is scored against the object's mask (pointing game, "
         "relevance mass and rank accuracy, top-k intersection, ROC AUC). Writes <output-dir>/scores.csv, "
-        "summary.csv/.md/.png, examples.png and manifest.json, and prints the table.",
+        "summary.csv/.md/.png, examples.png, manifest.json and report.html (one self-contained page: the table, "
+        "plots and every method's map on a few images, kept in gallery/), and prints the table.",
         formatter_class=DefaultsHelpFormatter,
     )
     add = parser.add_argument
@@ -115,6 +119,7 @@ def build_parser() -> OneLineParser:
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     add("--batch-size", type=batch_size_option, default=None, help="images per forward pass; default auto")
     add("--output-dir", default="results/localisation", help="folder of the results (replaced as a whole)")
+    add_report_options(parser, DEFAULT_REPORT_IMAGES, "K examples, chosen as for examples.png")
     add_ray_options(parser)
     add("--quiet", action="store_true", help="no progress bar")
     add(
@@ -155,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print(list_all())
         return 0
+    if args.report:
+        print(f"wrote {write_report(Path(args.output_dir), 'Localisation.py', args.report_images)}")
+        return 0
     settings = settings_of(args)
     cluster = ray_settings(args)
     say = (lambda *_: None) if args.quiet else print
@@ -171,14 +179,14 @@ def run(args: argparse.Namespace) -> int:
         if pool is not None:
             pool.using(partial(localise_in_worker, settings, args.debug))
         report = run_localisation_benchmark(settings, model, info, not args.quiet, args.debug, pool)
-    options = {k: v for k, v in vars(args).items() if k not in ("list", "debug", "quiet")}
+    options = {k: v for k, v in vars(args).items() if k not in ("list", "debug", "quiet", "report")}
     options["examples"] = settings.shown  # the default made explicit
-    files = report.save(args.output_dir, args.dpi, options)
+    files = report.save(args.output_dir, args.dpi, options, args.report_images)
     say(report.markdown())
     print(f"wrote {args.output_dir}/ ({', '.join(files)}; {time.perf_counter() - started:.1f} s)")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of Localisation.py."""
-    return run_main(build_parser(), run, argv, interrupted="interrupted: nothing written")
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of Localisation.py. ``prog``: the program name shown by --help (default: the script's)."""
+    return run_main(build_parser(prog), run, argv, interrupted="interrupted: nothing written")

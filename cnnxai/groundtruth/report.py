@@ -1,5 +1,5 @@
 """Localisation.py as a library call: typed settings, :func:`run_localisation_benchmark`, and a report that saves
-itself (scores.csv, summary.csv/.md/.png, examples.png, manifest.json, all or nothing)."""
+itself (scores.csv, summary.csv/.md/.png, examples.png, manifest.json, gallery/ and report.html, all or nothing)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from cnnxai.groundtruth.synthetic import CLASSES, SyntheticSet, SyntheticSetting
 from cnnxai.metrics import LOCALISATION_METRICS, METRICS
 from cnnxai.metrics.localisation import default_tolerance
 from cnnxai.outputs import atomic_folder, atomic_savefig, atomic_write_text, build_manifest, write_json
+from cnnxai.report_html import DEFAULT_REPORT_IMAGES, REPORT_NAME, save_gallery_maps, write_report
 from cnnxai.tasks.groundtruth import detection_cases, segmentation_cases
 from cnnxai.tasks.models import DEFAULT_TASK_MODELS, TASK_MODELS
 from cnnxai.tasks.scenes import SceneSettings, make_scenes
@@ -239,10 +240,25 @@ class LocalisationReport:
             m: np.array([r["value"] for r in rows if r["method"] == m and r["metric"] == "PointingGame"])
             for m in methods
         }
-        titles = [f"#{int(self.dataset.indices[i])} {CLASSES[int(self.dataset.labels[i])]}" for i in shown]
+        titles = [self.example_title(i) for i in shown]
         return draw_examples(self.dataset.images[shown], self.dataset.masks[shown], titles,
                              {m: self.result.maps[m][shown] for m in methods},
                              {m: pointing[m][shown] for m in methods})  # fmt: skip
+
+    def example_title(self, i: int) -> str:
+        """How example ``i`` is named in examples.png and report.html: its index in the test split, its class."""
+        return f"#{int(self.dataset.indices[i])} {CLASSES[int(self.dataset.labels[i])]}"
+
+    def save_gallery(self, folder: Path, count: int) -> int:
+        """report.html's gallery in ``folder/gallery/``: ``count`` examples (chosen as for examples.png), each
+        image with its evidence mask and every method's map as scored (kept in memory by the run anyway).
+        Returns the number saved."""
+        shown = example_indices(self.dataset.labels, min(count, len(self.dataset)))
+        for order, i in enumerate(shown):
+            maps = {m: self.result.maps[m][i] for m in self.settings.methods}
+            save_gallery_maps(folder, f"case-{i}", order,
+                              self.dataset.images[i], maps, self.example_title(i), self.dataset.masks[i])  # fmt: skip
+        return len(shown)
 
     def manifest(self, options: Mapping[str, Any] | None = None) -> dict:
         s, result = self.settings, self.result
@@ -262,9 +278,13 @@ class LocalisationReport:
             seconds=round(self.seconds, 2), **({"cluster": self.cluster} if self.cluster else {}),
         )  # fmt: skip
 
-    def save(self, folder: str | Path, dpi: int = 150, options: Mapping[str, Any] | None = None) -> list[str]:
+    def save(
+        self, folder: str | Path, dpi: int = 150, options: Mapping[str, Any] | None = None,
+        report_images: int = DEFAULT_REPORT_IMAGES,
+    ) -> list[str]:  # fmt: skip
         """Write the run into ``folder`` (replaced as a whole, atomically): scores.csv, summary.csv/.md/.png,
-        examples.png and manifest.json (``options``: the command line's, recorded in it). Returns the names."""
+        examples.png, manifest.json (``options``: the command line's, recorded in it), the maps of
+        ``report_images`` examples in gallery/, and report.html. Returns the names."""
         files = ["scores.csv", "summary.csv", "summary.md", "summary.png"]
         figure = self.examples_figure()
         with atomic_folder(Path(folder)) as out:
@@ -276,6 +296,10 @@ class LocalisationReport:
                 files.append("examples.png")
             write_json(out / "manifest.json", self.manifest(options))
             files.append("manifest.json")
+            if self.save_gallery(out, report_images):
+                files.append("gallery/")
+            write_report(out, "Localisation.py", report_images)
+            files.append(REPORT_NAME)
         return files
 
 

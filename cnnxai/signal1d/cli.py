@@ -41,9 +41,9 @@ def method_list(text: str) -> list[str]:
     return name_list(text, REGISTRY_1D, "method", f"choose among {','.join(REGISTRY_1D)} (see --list)")
 
 
-def build_parser() -> OneLineParser:
+def build_parser(prog: str | None = None) -> OneLineParser:
     parser = OneLineParser(
-        prog="MNIST1D.py",
+        prog=prog or "MNIST1D.py",
         description="Explain the 1-D CNN of Siddhantmest/XAI-Methods-for-CNN on MNIST-1D (generated offline with "
         "mnist1d's make_dataset, the published data set's seed 42: 4000 training and 1000 test signals of "
         "length 40). The CNN is trained in seconds on the CPU and cached; one correctly classified test signal "
@@ -61,7 +61,7 @@ def build_parser() -> OneLineParser:
     add("--data-seed", type=int, default=Mnist1DSettings.data_seed,
         help="mnist1d's generator seed (42 = the published MNIST-1D)")  # fmt: skip
     add_alias_flags(parser, REGISTRY_1D, ALIASES, HELPS)
-    add_explainer_option_flag(parser, "python MNIST1D.py --list")
+    add_explainer_option_flag(parser, "%(prog)s --list")
     add("--epochs", type=int_at_least(1), default=Mnist1DSettings.epochs,
         help="training epochs of the CNN (Adam, lr 1e-2, batch 128, cosine schedule); part of the cache key")  # fmt: skip
     add("--cache-dir", default=None,
@@ -110,6 +110,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of MNIST1D.py."""
-    return run_main(build_parser(), run, argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of MNIST1D.py. ``prog``: the program name shown by --help (default: the script's)."""
+    return run_main(build_parser(prog), run, argv)

@@ -62,9 +62,9 @@ def grid_option(text: str) -> list[int]:
     return sorted(set(values))
 
 
-def build_parser() -> OneLineParser:
+def build_parser(prog: str | None = None) -> OneLineParser:
     parser = OneLineParser(
-        prog="MyStability.py",
+        prog=prog or "MyStability.py",
         description="How many model forwards does each LIME-family method need for a stable and faithful "
         "explanation? Over an image folder, for each method, each N of --num-samples-grid and each of --seeds "
         "seeds, on one fixed segmentation per image: the per-superpixel attributions, forwards, seconds, weighted "
@@ -200,9 +200,9 @@ def run(args: argparse.Namespace) -> int:
     return exit_status(status)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of MyStability.py."""
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of MyStability.py. ``prog``: the program name shown by --help (default: the script's)."""
     return run_main(
-        build_parser(), run, argv,
+        build_parser(prog), run, argv,
         interrupted="interrupted: the rows computed so far are kept; run the same command again to resume",
     )  # fmt: skip

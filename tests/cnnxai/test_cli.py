@@ -33,17 +33,15 @@ def photo_file(tmp_path) -> Path:
     return path
 
 
+EXPLANATION_FILES = ["attribution.npy", "explanation.png", "manifest.json", "superpixels.csv"]  # per image
+
+
 def test_gradlime_explains_the_sample_photo(tmp_path, capsys):
     out = tmp_path / "out"
     code, stdout, stderr = run_cli("gradlime", ["--output-dir", str(out)], capsys)
     assert code == 0, stderr
     folder = out / "chelsea"
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "attribution.npy",
-        "explanation.png",
-        "manifest.json",
-        "superpixels.csv",
-    ]
+    assert sorted(p.name for p in folder.iterdir()) == EXPLANATION_FILES
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["predicted"]["name"] in {"tabby", "tiger cat", "Egyptian cat"}
     assert (

@@ -267,7 +267,8 @@ def test_command_writes_the_table(cache_dir, tmp_path, capsys):
                  "--cache-dir", str(cache_dir), "--output-dir", str(out), "--quiet", "--dpi", "40"])  # fmt: skip
     assert code == 0
     assert {p.name for p in out.iterdir()} == {
-        "scores.csv", "summary.csv", "summary.md", "summary.png", "examples.png", "manifest.json"
+        "scores.csv", "summary.csv", "summary.md", "summary.png", "examples.png", "manifest.json", "report.html",
+        "gallery",
     }  # fmt: skip
     with open(out / "scores.csv") as handle:
         rows = list(csv.DictReader(handle))

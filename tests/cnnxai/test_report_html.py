@@ -1,0 +1,245 @@
+"""report.html of MyFaithfulness.py and Localisation.py: written at the end of a run and by --report alone, its
+content read back (the table's numbers are summary.md's, every picture inlined, nothing fetched), and the page as
+Chromium renders it (skipped where no chromium binary is installed)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cnnxai.benchmark.cli as benchmark_cli
+from cnnxai.groundtruth.cli import main as localisation_main
+from cnnxai.report_html import BEST_COLOUR, HEADER_COLOUR
+from tests.cnnxai.benchmark.test_benchmark import CHEAP
+from tests.helpers import tiny_imagenet_model
+
+METHODS = ["saliency", "control_random", "lime"]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium binary (apt-get install chromium): the report is not rendered"
+)
+
+
+class Page(HTMLParser):
+    """What a test needs of a page: every tag's attributes, and the summary table's rows as
+    (method, [(text, attributes) per metric cell])."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.rows: list[tuple[str, list[tuple[str, dict]]]] = []
+        self.headers: list[dict] = []
+        self._cell: tuple[str, dict] | None = None
+        self._in_body = False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        if tag == "tbody":
+            self._in_body = True
+        elif tag == "tr" and self._in_body:
+            self.rows.append(("", []))
+        elif tag in ("td", "th"):
+            self._cell = ("", attrs)
+            if not self._in_body:
+                self.headers.append(attrs)
+
+    def handle_endtag(self, tag):
+        if tag == "tbody":
+            self._in_body = False
+        elif tag in ("td", "th") and self._cell is not None and self._in_body:
+            text, attrs = self._cell
+            if tag == "th":
+                self.rows[-1] = (text, self.rows[-1][1])
+            else:
+                self.rows[-1][1].append((text, attrs))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell = (self._cell[0] + data, self._cell[1])
+
+    def images(self) -> list[str]:
+        return [attrs.get("src", "") for tag, attrs in self.tags if tag == "img"]
+
+
+def markdown_cells(path: Path) -> dict[str, list[str]]:
+    """summary.md's table: method -> its cells' text, bold marks removed."""
+    cells = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("| ") and not line.startswith("| method"):
+            parts = [part.strip() for part in line.strip("|").split("|")]
+            cells[parts[0]] = [part.replace("**", "") for part in parts[1:]]
+    return cells
+
+
+def folder_state(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` but report.html, by its content's hash."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "report.html"
+    }
+
+
+@pytest.fixture(scope="module")
+def faithfulness_run(tmp_path_factory) -> Path:
+    """A MyFaithfulness.py run on the three sample photos with a tiny CNN, 3 methods, 8 metrics, a gallery of 2."""
+    out = tmp_path_factory.mktemp("report") / "faith"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(benchmark_cli, "load_model", tiny_imagenet_model)
+        code = benchmark_cli.main("faithfulness", ["--output-dir", str(out), "--methods", ",".join(METHODS),
+                                                   "--report-images", "2", *CHEAP])  # fmt: skip
+    assert code == 0
+    return out
+
+
+def test_a_run_writes_a_self_contained_report_with_the_summary_s_numbers(faithfulness_run):
+    out = faithfulness_run
+    text = (out / "report.html").read_text()
+    page = Page(text)
+    # The table: summary.md's cells, method by method, each metric's direction in its header, best marked.
+    expected = markdown_cells(out / "summary.md")
+    assert [method for method, _ in page.rows] == METHODS
+    for method, cells in page.rows:
+        assert [cell_text for cell_text, _ in cells] == expected[method]
+    summary = list(csv.DictReader(open(out / "summary.csv")))
+    metrics = list(dict.fromkeys(row["metric"] for row in summary))
+    assert [h.get("data-metric") for h in page.headers[1:]] == metrics
+    assert page.headers[metrics.index("Deletion") + 1]["data-sort"] == "lower"
+    assert "Deletion ↓" in text and "Insertion ↑" in text
+    for row in summary:
+        cell = dict(page.rows)[row["method"]][metrics.index(row["metric"])]
+        assert (cell[1].get("class") == "best") == (row["best"] == "True"), row
+    assert sum(row["best"] == "True" for row in summary) == text.count('class="best"') > 0
+    # Every picture is an inlined PNG that decodes; nothing is fetched from elsewhere.
+    sources = page.images()
+    assert len(sources) == 1 + 1 + 2 * (1 + len(METHODS))  # curves, distributions, 2 images x (image + maps)
+    for source in sources:
+        assert source.startswith("data:image/png;base64,")
+        Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).verify()
+    assert base64.b64decode(sources[0].split(",", 1)[1]) == (out / "curves.png").read_bytes()
+    assert not re.search(r"https?://|<link|@import|url\(", text)
+    assert all("src" not in attrs for tag, attrs in page.tags if tag == "script")
+    # The gallery: the run kept the maps of its first 2 images, frame and every method's map as scored.
+    stored = sorted((out / "gallery").glob("*.npz"))
+    assert [p.name for p in stored] == ["sample_chelsea.npz", "sample_coffee.npz"]
+    with np.load(stored[0]) as data:
+        assert data["frame"].shape == (224, 224, 3) and data["frame"].dtype == np.uint8
+        assert sorted(data["methods"]) == sorted(METHODS) and data["maps"].shape == (3, 224, 224)
+
+
+def test_report_alone_rewrites_only_the_report_without_a_model(faithfulness_run, monkeypatch, capsys):
+    out = faithfulness_run
+    before = folder_state(out)
+    (out / "report.html").unlink()
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("--report loaded a model")
+
+    monkeypatch.setattr(benchmark_cli, "load_model", no_model)
+    argv = ["--output-dir", str(out), "--report", "--report-images", "1"]
+    assert benchmark_cli.main("faithfulness", argv) == 0
+    assert "report.html" in capsys.readouterr().out
+    assert folder_state(out) == before
+    page = Page((out / "report.html").read_text())
+    assert len(page.images()) == 1 + 1 + 1 + len(METHODS)  # one gallery image now
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "other tool", "localisation on a benchmark"])
+def test_report_of_no_such_output_is_one_line_exit_2(case, faithfulness_run, tmp_path, capsys):
+    folder = {"missing": tmp_path / "nope", "empty": tmp_path, "other tool": faithfulness_run,
+              "localisation on a benchmark": faithfulness_run}[case]  # fmt: skip
+    before = folder_state(folder) if folder.exists() else None
+    argv = ["--output-dir", str(folder), "--report"]
+    if case == "localisation on a benchmark":
+        code = localisation_main(argv)
+    else:
+        code = benchmark_cli.main("complexity" if case == "other tool" else "faithfulness", argv)
+    error = capsys.readouterr().err
+    assert code == 2 and error.startswith("error: --report") and error.count("\n") == 1, error
+    assert (folder_state(folder) if folder.exists() else None) == before
+    assert case != "missing" or not folder.exists()
+
+
+def test_localisation_reports_its_examples_with_their_evidence(tmp_path, capsys):
+    out = tmp_path / "loc"
+    argv = ["--num-images", "3", "--methods", "gradcam,control_random", "--train-images", "100", "--epochs", "1",
+            "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(out), "--quiet", "--dpi", "30"]  # fmt: skip
+    assert localisation_main([*argv, "--report-images", "2"]) == 0
+    text = (out / "report.html").read_text()
+    page = Page(text)
+    assert [method for method, _ in page.rows] == ["gradcam", "control_random"]
+    assert len(page.images()) == 1 + 2 * 3  # distributions, 2 examples x (image + 2 maps); no curves
+    assert "edge of the ground-truth evidence" in text and "Deletion" not in text
+    with np.load(out / "gallery" / "case-0.npz") as data:
+        assert data["mask"].shape == (64, 64) and data["mask"].any() and data["maps"].shape == (2, 64, 64)
+    capsys.readouterr()
+    assert localisation_main(["--output-dir", str(out), "--report", "--report-images", "1"]) == 0
+    assert len(Page((out / "report.html").read_text()).images()) == 1 + 3
+
+
+def chromium(*arguments: str) -> str:
+    """Run headless Chromium (no sandbox: tests may run as root); its stdout."""
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *arguments]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+@needs_chromium
+def test_the_report_renders_in_chromium(faithfulness_run, tmp_path):
+    out = faithfulness_run
+    shot = tmp_path / "report.png"
+    chromium(f"--screenshot={shot}", "--window-size=1280,2000", (out / "report.html").resolve().as_uri())
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape == (2000, 1280, 3)
+    assert np.mean(np.any(pixels < 245, axis=-1)) > 0.08  # not a blank page
+    colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
+    assert colours > 5000  # the photos and plots are drawn, not only text
+    # The table's header: a band of rows at the top, at least half the page wide, in the header's colour;
+    # below it, the best cells' colour.
+    header = np.all(pixels == rgb(HEADER_COLOUR), axis=-1)
+    band = np.flatnonzero(header.mean(axis=1) > 0.5)
+    assert len(band) >= 15 and band.max() < 600, band
+    best = np.all(pixels == rgb(BEST_COLOUR), axis=-1)
+    assert best[band.max() : band.max() + 300].sum() > 2000
+
+
+@needs_chromium
+def test_the_table_sorts_by_a_clicked_header_in_chromium(faithfulness_run, tmp_path):
+    """The page's own script, run by Chromium: a click on 'Deletion' orders the rows best (lowest) first, a
+    second click reverses them; every image decodes."""
+    probe = """<script>window.addEventListener("load", function () {
+      var images = Array.prototype.slice.call(document.images);
+      var decoded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+      function order() { return Array.prototype.map.call(document.querySelectorAll("#summary tbody tr"),
+                                                         function (r) { return r.cells[0].textContent; }).join(","); }
+      var header = document.querySelector('th[data-metric="Deletion"]');
+      header.click(); var first = order(); header.click();
+      document.body.setAttribute("data-probe", decoded + "/" + images.length + ";" + first + ";" + order());
+    });</script></body>"""
+    page = tmp_path / "probe.html"
+    page.write_text((faithfulness_run / "report.html").read_text().replace("</body>", probe))
+    dom = chromium("--dump-dom", page.as_uri())
+    decoded, first, second = re.search(r'data-probe="([^"]*)"', dom).group(1).split(";")
+    count = len(Page((faithfulness_run / "report.html").read_text()).images())
+    assert decoded == f"{count}/{count}"
+    means = {r["method"]: float(r["mean"]) for r in csv.DictReader(open(faithfulness_run / "summary.csv"))
+             if r["metric"] == "Deletion"}  # fmt: skip
+    assert first.split(",") == sorted(METHODS, key=means.get)
+    assert second.split(",") == sorted(METHODS, key=means.get, reverse=True)
