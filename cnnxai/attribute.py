@@ -38,9 +38,9 @@ from cnnxai.tasks.targets import TargetScore
 from lime_ext import IMAGENET_MEAN, IMAGENET_STD, LimeSettings, evaluation_mode, predict_together
 
 GRID_TOLERANCE = 0.01  # in 1/255 units: more than float rounding away from the 8-bit grid is worth a warning
-RANGE_SLACK = (
-    0.02  # de-normalised values this far outside [0,1] are clamped (noise added by robustness metrics)
-)
+# De-normalised values up to this far outside [0,1] are clamped (noise added by robustness metrics: Quantus's
+# MaxSensitivity draws up to 0.2 in normalised units, 0.05 in pixels); further out, the mean and std are wrong.
+RANGE_SLACK = 0.25
 
 
 class Renormalised(nn.Module):
@@ -129,10 +129,12 @@ def to_frames(inputs: torch.Tensor, mean: Sequence[float], std: Sequence[float])
     off_grid = float((levels - levels.round()).abs().max())
     # The inputs' own precision: float16 stores an 8-bit image normalised only to about 0.1/255.
     rounding = 2 * 255 * max(std) * torch.finfo(inputs.dtype).eps * float(x.abs().max())
-    if off_grid > max(GRID_TOLERANCE, rounding):
+    outside = max(-low, high - 1) * 255
+    if max(off_grid, outside) > max(GRID_TOLERANCE, rounding):
+        clamped = f", and clamped to [0, 255] (up to {outside:.1f}/255 outside)" if outside > 0 else ""
         warnings.warn(
             f"inputs are not 8-bit images (up to {off_grid:.2f}/255 off the grid); they are explained rounded to "
-            "the 8-bit grid", stacklevel=3,
+            f"the 8-bit grid{clamped}", stacklevel=3,
         )  # fmt: skip
     return levels.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 

@@ -202,6 +202,9 @@ def test_inputs_off_the_8_bit_grid_are_rounded_with_a_warning():
     with pytest.warns(UserWarning, match="8-bit grid"):
         shifted = to_frames(inputs + 0.3 / 255 / 0.229, IMAGENET_MEAN, IMAGENET_STD)
     assert np.abs(shifted[0].astype(int) - FRAMES[0]).max() <= 1
+    with pytest.warns(UserWarning, match="clamped"):  # noise of a robustness metric past black
+        noisy = to_frames(inputs - 0.2, IMAGENET_MEAN, IMAGENET_STD)
+    assert noisy.min() == 0
 
 
 def test_quantus_metric_runs_with_our_explain_func():
