@@ -243,11 +243,12 @@ class Explainer:
         jobs = []  # (the model the explainer sees, the class it explains, the image's shared dict, CAM layers)
         tasks: dict[int, TargetScore] = {}  # one per target object: images with the same one share forwards
         for t in targets:
-            if _is_class_target(t):
+            if isinstance(t, int):  # per_image_targets made every class an int
                 jobs.append((self._renormalised, t, {}, layers))
             else:  # a score of the model's output: the explainers see a one-output model
-                task = tasks.setdefault(id(t), TargetScore(self._renormalised, t, input_space="imagenet"))
-                jobs.append((task, 0, {}, layers and tuple(TargetScore.layer_names(layers))))
+                if id(t) not in tasks:
+                    tasks[id(t)] = TargetScore(self._renormalised, t, input_space="imagenet")
+                jobs.append((tasks[id(t)], 0, {}, layers and tuple(TargetScore.layer_names(layers))))
         common = dict(seed=int(seed), batch_size=self.batch_size, amp=self.amp, **self.options)
         if self.spec.neighbourhood:
             self._predict_together(frames, jobs, common)

@@ -168,27 +168,60 @@ class PerturbationEngine:
 
     def predict(self, masks: np.ndarray, progress: bool = False) -> np.ndarray:
         """Classifier outputs for every row of ``masks`` (N,M): float32 (N,C), in row order."""
-        if masks.ndim != 2 or masks.shape[1] != self.num_segments:
-            raise ValueError(f"masks must be (N,{self.num_segments}), got {masks.shape}")
-        z = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.uint8)).to(self.device)
-        size = min(self.batch_size, len(z))
-        out = torch.empty(
-            (size, *self._hidden.shape[1:]),
-            dtype=self._hidden.dtype,
-            device=self.device,
-            memory_format=self._layout,
+        return predict_engines([self], [masks], progress)[0]
+
+
+def predict_engines(
+    engines: Sequence[PerturbationEngine], masks: Sequence[np.ndarray], progress: bool = False
+) -> list[np.ndarray]:
+    """Classifier outputs of ``masks[i]`` (N_i,M_i) on ``engines[i]``: float32 (N_i,C) each, in row order, from one
+    stream of forwards of the first engine's batch size.
+
+    The rows of every engine, one engine after the other, are cut into batches, so a batch may hold perturbations
+    of two images: B images of N rows cost ceil(B*N / batch) forwards instead of B*ceil(N / batch), which matters
+    where a batch is large against N (a GPU). The engines must share one classifier's model, device and image
+    size; each gets the outputs it would get alone, up to the float rounding of a different batch.
+    """
+    first = engines[0]
+    for engine, rows in zip(engines, masks, strict=True):
+        if engine is not first:
+            model = getattr(engine.classifier, "model", engine.classifier)
+            if (
+                model is not getattr(first.classifier, "model", first.classifier)
+                or engine.device != first.device
+            ):
+                raise ValueError("engines predicted together must share one model on one device")
+            if engine._hidden.shape != first._hidden.shape:
+                raise ValueError(
+                    f"images of different sizes: {engine._hidden.shape} and {first._hidden.shape}"
+                )
+        if rows.ndim != 2 or rows.shape[1] != engine.num_segments:
+            raise ValueError(f"masks must be (N,{engine.num_segments}), got {rows.shape}")
+    z = [torch.from_numpy(np.ascontiguousarray(rows, dtype=np.uint8)).to(first.device) for rows in masks]
+    offsets = np.cumsum([0] + [len(rows) for rows in z])
+    size = min(first.batch_size, int(offsets[-1]))
+    out = torch.empty(
+        (size, *first._hidden.shape[1:]),
+        dtype=first._hidden.dtype,
+        device=first.device,
+        memory_format=first._layout,
+    )
+    keep = first._hidden.new_empty((size, first._segments.numel()))
+
+    def build(start: int, stop: int) -> torch.Tensor:
+        for i, engine in enumerate(engines):
+            low, high = max(start, offsets[i]), min(stop, offsets[i + 1])
+            if low < high:
+                rows = slice(low - start, high - start)
+                engine.perturb(z[i][low - offsets[i] : high - offsets[i]], out[rows], keep[rows])
+        return out[: stop - start]
+
+    # The buffers are rewritten next batch: the classifier's output must not alias them.
+    outputs = [
+        batch.float().clone()
+        for _, _, batch in forward_batches(
+            first.classifier, int(offsets[-1]), build, first.batch_size, progress, "perturbations"
         )
-        keep = self._hidden.new_empty((size, self._segments.numel()))
-
-        def build(start: int, stop: int) -> torch.Tensor:
-            rows = stop - start
-            return self.perturb(z[start:stop], out[:rows], keep[:rows])
-
-        # The buffers are rewritten next batch: the classifier's output must not alias them.
-        outputs = [
-            batch.float().clone()
-            for _, _, batch in forward_batches(
-                self.classifier, len(z), build, self.batch_size, progress, "perturbations"
-            )
-        ]
-        return torch.cat(outputs).cpu().numpy()
+    ]
+    predictions = torch.cat(outputs).cpu().numpy()
+    return [predictions[offsets[i] : offsets[i + 1]] for i in range(len(engines))]

@@ -9,11 +9,10 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import torch
 
 from lime_ext.adaptive import fixed_record, ridge_covariance, sample_until_settled
 from lime_ext.bayesian import bayesian_ridge, scaled_prior_mean
-from lime_ext.engine import HideColor, PerturbationEngine, forward_batches
+from lime_ext.engine import HideColor, PerturbationEngine, predict_engines
 from lime_ext.explanation import Explanation, LabelExplanation
 from lime_ext.legacy import legacy_cam_matrix
 from lime_ext.sampling import explanation_rng, sample_binary_masks
@@ -308,51 +307,16 @@ class NeighbourhoodSampler:
 def predict_together(
     samplers: Sequence[NeighbourhoodSampler], num_samples: int, progress: bool = False
 ) -> None:
-    """Predict the first ``num_samples`` samples of several images' samplers in one stream of forwards.
-
-    The rows not predicted yet of every sampler, image after image, are cut into batches of the first sampler's
-    batch size, so a batch may hold perturbations of two images: B images of N samples cost ceil(B*N / batch)
-    forwards instead of B*ceil(N / batch), which matters where a batch is large (a GPU). Each sampler then holds
-    exactly the predictions it would have made itself (up to the float rounding of a different batch), and its
-    ``neighbourhood(num_samples)`` runs no forward. The samplers must share one classifier's model, device and
-    image size.
-    """
-    if not samplers:
-        return
-    first = samplers[0].engine
-    for sampler in samplers[1:]:
-        engine = sampler.engine
-        if engine.classifier.model is not first.classifier.model or engine.device != first.device:
-            raise ValueError("samplers predicted together must share one model on one device")
-        if engine._hidden.shape != first._hidden.shape:
-            raise ValueError(f"images of different sizes: {engine._hidden.shape} and {first._hidden.shape}")
-    pending = [  # (sampler, its new masks on the device)
-        (sampler, torch.from_numpy(sampler.masks(num_samples)[sampler.predicted :]).to(first.device))
-        for sampler in samplers
-        if sampler.predicted < num_samples
-    ]
+    """Predict the first ``num_samples`` samples of several images' samplers in one stream of forwards
+    (:func:`~lime_ext.engine.predict_engines`), so that their ``neighbourhood(num_samples)`` runs no forward.
+    The samplers must share one classifier's model, device and image size."""
+    pending = [sampler for sampler in samplers if sampler.predicted < num_samples]
     if not pending:
         return
-    offsets = np.cumsum([0] + [len(masks) for _, masks in pending])
-    size = min(first.batch_size, int(offsets[-1]))
-    out = torch.empty((size, *first._hidden.shape[1:]), dtype=first._hidden.dtype, device=first.device,
-                      memory_format=first._layout)  # fmt: skip
-    keep = first._hidden.new_empty((size, first._segments.numel()))
-
-    def build(start: int, stop: int) -> torch.Tensor:
-        for i, (sampler, masks) in enumerate(pending):
-            low, high = max(start, offsets[i]), min(stop, offsets[i + 1])
-            if low < high:
-                rows = slice(low - start, high - start)
-                sampler.engine.perturb(masks[low - offsets[i] : high - offsets[i]], out[rows], keep[rows])
-        return out[: stop - start]
-
-    batches = forward_batches(
-        first.classifier, int(offsets[-1]), build, first.batch_size, progress, "perturbations"
-    )
-    predictions = torch.cat([batch.float().clone() for _, _, batch in batches]).cpu().numpy()
-    for i, (sampler, _) in enumerate(pending):
-        sampler._extend(predictions[offsets[i] : offsets[i + 1]])
+    masks = [sampler.masks(num_samples)[sampler.predicted :] for sampler in pending]
+    predictions = predict_engines([sampler.engine for sampler in pending], masks, progress)
+    for sampler, predicted in zip(pending, predictions, strict=True):
+        sampler._extend(predicted)
 
 
 class CamLimeExplainer:
