@@ -12,6 +12,9 @@ frame, 224x224) by
   (c) captum 0.9.0: ``captum.attr.Lime`` with its defaults (cosine distance in input space, exponential kernel of
       width 1, Lasso alpha 0.01) on the normalised input tensor, the superpixels as ``feature_mask``;
 and, as the physical limit, the model's own forward passes on N images in batches of the same size.
+Ours runs its forwards on ``--backend`` (default ``auto``, what the command lines use: lime_ext.backends); with a
+backend other than torch, ours on torch is timed too ("ours lime (torch)"), so the backend's share of the lead is
+measured in the same run. lime and captum call the torch model, as their users do.
 
 Why: a user choosing a LIME implementation pays for it in seconds per image. All three get the same work: the
 same model and preprocessing, the same superpixels (quickshift, computed once, outside the timings), the same
@@ -28,7 +31,7 @@ on CUDA every batch shape), the methods run ``--repeats`` times interleaved (our
 differ by sampling noise (and captum's by its other kernel and Lasso too): their Spearman correlations are
 reported, not asserted. The last line printed is one JSON object. Usage:
     python bench/bench_peers.py [--device cpu|cuda] [--num-samples 1000] [--batch-size B] [--repeats 3]
-                                [--model efficientnet_lite0]
+                                [--model efficientnet_lite0] [--backend auto|torch|onnxruntime|openvino]
 """
 
 from __future__ import annotations
@@ -57,11 +60,13 @@ from cnnxai.images import sample_image  # noqa: E402
 from cnnxai.preprocess import to_model_frame  # noqa: E402
 from cnnxai.zoo import MODELS, load_model  # noqa: E402
 from lime_ext import auto_batch_size, hidden_image, segment_image  # noqa: E402
+from lime_ext.backends import BACKENDS, resolve_backend  # noqa: E402
 from lime_ext.classifier import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 SEED = 0
 HIDE_COLOR = "mean"  # lime's default (hide_color=None): each superpixel's mean colour, truncated to uint8
 METHODS = ("ours lime", "ours gradlime", "lime 0.2.0.1", "captum 0.9.0 Lime")
+TORCH_OURS = "ours lime (torch)"  # timed as well when --backend is not torch
 
 
 def superpixel_weights(attribution: np.ndarray, segments: np.ndarray) -> np.ndarray:
@@ -94,8 +99,9 @@ class Peers:
         segments: np.ndarray,
         device: torch.device,
         batch_size: int,
+        backend: str = "auto",
     ) -> None:
-        self.model, self.image, self.segments = model, image, segments
+        self.model, self.image, self.segments, self.backend = model, image, segments, backend
         self.device, self.batch_size = device, batch_size
         self.layers = list(MODELS[model_name].layers)
         self.mean = torch.tensor(IMAGENET_MEAN, device=device)[:, None, None]
@@ -120,7 +126,7 @@ class Peers:
         channels_last = batch.is_contiguous(memory_format=torch.channels_last)
         self.layouts[method].add("channels-last" if channels_last else "NCHW")
 
-    def ours(self, name: str, num_samples: int) -> np.ndarray:
+    def ours(self, name: str, num_samples: int, backend: str | None = None) -> np.ndarray:
         shared: dict = {}
         fix_segments(shared, self.segments)
         options = {"layers": self.layers} if name == "gradlime" else {}
@@ -135,6 +141,7 @@ class Peers:
             shared=shared,
             num_samples=num_samples,
             hide_color=HIDE_COLOR,
+            backend=backend or self.backend,
             **options,
         )
         return superpixel_weights(result.map, self.segments)
@@ -184,6 +191,7 @@ class Peers:
             "ours gradlime": lambda n: self.ours("gradlime", n),
             "lime 0.2.0.1": self.lime,
             "captum 0.9.0 Lime": self.captum,
+            TORCH_OURS: lambda n: self.ours("lime", n, "torch"),
         }[name]
 
 
@@ -214,6 +222,7 @@ def main() -> None:
         "--repeats", type=int, default=3, help="interleaved repetitions; medians are compared"
     )
     parser.add_argument("--model", default="efficientnet_lite0", choices=tuple(MODELS))
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="what runs our forwards")
     args = parser.parse_args()
     device = torch.device(args.device)
     n = args.num_samples
@@ -221,13 +230,15 @@ def main() -> None:
     model, _ = load_model(args.model, device=device)
     image = to_model_frame(sample_image("chelsea"))
     segments = segment_image(image, "quickshift", seed=SEED)
-    peers = Peers(model, args.model, image, segments, device, bs)
+    peers = Peers(model, args.model, image, segments, device, bs, args.backend)
+    methods = METHODS if resolve_backend(args.backend, device) == "torch" else (*METHODS, TORCH_OURS)
     same_hidden = np.array_equal(
         hidden_image(image, segments, HIDE_COLOR), lime_fudged_image(image, segments)
     )
     print(
         f"{args.model}, sample photo 224x224, {segments.max() + 1} quickshift superpixels, target class "
-        f"{peers.target}, N={n}, batch {bs}, device {device}, torch threads {torch.get_num_threads()}"
+        f"{peers.target}, N={n}, batch {bs}, device {device}, torch threads {torch.get_num_threads()}, "
+        f"our backend {args.backend} ({resolve_backend(args.backend, device)})"
     )
     print(f"hidden colour: each superpixel's mean (lime's default); ours identical to lime's: {same_hidden}")
 
@@ -235,13 +246,13 @@ def main() -> None:
     # CUDA each new batch shape costs its set-up on its first call).
     warm_n = bs + (n % bs or bs)
     forward_time(model, image, warm_n, bs, device)
-    for name in METHODS:
+    for name in methods:
         peers.method(name)(warm_n)
 
-    runs: dict[str, list[Clock]] = {name: [] for name in (*METHODS, "forward")}
+    runs: dict[str, list[Clock]] = {name: [] for name in (*methods, "forward")}
     weights: dict[str, np.ndarray] = {}
     for _ in range(args.repeats):
-        for name in METHODS:
+        for name in methods:
             clock, weights[name] = timed(lambda name=name: peers.method(name)(n), device)
             runs[name].append(clock)
         runs["forward"].append(forward_time(model, image, n, bs, device))  # synchronises on CUDA itself
@@ -258,7 +269,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     figures = {}
-    for name in (*METHODS, "forward"):
+    for name in (*methods, "forward"):
         wall = median(name)
         label = f"model forward, {n} images" if name == "forward" else name
         walls = " ".join(f"{r.wall:.2f}" for r in runs[name])
@@ -273,7 +284,12 @@ def main() -> None:
             "over_forward_cpu_time": round(cpu_ratio, 4),
         }
     layouts = "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in peers.layouts.items())
-    print(f"batches as they reach the model: ours channels-last (the engine's); {layouts}")
+    ours_layout = (
+        "channels-last (the engine's)"
+        if resolve_backend(peers.backend, device) == "torch"
+        else "NCHW (a runtime)"
+    )
+    print(f"batches as they reach the model: ours {ours_layout}; {layouts}")
 
     pairs = (
         ("ours lime", "lime 0.2.0.1"),
@@ -299,6 +315,8 @@ def main() -> None:
                 "batch_size": bs,
                 "repeats": args.repeats,
                 "device": str(device),
+                "backend": args.backend,
+                "backend_used": resolve_backend(args.backend, device),
                 "torch_threads": torch.get_num_threads(),
                 "hide_color": HIDE_COLOR,
                 "hidden_identical_to_lime": same_hidden,

@@ -17,13 +17,19 @@ from cam_ext.forward_methods import (
 )
 from cam_ext.fusion import fuse_layer_maps
 from cam_ext.hooks import RawActivations
-from cam_ext.layers import resolve_layers
+from cam_ext.layers import resolve_layers, token_layout
 from cam_ext.methods import first_component_projection, get_cam_method
 from lime_ext.model_state import evaluation_mode
 
 FULLGRAD_KEY = (
     "fullgrad"  # FullGrad ignores target layers; its single input-resolution map is stored under this key
 )
+# Methods that need a convolutional network's own layout, and why they do not apply to a vision transformer.
+TRANSFORMER_REFUSALS = {
+    "ablationcam": "it feeds the layer's output back with one channel zeroed, in the (B,C,h,w) layout, which a "
+    "transformer block does not output",
+    "fullgrad": "it sums the bias gradients of convolutions and batch norms, which a transformer does not have",
+}
 AUG_FACTORS = (0.9, 1.0, 1.1)  # pytorch-grad-cam's aug_smooth: horizontal flip x brightness factors
 
 
@@ -111,6 +117,16 @@ def _deaugment(maps: torch.Tensor, batch: int) -> torch.Tensor:
     return per_aug.mean(dim=(0, 1))
 
 
+def cam_refusal(method: str, model: nn.Module) -> str | None:
+    """Why ``method`` gives no CAM of ``model`` (a known vision transformer, :func:`cam_ext.layers.token_layout`),
+    or None when it applies."""
+    layout = token_layout(model)
+    reason = TRANSFORMER_REFUSALS.get(get_cam_method(method).name) if layout is not None else None
+    if reason is None:
+        return None
+    return f"{method} does not apply to a {layout.family}: {reason}; pick another method (a gradient one, eigencam or scorecam)"
+
+
 def compute_cams(
     model: nn.Module,
     input_tensor: torch.Tensor,
@@ -129,9 +145,16 @@ def compute_cams(
     ``ClassifierOutputTarget``. ``aug_smooth`` averages over horizontal flip x brightness {0.9,1,1.1} in one
     batched pass (targets fixed from the un-augmented input); ``eigen_smooth`` replaces the channel sum by
     the first principal component. The model's modes and ``requires_grad`` flags are restored, every hook
-    is removed (also on error), and ``input_tensor`` is not modified.
+    is removed (also on error), and ``input_tensor`` is not modified. A known vision transformer's token
+    layouts are reshaped to (B,C,h,w) by its :class:`cam_ext.layers.TokenLayout` unless ``reshape_transform``
+    is given; the methods of ``TRANSFORMER_REFUSALS`` are refused there (ValueError with the reason).
     """
     spec = get_cam_method(method)
+    if reshape_transform is None:
+        reshape_transform = token_layout(model)
+        refusal = cam_refusal(spec.name, model) if reshape_transform is not None else None
+        if refusal:
+            raise ValueError(refusal)
     device = _model_device(model, input_tensor.device)
     x = _as_batch(input_tensor, device)
     batch = x.shape[0]

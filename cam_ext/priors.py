@@ -60,21 +60,22 @@ def segment_prior(cam_map: torch.Tensor | np.ndarray, segments: np.ndarray | tor
 
     The map is upsampled bilinearly to (H,W), min-max normalised, averaged per superpixel and divided by the
     largest mean, so max(a) = 1 (not a min-max of a, which would zero one superpixel for good). A map with no
-    positive mean (all zero, or constant) gives the uniform prior a = 1: nothing to prefer. Computed on the map's
-    device.
+    positive mean (all zero, or constant) gives the uniform prior a = 1: nothing to prefer. The map is upsampled
+    and normalised on its device; the per-superpixel means are summed on the host, in pixel order (one copy of
+    the (H,W) map): CUDA's weighted ``bincount`` adds with atomics, in an order that changes from run to run.
     """
-    cam = torch.as_tensor(cam_map)
+    cam = torch.as_tensor(cam_map)  # device-ok: a tensor stays on its device; a numpy map is the host's
     if cam.ndim != 2:
         raise ValueError(f"a CAM map must be 2-D (h,w), got shape {tuple(cam.shape)}")
-    seg = torch.as_tensor(np.asarray(segments) if not isinstance(segments, torch.Tensor) else segments)
-    seg = seg.to(cam.device).long()
+    seg = segments.cpu().numpy() if isinstance(segments, torch.Tensor) else np.asarray(segments)
     height, width = seg.shape
     normalised = minmax_normalise(upsample(cam[None].float(), (height, width)))[0]
-    num = int(seg.max()) + 1
-    flat = seg.reshape(-1)
-    sums = torch.bincount(flat, weights=normalised.reshape(-1).double(), minlength=num)
-    counts = torch.bincount(flat, minlength=num).clamp_min(1)
-    prior = (sums / counts).cpu().numpy()
+    values = normalised.double().cpu().numpy().reshape(-1)
+    flat = seg.reshape(-1).astype(np.int64)
+    num = int(flat.max()) + 1
+    sums = np.bincount(flat, weights=values, minlength=num)
+    counts = np.maximum(np.bincount(flat, minlength=num), 1)
+    prior = sums / counts
     top = prior.max()
     if top <= 1e-12:
         return np.ones(num, dtype=np.float64)

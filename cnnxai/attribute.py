@@ -31,11 +31,22 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from cam_ext.layers import LayerNotFoundError
+from cam_ext.layers import locate_layers as cam_locate_layers
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, class_index, explain, make_context
 from cnnxai.explainers.lime_family import shared_sampler
 from cnnxai.tasks.targets import TargetScore
-from lime_ext import IMAGENET_MEAN, IMAGENET_STD, LimeSettings, evaluation_mode, predict_together
+from lime_ext import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LimeSettings,
+    evaluation_mode,
+    full_float32,
+    module_device,
+    predict_together,
+)
+from lime_ext.backends import BackendError, check_backend
 
 GRID_TOLERANCE = 0.01  # in 1/255 units: more than float rounding away from the 8-bit grid is worth a warning
 # De-normalised values up to this far outside [0,1] are clamped (noise added by robustness metrics: Quantus's
@@ -51,9 +62,12 @@ class Renormalised(nn.Module):
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.inner = model
-        # x_model = (x * s_in + m_in - m) / s = x * scale + shift
-        m_in, s_in = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
-        m, s = torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+        # x_model = (x * s_in + m_in - m) / s = x * scale + shift, made where the model is (and moved with it)
+        device = module_device(model)
+        m_in = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device)
+        s_in = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device)
+        m = torch.tensor(mean, dtype=torch.float32, device=device)
+        s = torch.tensor(std, dtype=torch.float32, device=device)
         self.register_buffer("scale", (s_in / s)[:, None, None], persistent=False)
         self.register_buffer("shift", ((m_in - m) / s)[:, None, None], persistent=False)
         self.output_activation = getattr(model, "output_activation", "softmax")
@@ -63,39 +77,13 @@ class Renormalised(nn.Module):
 
 
 def locate_layers(model: nn.Module, example: torch.Tensor) -> tuple[str, ...]:
-    """The CAM layer of a model that does not name its own: the last module (by when its forward ends) whose
-    output is the batch's spatial feature map (B,C,h,w) with h*w > 1, pooling layers aside; for a CNN classifier,
-    the last convolutional block (ResNet: ``layer4``, VGG: ``features``). Zoo models carry theirs
-    (``model.default_layers``, set by :func:`cnnxai.zoo.load_model`). One forward of ``example`` (1,3,H,W)."""
-    zoo_layers = getattr(model, "default_layers", None)
-    if zoo_layers:
-        return tuple(zoo_layers)
-    pooling = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d)
-    last: list[str] = []
-    handles = []
-
-    def record(name: str):
-        def hook(module, inputs, output):
-            if isinstance(output, torch.Tensor) and output.ndim == 4 and output.shape[0] == len(example):
-                if output.shape[2] * output.shape[3] > 1:
-                    last.append(name)
-
-        return hook
-
+    """The CAM layer of a model that does not name its own (:func:`cam_ext.layers.locate_layers`: the zoo's
+    ``model.default_layers``, a vision transformer's block, else the last spatial feature map); a model with
+    none is a one-line :class:`UserInputError`."""
     try:
-        for name, module in model.named_modules():
-            if name and not isinstance(module, pooling):
-                handles.append(module.register_forward_hook(record(name)))
-        with evaluation_mode(model), torch.no_grad():
-            model(example)
-    finally:
-        for handle in handles:
-            handle.remove()
-    if not last:
-        raise UserInputError(
-            "found no layer with a spatial feature map (B,C,h,w) in the model; pass layers=['<module path>']"
-        )
-    return (last[-1],)
+        return cam_locate_layers(model, example)
+    except LayerNotFoundError as error:
+        raise UserInputError(str(error)) from None
 
 
 def to_frames(inputs: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -114,8 +102,8 @@ def to_frames(inputs: torch.Tensor, mean: Sequence[float], std: Sequence[float])
         raise UserInputError(f"inputs must be float images normalised with mean and std, got {inputs.dtype}")
     x = inputs.detach().to("cpu", torch.float64)
     pixels = (
-        x * torch.tensor(std, dtype=torch.float64)[:, None, None]
-        + torch.tensor(mean, dtype=torch.float64)[:, None, None]
+        x * torch.tensor(std, dtype=torch.float64, device=x.device)[:, None, None]
+        + torch.tensor(mean, dtype=torch.float64, device=x.device)[:, None, None]
     )
     if not bool(torch.isfinite(pixels).all()):
         raise UserInputError("inputs contain NaN or infinite values")
@@ -136,7 +124,7 @@ def to_frames(inputs: torch.Tensor, mean: Sequence[float], std: Sequence[float])
             f"inputs are not 8-bit images (up to {off_grid:.2f}/255 off the grid); they are explained rounded to "
             f"the 8-bit grid{clamped}", stacklevel=3,
         )  # fmt: skip
-    return levels.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return levels.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _is_class_target(target: Any) -> bool:
@@ -181,6 +169,10 @@ class Explainer:
         mean, std: the normalisation of the inputs (ImageNet's by default).
         batch_size: inputs per forward pass (None: chosen from the device).
         amp: float16 autocast of the perturbation forwards on CUDA.
+        tf32: allow TF32 convolutions and matrix products on CUDA (off: full float32, as in every tool).
+        backend: what runs the forward-only passes: 'torch', 'onnxruntime', 'openvino' or 'auto'
+            (:class:`lime_ext.TorchClassifier`; None: the process default, 'torch' unless set); gradients always
+            run in ``model``.
         progress: a progress bar over the batch's images.
         options: the explainer's declared options; an unknown one is a one-line :class:`UserInputError`.
     """
@@ -195,9 +187,15 @@ class Explainer:
         batch_size: int | None = None,
         amp: bool = False,
         progress: bool = False,
+        backend: str | None = None,
+        tf32: bool = False,
         **options: Any,
     ) -> None:
         self.spec = REGISTRY.lookup(name)
+        try:
+            self.backend = None if backend is None else check_backend(backend, module_device(model))
+        except BackendError as error:
+            raise UserInputError(str(error)) from None
         self.takes_layers = any(option.name == "layers" for option in self.spec.options)
         if layers is not None and not self.takes_layers:
             raise UserInputError(f"explainer {name} takes no layers")
@@ -208,6 +206,7 @@ class Explainer:
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise UserInputError(f"mean and std must be 3 values each, std positive; got {mean} and {std}")
         self.batch_size, self.amp, self.progress, self.options = batch_size, amp, progress, options
+        self.tf32 = bool(tf32)
         self._renormalised = (
             model
             if (self.mean, self.std) == (IMAGENET_MEAN, IMAGENET_STD)
@@ -216,17 +215,13 @@ class Explainer:
 
     def _layers(self, inputs: torch.Tensor) -> tuple[str, ...]:
         if self.layers is None:
-            self.layers = locate_layers(self.model, inputs[:1].to(self._device()))
+            self.layers = locate_layers(self.model, inputs[:1].to(module_device(self.model)))
         prefix = "inner." if self._renormalised is not self.model else ""
         return tuple(prefix + layer for layer in self.layers)
 
-    def _device(self) -> torch.device:
-        param = next(iter(self.model.parameters()), None)
-        return param.device if param is not None else torch.device("cpu")
-
     def _predicted(self, inputs: torch.Tensor) -> list[int]:
-        with evaluation_mode(self.model), torch.no_grad():
-            logits = self.model(inputs.detach().to(self._device(), torch.float32))
+        with evaluation_mode(self.model), full_float32(not self.tf32), torch.no_grad():
+            logits = self.model(inputs.detach().to(module_device(self.model), torch.float32))
         return [int(c) for c in logits.argmax(dim=-1).tolist()]
 
     def attribute(self, inputs: torch.Tensor, target: Any = None, seed: int = 0) -> torch.Tensor:
@@ -249,7 +244,10 @@ class Explainer:
                 if id(t) not in tasks:
                     tasks[id(t)] = TargetScore(self._renormalised, t, input_space="imagenet")
                 jobs.append((tasks[id(t)], 0, {}, layers and tuple(TargetScore.layer_names(layers))))
-        common = dict(seed=int(seed), batch_size=self.batch_size, amp=self.amp, **self.options)
+        common = dict(
+            seed=int(seed), batch_size=self.batch_size, amp=self.amp, tf32=self.tf32, backend=self.backend,
+            **self.options,
+        )
         if self.spec.neighbourhood:
             self._predict_together(frames, jobs, common)
         maps = []
@@ -257,8 +255,7 @@ class Explainer:
             model, label, shared, job_layers = jobs[i]
             given = {"layers": job_layers} if job_layers else {}
             maps.append(explain(self.name, model, frames[i], label, shared=shared, **common, **given).map)
-        result = torch.from_numpy(np.stack(maps))[:, None]
-        return result.to(device=inputs.device, dtype=inputs.dtype)
+        return torch.from_numpy(np.stack(maps)[:, None]).to(device=inputs.device, dtype=inputs.dtype)
 
     def _predict_together(self, frames: np.ndarray, jobs: list, common: dict) -> None:
         """Draw every image's LIME neighbourhood into its shared dict, predicting the images that share a model
@@ -326,8 +323,9 @@ def quantus_explain_func(
     ``std``, ``batch_size``) and the explainer's options (``num_samples=500``). The work runs on the model's
     device; Quantus's ``device`` only says where the inputs go first."""
     del device  # the explainers run where the model is
-    x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
+    # Quantus's arrays live on the host, and so do the maps it gets back; attribute() takes inputs on any device.
+    x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)  # device-ok: host arrays in, host maps out
     if isinstance(targets, np.ndarray):
-        targets = torch.from_numpy(targets.astype(np.int64))
+        targets = torch.from_numpy(targets.astype(np.int64))  # device-ok: class indices, read on the host
     explainer = Explainer(model, method, **kwargs)
-    return explainer.attribute(x, targets, seed).numpy().astype(np.float32)
+    return explainer.attribute(x, targets, seed).cpu().numpy().astype(np.float32)

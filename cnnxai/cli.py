@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cam_ext import CAM_METHODS, CamSettings
+from cam_ext import CAM_METHODS, CamSettings, cam_refusal
+from cnnxai.attribute import Renormalised
 from cnnxai.cli_options import (
     DefaultsHelpFormatter,
     OneLineParser,
@@ -44,14 +45,15 @@ from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, CamLimeResult, explain, explain_image
 from cnnxai.explainers.lime_family import VARIANTS
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
-from cnnxai.preprocess import FRAME_SIZE, to_model_frame
+from cnnxai.preprocess import to_model_frame
 from cnnxai.tasks.explain import (
     Selection,
     explain_task,
 )
 from cnnxai.tasks.models import TASK_CAM_METHODS, TASK_MODELS, task_frame, task_model_spec, task_sample
 from cnnxai.tasks.targets import TargetScore
-from cnnxai.zoo import MODELS, imagenet_class_names, load_model
+from cnnxai.zoo import MODEL_FORMS, load_model_spec
+from lime_ext import IMAGENET_MEAN, IMAGENET_STD
 
 # The explainers' shared settings that these tools offer as flags (each made from the explainers' declarations).
 ALIASES = ("num_samples", "max_samples", "top_k", "segmenter", "hide_color", "cam_mode", "fusion", "aug_smooth",
@@ -77,7 +79,7 @@ def build_parser(variant: str, prog: str | None = None) -> OneLineParser:
         default=None,
         help=f"an image file or a folder (walked recursively); default: the built-in sample photo ({SAMPLE_IMAGES[0]})",
     )
-    add_model_options(parser, list(TASK_MODELS))
+    add_model_options(parser, list(TASK_MODELS), any_model=True)
     if variant == "camlime":
         add("--method", default=None, choices=list(CAM_METHODS),
             help=f"class-activation method for the prior; default: {CamSettings.method}, or for --task detection "
@@ -114,6 +116,8 @@ def build_parser(variant: str, prog: str | None = None) -> OneLineParser:
     add_explainer_option_flag(parser)
     add_task_options(parser)
     add("--amp", action="store_true", help="float16 autocast for the perturbation forwards (CUDA only)")
+    add("--tf32", action="store_true", help="allow TF32 convolutions and matrix products on CUDA (faster, changes "
+        "logits by ~1e-3); off: full float32, as in every tool")  # fmt: skip
     add_ray_options(parser)
     add_run_options(parser, "results", "where <image>/ folders are written")
     return parser
@@ -145,16 +149,28 @@ class ExplainRun:
         start = time.perf_counter()
         if self.task is None:
             model_name = args.model or "efficientnet_lite0"
-            if model_name not in MODELS:
+            if model_name in TASK_MODELS:
                 raise UserInputError(f"--model {model_name} is a {TASK_MODELS[model_name].task} model; add --task "
-                                     f"{TASK_MODELS[model_name].task}, or choose a classifier: {', '.join(MODELS)}")  # fmt: skip
-            self.class_names = imagenet_class_names()
+                                     f"{TASK_MODELS[model_name].task}, or choose a classifier: {MODEL_FORMS}")  # fmt: skip
+            model, info = load_model_spec(
+                model_name, args.weights, self.device, dict(args.model_arg), args.class_names, args.input_size,
+                args.mean, args.std, args.offline, progress=not args.quiet,
+            )  # fmt: skip
+            self.class_names = list(info.class_names)
             if args.target is not None and args.target >= len(self.class_names):
                 raise UserInputError(
                     f"--target {args.target} is out of range: the model has {len(self.class_names)} classes (0..{len(self.class_names) - 1})"
                 )
-            self.model, self.model_info = load_model(model_name, args.weights, self.device)
-            self.layers = cli_layers(self.model, args.layers, model_name)
+            for method in [fixed.get(("camlime", "method")), *args.compare]:
+                reason = cam_refusal(method, model) if method in CAM_METHODS else None
+                if reason:
+                    raise UserInputError(reason)
+            self.layers = cli_layers(model, args.layers, model_name, info.layers, info.layer_problem)
+            self.model_info, self.frame_size, self.resize = info.manifest(), info.input_size, info.resize
+            if (info.mean, info.std) != (IMAGENET_MEAN, IMAGENET_STD):  # the explainers feed ImageNet-normalised
+                model = Renormalised(model, info.mean, info.std)  # inputs; the model gets its own normalisation
+                self.layers = [f"inner.{layer}" for layer in self.layers]
+            self.model = model
         else:
             self.model, self.model_info = self.task.load(args.weights, self.device)
             self.class_names = self.task.class_names()
@@ -178,19 +194,20 @@ class ExplainRun:
         selection = None
         start = time.perf_counter()
         if self.task is None:
-            frame, class_names = to_model_frame(image, args.preprocess), self.class_names
-            framing = {"preprocess": args.preprocess, "frame_size": FRAME_SIZE}
+            frame = to_model_frame(image, args.preprocess, self.resize, self.frame_size)
+            class_names = self.class_names
+            framing = {"preprocess": args.preprocess, "frame_size": self.frame_size, "resize": self.resize}
             shared: dict = {}  # this image's neighbourhood and CAMs, reused by the --compare explainers
             model = self.model
             result = explain_image(
                 self.variant, model, frame, args.target, args.top_labels, args.seed, self.device, args.batch_size,
-                shared, args.amp, progress=not args.quiet, **self.options[self.variant],
+                shared, args.amp, progress=not args.quiet, tf32=args.tf32, **self.options[self.variant],
             )  # fmt: skip
         else:
             frame = task_frame(image, self.task.frame)
             explained = explain_task(
                 self.variant, self.task, self.model, frame, self.choice, args.seed, self.device, args.batch_size,
-                args.amp, progress=not args.quiet, **self.options[self.variant],
+                args.amp, progress=not args.quiet, tf32=args.tf32, **self.options[self.variant],
             )  # fmt: skip
             selection, model, result, shared = (
                 explained.selection,
@@ -202,7 +219,7 @@ class ExplainRun:
             framing = {"frame_size_wh": [int(frame.shape[1]), int(frame.shape[0])]}
         compare = {
             name: explain(name, model, frame, result.target, args.seed, self.device, args.batch_size, shared,
-                          **self.options[name]).map
+                          tf32=args.tf32, **self.options[name]).map
             for name in args.compare
         }  # fmt: skip
         explain_s = time.perf_counter() - start
@@ -214,7 +231,8 @@ class ExplainRun:
                 "options": vars(args), "seed": args.seed, **task_section,
                 "image": {"source": source, "original_size_wh": [int(image.shape[1]), int(image.shape[0])],
                           **framing},
-                "model": {**self.model_info, "device": str(self.device), "amp": bool(args.amp and self.device.type == "cuda")},
+                "model": {**self.model_info, "device": str(self.device), "amp": bool(args.amp and self.device.type == "cuda"),
+                          "tf32": bool(args.tf32 and self.device.type == "cuda")},
                 "explainers": {m: REGISTRY.options(m, self.options[m]) for m in self.methods},
                 "timings": {"model_load_s": self.load_s, "explain_s": explain_s, **result.timings},
             },

@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from cam_ext import LayerNotFoundError, resolve_layers
+from cnnxai.devices import resolve_device
 from cnnxai.errors import ImageLoadError, UserInputError
 from cnnxai.explainers import REGISTRY
-from cnnxai.options import Option, close_matches, split_assignment, unknown_option
+from cnnxai.options import Option, close_matches, parse_literal, split_assignment, unknown_option
 from cnnxai.preprocess import PREPROCESSING
 from cnnxai.registry import Registry
 from cnnxai.system import tune_malloc
 from cnnxai.tasks.explain import DEFAULT_SCORE_THRESHOLD, Choice, class_index, parse_box
 from cnnxai.tasks.models import TASKS
-from cnnxai.zoo import MODELS
+from cnnxai.zoo import MODEL_FORMS, MODELS
+from lime_ext.backends import BACKENDS, BackendError, check_backend, default_backend
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -85,23 +87,65 @@ def explainer_list_option(text: str) -> list[str]:
     return name_list(text, REGISTRY, "explainer", REGISTRY.hint)
 
 
-def add_model_options(parser: argparse.ArgumentParser, task_models: Sequence[str] = ()) -> None:
-    """--device, --model, --weights, --layers, --preprocess. ``task_models``: further --model choices (the
-    detection, segmentation and face models of ``--task``); the default is then chosen by the task."""
+def model_arg_option(text: str) -> tuple[str, Any]:
+    """'KEY=VALUE' -> (key, value) for ``--model-arg``; the value a Python literal (10, 0.5, True) or text."""
+    try:
+        _, key, value = split_assignment(text, "num_classes=10", owned=False)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return key, parse_literal(value)
+
+
+def rgb_option(text: str) -> tuple[float, float, float]:
+    """'R,G,B' -> three floats, for --mean and --std."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three numbers R,G,B (e.g. 0.5,0.5,0.5), got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def add_model_options(
+    parser: argparse.ArgumentParser, task_models: Sequence[str] = (), any_model: bool = False
+) -> None:
+    """--device, --backend, --model, --weights, --layers, --preprocess. ``task_models``: further --model choices
+    (the detection, segmentation and face models of ``--task``); the default is then chosen by the task.
+    ``any_model``: --model takes every form of :func:`cnnxai.zoo.load_model_spec` (docs/your-model.md), with
+    --model-arg, --class-names, --input-size, --mean, --std and --offline."""
     add = parser.add_argument
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    add_backend_option(parser)
     add(
         "--model",
         default=None if task_models else "efficientnet_lite0",
-        choices=[*MODELS, *task_models],
-        help="black-box model (the table in docs/cli.md#models)"
+        choices=None if any_model else [*MODELS, *task_models],
+        help=(f"black-box model: {MODEL_FORMS} (docs/your-model.md)" if any_model
+              else "black-box model (the table in docs/cli.md#models)")
         + ("; default: efficientnet_lite0, or the --task's own model" if task_models else ""),
-    )
+    )  # fmt: skip
     add(
         "--weights",
         default=None,
-        help="weights file (state dict) for torchvision models; default: torch's cache",
+        help="torchvision:NAME: DEFAULT or a weights name (IMAGENET1K_V2), downloaded to torch's cache when "
+        "missing; or a state-dict file (torchvision, timm, factory and zoo models); default: the model's own"
+        if any_model
+        else "weights file (state dict) for torchvision models; default: torch's cache",
     )
+    if any_model:
+        add("--model-arg", dest="model_arg", type=model_arg_option, action="append", default=[],
+            metavar="KEY=VALUE", help="an argument of the model's builder or factory (repeatable), e.g. num_classes=10")
+        add("--class-names", default=None, metavar="FILE",
+            help="class names, one per line; default: the weights' own (torchvision, timm), else the indices")
+        add("--input-size", type=int_at_least(8), default=None, metavar="N",
+            help="side of the model-input frame; default: the weights' own (299 for Inception-v3), else 224")
+        add("--mean", type=rgb_option, default=None, metavar="R,G,B",
+            help="input normalisation mean; default: the weights' own, else ImageNet's")
+        add("--std", type=rgb_option, default=None, metavar="R,G,B",
+            help="input normalisation std; default: the weights' own, else ImageNet's")
+        add("--offline", action="store_true",
+            help="never download weights: a file missing from the cache is an error saying where to put it")  # fmt: skip
     add(
         "--layers",
         nargs="+",
@@ -114,6 +158,30 @@ def add_model_options(parser: argparse.ArgumentParser, task_models: Sequence[str
         choices=list(PREPROCESSING),
         help="crop: resize short side 256, centre crop 224; square: the public scripts' 256x256 resize, then crop",
     )
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """--backend: what runs the forward-only model passes of the whole run (:mod:`lime_ext.backends`);
+    :func:`run_main` sets it as the process default around the run, so every classifier takes it."""
+    parser.add_argument(
+        "--backend", default="auto", type=argparse_type(check_backend), metavar="{" + ",".join(BACKENDS) + "}",
+        help="what runs the perturbation forwards (gradients always run in torch): the model exported once to "
+        "ONNX and run by onnxruntime or openvino (float32, checked against torch on the first input, torch "
+        "when it differs by more than 1e-4 or does not export), torch itself, or auto (onnxruntime, else "
+        "openvino, on a CPU when installed; torch on CUDA)",
+    )  # fmt: skip
+
+
+def checked_backend(args: argparse.Namespace) -> str | None:
+    """The run's --backend (None for a tool without one), checked against its --device: a runtime that does not
+    run there is a one-line :class:`UserInputError`, before any work."""
+    backend = getattr(args, "backend", None)
+    if backend is not None and getattr(args, "device", None) is not None:
+        try:
+            check_backend(backend, resolve_device(args.device))
+        except BackendError as error:
+            raise UserInputError(f"--backend {backend}: {error}") from None
+    return backend
 
 
 def argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -251,11 +319,17 @@ def add_run_options(parser: argparse.ArgumentParser, default_output: str, output
 
 
 def cli_layers(
-    model, requested: list[str] | None, model_name: str, defaults: Sequence[str] | None = None
+    model,
+    requested: list[str] | None,
+    model_name: str,
+    defaults: Sequence[str] | None = None,
+    problem: str | None = None,
 ) -> list[str]:
     """The --layers value (space- or comma-separated; default: ``defaults``, else the zoo model's own) checked
-    against the model."""
-    chosen = requested or defaults or MODELS[model_name].layers
+    against the model; ``problem``: why the model has no default layer (then --layers is needed)."""
+    chosen = requested or defaults or (MODELS[model_name].layers if model_name in MODELS else ())
+    if not chosen:
+        raise UserInputError(f"--layers: {problem or 'the model has no default CAM layer'}")
     names = [part for item in chosen for part in item.split(",") if part]
     try:
         return [name for name, _ in resolve_layers(model, names)]
@@ -280,8 +354,9 @@ def run_main(
     argv: list[str] | None,
     interrupted: str = "interrupted",
 ) -> int:
-    """Tune the process (:func:`cnnxai.system.tune_malloc`), parse, run, and turn user errors into one line on
-    stderr with exit status 2 (tracebacks with --debug)."""
+    """Tune the process (:func:`cnnxai.system.tune_malloc`), parse, run (with the --backend of a tool that has one
+    as the process's forward backend), and turn user errors into one line on stderr with exit status 2
+    (tracebacks with --debug)."""
     tune_malloc()
     try:
         args = parser.parse_args(argv)
@@ -290,7 +365,8 @@ def run_main(
     try:
         if getattr(args, "output_dir", None):
             check_output_folder(args.output_dir)
-        return run(args)
+        with default_backend(checked_backend(args)):
+            return run(args)
     except (UserInputError, ImageLoadError) as error:
         if args.debug:
             raise

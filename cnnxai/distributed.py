@@ -136,15 +136,21 @@ class _Actor:
     ready); it builds a work object the first time an item of a factory arrives (again after a restart), and
     ``run`` is called from two threads, so that one item loads while the other computes."""
 
-    def __init__(self, preload: tuple[str, ...], device: str, threads: int) -> None:
+    def __init__(
+        self, preload: tuple[str, ...], device: str, threads: int, backend: str = "torch", gpu_share: float = 0.0
+    ) -> None:
         import importlib
 
         import torch
 
+        from lime_ext import set_gpu_share
+
         torch.set_num_threads(max(1, threads))
+        if gpu_share > 0:  # batch sizes are chosen from this worker's share of its GPU, not from the whole GPU
+            set_gpu_share(min(1.0, gpu_share))
         for module in preload:
             importlib.import_module(module)
-        self.device = device
+        self.device, self.backend = device, backend  # the driver's forward backend (lime_ext.backends)
         self.works: dict[str, Any] = {}
         self.lock = threading.Lock()
 
@@ -153,9 +159,11 @@ class _Actor:
         with self.lock:
             if token not in self.works:
                 self.works[token] = factory(self.device)
+        from lime_ext.backends import default_backend
+
         work = self.works[token]
         loaded = work.load(item)
-        with self.lock:
+        with self.lock, default_backend(self.backend):
             start = time.perf_counter()
             result = list(work.compute(loaded))
             seconds = time.perf_counter() - start
@@ -171,14 +179,19 @@ class WorkerPool:
 
     Args:
         settings: where and how wide (:class:`RaySettings`).
-        device: the run's ``--device``: 'cpu'; 'cuda' or 'cuda:N' (one GPU, ``gpus_per_worker``, per actor);
-            'auto': CUDA when the cluster has GPUs.
+        device: the run's ``--device``: 'cpu'; 'cuda' (``gpus_per_worker`` of a GPU per actor, which Ray
+            chooses: 'cuda:N' is refused); 'auto': CUDA when the cluster has GPUs.
         preload: modules each worker imports as it starts (those the work object needs).
     """
 
     def __init__(self, settings: RaySettings, device: str = "auto", preload: tuple[str, ...] = ()) -> None:
         self.ray = require_ray()
         self.settings, self.requested, self.preload = settings, device.strip().lower(), tuple(preload)
+        if self.requested.startswith("cuda:"):
+            raise UserInputError(
+                f"--device {self.requested} with --ray: Ray gives each worker its own GPU, so a GPU index cannot "
+                "be chosen; use --device cuda (and CUDA_VISIBLE_DEVICES when starting Ray to limit the GPUs)"
+            )
         self.cuda = False
         self.actors: list[Any] = []
         self.stats: dict[int, WorkerStats] = {}
@@ -223,7 +236,12 @@ class WorkerPool:
             max_task_retries=settings.retries, max_concurrency=IN_FLIGHT,
         )(_Actor)  # fmt: skip
         threads = max(1, int(settings.cpus_per_worker))
-        self.actors = [actor.remote(self.preload, self.device, threads) for _ in range(count)]
+        from lime_ext.backends import current_backend
+
+        backend = current_backend()  # the driver's --backend, which the workers' classifiers take too
+        self.actors = [
+            actor.remote(self.preload, self.device, threads, backend, per_gpu) for _ in range(count)
+        ]
         return self
 
     def using(self, factory: Callable[[str], Any]) -> WorkerPool:

@@ -9,6 +9,7 @@ matches, so a typo is an error instead of a silently ignored setting.
 
 from __future__ import annotations
 
+import ast
 import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -164,13 +165,22 @@ def resolve_options(owner: str, declared: Sequence[Option], given: Mapping[str, 
     }
 
 
-def split_assignment(text: str, example: str) -> tuple[str, str, str]:
-    """'OWNER.KEY=VALUE' -> (owner, key, value text); a malformed text is a ValueError citing ``example``."""
+def split_assignment(text: str, example: str, owned: bool = True) -> tuple[str, str, str]:
+    """'OWNER.KEY=VALUE' -> (owner, key, value text); with ``owned=False``, 'KEY=VALUE' -> ('', key, value text).
+    A malformed text is a ValueError citing ``example``."""
     key, equals, value = text.partition("=")
-    owner, dot, name = key.strip().partition(".")
-    if not equals or not dot or not owner or not name or not value.strip():
-        raise ValueError(f"expected NAME.KEY=VALUE (e.g. {example}), got {text!r}")
+    owner, dot, name = key.strip().partition(".") if owned else ("", ".", key.strip())
+    if not equals or not dot or (owned and not owner) or not name or not value.strip():
+        raise ValueError(f"expected {'NAME.' if owned else ''}KEY=VALUE (e.g. {example}), got {text!r}")
     return owner.strip(), name.strip(), value.strip()
+
+
+def parse_literal(text: str) -> Any:
+    """A Python literal ('10', '0.5', 'True', '(7, 7)', "'x'") as its value; any other text as itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def settings_from(kind: type[SettingsT], options: Mapping[str, Any], **values: Any) -> SettingsT:

@@ -33,6 +33,7 @@ PACKAGES = (
     "scikit-learn",
     "scikit-image",
     "grad-cam",
+    "timm",  # optional: --model timm:NAME ("not installed" otherwise)
     "Pillow",
     "matplotlib",
 )
@@ -74,7 +75,7 @@ def build_manifest(tool: str, extra_packages: Sequence[str] = (), **sections: An
     """The manifest of one result: ``schema_version``, ``tool``, the command line, the caller's ``sections`` (in
     their order), package versions (``PACKAGES`` and ``extra_packages``), the platform and the process settings
     settings that can change speed but not values (:func:`cnnxai.system.system_record`: the allocator tuning,
-    torch's threads, the OpenMP environment)."""
+    torch's threads, the OpenMP environment) and what ran the forward-only passes (:func:`backend_record`)."""
     return {
         "schema_version": MANIFEST_SCHEMA,
         "tool": tool,
@@ -83,7 +84,16 @@ def build_manifest(tool: str, extra_packages: Sequence[str] = (), **sections: An
         "versions": package_versions(extra_packages),
         "platform": platform.platform(),
         "process": system_record(),
+        "backends": backend_record(),
     }
+
+
+def backend_record() -> dict[str, Any] | None:
+    """The process's forward backend and every exported model session it built (backend, export and compile
+    seconds, cached file, fallback reason: :func:`lime_ext.backends.process_record`); None when no classifier was
+    ever made (this function does not import the pipeline)."""
+    module = sys.modules.get("lime_ext.backends")
+    return None if module is None else module.process_record()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

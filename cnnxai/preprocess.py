@@ -1,4 +1,5 @@
-"""Preprocessing into the model-input frame: the 224x224 RGB uint8 image that both LIME and the CAM see."""
+"""Preprocessing into the model-input frame: the square RGB uint8 image that both LIME and the CAM see, 224x224
+unless the model says otherwise (its weights' transforms, e.g. 299 for Inception-v3: :func:`cnnxai.zoo.load_model_spec`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,17 @@ import numpy as np
 from PIL import Image
 
 PREPROCESSING = ("crop", "square")
-FRAME_SIZE = 224  # the side of the model-input frame
+FRAME_SIZE = 224  # the side of the model-input frame, unless the model says otherwise
+RESIZE_SIZE = 256  # the short side before the centre crop of FRAME_SIZE (torchvision's ImageNet ratio)
+
+
+def resize_for(crop: int) -> int:
+    """The resize side that keeps torchvision's ImageNet ratio (256 for 224) for a frame of side ``crop``."""
+    return round(crop * RESIZE_SIZE / FRAME_SIZE)
 
 
 def to_model_frame(
-    image: np.ndarray, mode: str = "crop", resize: int = 256, crop: int = FRAME_SIZE
+    image: np.ndarray, mode: str = "crop", resize: int = RESIZE_SIZE, crop: int = FRAME_SIZE
 ) -> np.ndarray:
     """RGB uint8 (H,W,3) -> RGB uint8 (crop,crop,3).
 

@@ -1,8 +1,8 @@
 """report.html: one self-contained page of a benchmark's output folder, for MyFaithfulness.py, MyComplexity.py and
 Localisation.py alike.
 
-Everything is read back from what the run wrote (summary.csv and summary.md, scores.csv, curves.png, the maps
-in ``gallery/*.npz``, manifest.json), so ``--report`` rebuilds the same page from a folder without any model
+Everything is read back from what the run wrote (summary.csv and summary.md, comparison.csv, scores.csv,
+curves.png, the maps in ``gallery/*.npz``, manifest.json), so ``--report`` rebuilds the same page from a folder without any model
 work, and the table shows exactly the numbers of summary.md. The page carries its figures as base64 PNG data
 URIs and its one small script inline: it opens offline, mailed or archived as a single file.
 """
@@ -35,9 +35,13 @@ from scipy.ndimage import binary_erosion  # noqa: E402
 from cnnxai.benchmark.store import run_manifests  # noqa: E402
 from cnnxai.benchmark.summary import (  # noqa: E402
     ARROWS,
+    COMPARISON_COLUMNS,
     SUMMARY_COLUMNS,
     cell_text,
+    comparison_legend,
+    comparison_text,
     result_folders,
+    statistics_legend,
     usual_count,
 )
 from cnnxai.errors import UserInputError  # noqa: E402
@@ -136,7 +140,8 @@ def read_gallery(folders: Sequence[Path], count: int) -> list[GalleryImage]:
 class ReportData:
     """What one report shows: the run's ``tool`` and ``command``, the ``note`` above summary.md's table, the
     summary cells (summary.csv, typed), every defined score per (method, metric), the curves figure (PNG
-    bytes or None) and the gallery."""
+    bytes or None), the gallery, and the paired comparisons with the baseline (comparison.csv, typed; empty
+    for a single method)."""
 
     tool: str
     command: str
@@ -145,6 +150,7 @@ class ReportData:
     scores: dict[tuple[str, str], list[float]]
     curves_png: bytes | None
     gallery: list[GalleryImage]
+    comparison: Sequence[dict] = ()
 
     @property
     def methods(self) -> list[str]:
@@ -188,11 +194,25 @@ def _csv_rows(path: Path) -> list[dict]:
 
 
 def read_summary(path: Path) -> list[dict]:
-    """summary.csv's cells with their types back: mean and std floats, n and n_nan ints, best a bool."""
+    """summary.csv's cells with their types back: mean, interval and std floats, n and n_nan ints, best a bool."""
     return [
-        {**row, "mean": float(row["mean"]), "std": float(row["std"]), "n": int(row["n"]),
-         "n_nan": int(row["n_nan"]), "best": row["best"] == "True"}
+        {**row, "mean": float(row["mean"]), "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"]),
+         "std": float(row["std"]), "n": int(row["n"]), "n_nan": int(row["n_nan"]), "best": row["best"] == "True"}
         for row in _csv_rows(path)
+    ]  # fmt: skip
+
+
+def read_comparison(path: Path) -> list[dict]:
+    """comparison.csv's rows with their types back (floats, n_pairs an int, significant a bool); [] when the
+    folder has none or one of another version."""
+    rows = _csv_rows(path)
+    if not rows or tuple(rows[0]) != COMPARISON_COLUMNS:
+        return []
+    floats = ("mean_diff", "ci_low", "ci_high", "wilcoxon_p", "p_holm")
+    return [
+        {**row, **{k: float(row[k]) for k in floats}, "n_pairs": int(row["n_pairs"]),
+         "significant": row["significant"] == "True"}
+        for row in rows
     ]  # fmt: skip
 
 
@@ -225,6 +245,7 @@ def load_report(folder: Path, tool: str, images: int = DEFAULT_REPORT_IMAGES) ->
         tool=tool, command=str(manifest.get("command", "")), note=summary_note(folder / "summary.md"),
         table=read_summary(folder / "summary.csv"), scores=read_scores(folders),
         curves_png=curves.read_bytes() if curves.exists() else None, gallery=read_gallery(folders, images),
+        comparison=read_comparison(folder / "comparison.csv"),
     )  # fmt: skip
 
 
@@ -326,37 +347,75 @@ def breakable(name: str) -> str:
     return "<wbr>".join(html.escape(word) for word in re.split(r"(?<=[a-z])(?=[A-Z])", name))
 
 
+def _td(text: str, value: float, css: str = "", bold: bool = False) -> str:
+    """A table cell: ``text`` escaped (in bold if asked), its number in ``data-value`` for sorting ('' for NaN),
+    ``css`` its class."""
+    shown = f"<b>{html.escape(text)}</b>" if bold else html.escape(text)
+    number = "" if math.isnan(value) else repr(value)
+    attribute = f' class="{css}"' if css else ""
+    return f'<td{attribute} data-value="{number}">{shown}</td>'
+
+
+def _sortable(table_id: str, head: list[str], rows: dict[str, list[str]], legend: str) -> str:
+    """A sortable table (see SCRIPT): the method column, then the header cells ``head``; a row per method of
+    ``rows`` (method -> its cells); ``legend`` (plain text) below."""
+    body = [
+        f'<tr><th scope="row" data-value="{html.escape(m)}">{html.escape(m)}</th>' + "".join(cells) + "</tr>"
+        for m, cells in rows.items()
+    ]
+    return (
+        f'<div class="scroll"><table id="{table_id}" class="summary sortable"><thead><tr>'
+        + '<th data-sort="text" title="click to sort">method</th>' + "".join(head)
+        + "</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table></div>"
+        + f'<p class="legend">{html.escape(legend)}</p>'
+    )  # fmt: skip
+
+
+def _metric_header(data: ReportData, metric: str, title: str = "", attributes: str = "") -> str:
+    direction = data.direction(metric)
+    return (f'<th data-sort="{direction}"{attributes} title="{title}{direction} is better; click to sort">'
+            f"{breakable(metric)} {ARROWS[direction]}</th>")  # fmt: skip
+
+
 def summary_table(data: ReportData) -> str:
     """The summary as a sortable table: a column per metric with its direction, each cell summary.md's
-    'mean ± std (n)', the best of each column in bold with class="best"; ``data-value`` holds the mean."""
+    'mean [interval] (n)', the significant best of each column in bold with class="best"; ``data-value``
+    holds the mean."""
     cells = {(c["method"], c["metric"]): c for c in data.table}
     usual = usual_count(data.table)
-    head = ['<th data-sort="text" title="click to sort">method</th>']
-    for metric in data.metrics:
-        direction = data.direction(metric)
-        head.append(f'<th data-sort="{direction}" data-metric="{html.escape(metric)}" title="{direction} is '
-                    f'better; click to sort">{breakable(metric)} {ARROWS[direction]}</th>')  # fmt: skip
-    body = []
+    head = [_metric_header(data, m, attributes=f' data-metric="{html.escape(m)}"') for m in data.metrics]
+    rows = {}
     for method in data.methods:
-        row = [f'<th scope="row" data-value="{html.escape(method)}">{html.escape(method)}</th>']
+        rows[method] = []
         for metric in data.metrics:
             cell = cells.get((method, metric))
-            if cell is None:
-                row.append('<td data-value="">–</td>')
-                continue
-            text = html.escape(cell_text(cell, usual))
-            value = "" if math.isnan(cell["mean"]) else repr(cell["mean"])
-            row.append(f'<td class="best" data-value="{value}"><b>{text}</b></td>' if cell["best"]
-                       else f'<td data-value="{value}">{text}</td>')  # fmt: skip
-        body.append("<tr>" + "".join(row) + "</tr>")
-    return (
-        '<div class="scroll"><table id="summary" class="summary sortable"><thead><tr>' + "".join(head)
-        + "</tr></thead><tbody>\n"
-        + "\n".join(body) + "\n</tbody></table></div>"
-        + f"<p class=\"legend\">↑ higher is better, ↓ lower is better; mean ± sample std over n = {usual} "
-        "images unless shown (NaN: undefined, the reason is in scores.csv); the best of each column in bold on "
-        "yellow. Click a column header to sort by it (again to reverse).</p>"
-    )  # fmt: skip
+            rows[method].append(
+                _td("–", math.nan) if cell is None else
+                _td(cell_text(cell, usual), cell["mean"], "best" if cell["best"] else "", cell["best"])
+            )  # fmt: skip
+    legend = f"{statistics_legend(usual)} The best cell on yellow. Click a column header to sort by it (again to reverse)."
+    return _sortable("summary", head, rows, legend)
+
+
+def comparison_section(data: ReportData) -> str:
+    """comparison.csv as a sortable table: a row per method but the baseline, a column per metric, each cell
+    summary.md's comparison text (the significant in bold, class="better" or "worse"); ``data-value`` holds
+    the mean difference."""
+    found = {(r["method"], r["metric"]): r for r in data.comparison}
+    usual = usual_count([{"n": r["n_pairs"]} for r in data.comparison])
+    head = [_metric_header(data, m, "method − baseline; ") for m in data.metrics]
+    rows = {}
+    for method in dict.fromkeys(r["method"] for r in data.comparison):
+        rows[method] = []
+        for metric in data.metrics:
+            row = found.get((method, metric))
+            css = {"method": "better", "baseline": "worse"}.get(row["better"], "") if row else ""
+            rows[method].append(
+                _td("–", math.nan) if row is None else
+                _td(comparison_text(row, usual), row["mean_diff"], css, row["significant"])
+            )  # fmt: skip
+    legend = f"{comparison_legend(data.comparison[0]['baseline'])} Significantly better: green; worse: red."
+    return _sortable("comparison", head, rows, legend)
 
 
 def gallery_section(data: ReportData) -> str:
@@ -396,6 +455,7 @@ table.summary thead th {{ background: {HEADER_COLOUR}; color: #fff; cursor: poin
 table.summary thead th[aria-sort=ascending]::after {{ content: " ▲"; }}
 table.summary thead th[aria-sort=descending]::after {{ content: " ▼"; }}
 td.best {{ background: {BEST_COLOUR}; }}
+td.better {{ background: #d9ead3; }} td.worse {{ background: #f4cccc; }}
 .legend {{ font-size: 12px; color: #555; }}
 img.plot {{ max-width: 100%; }}
 .gallery-row {{ display: flex; flex-wrap: wrap; gap: 6px; margin-bottom: 14px; }}
@@ -442,14 +502,17 @@ def render_report(data: ReportData) -> str:
         f"<h1>{html.escape(data.tool)} report</h1>{note}<p><code>{html.escape(data.command)}</code></p>",
         "<h2>Summary</h2>" + summary_table(data),
     ]
+    if data.comparison:
+        sections.append(f"<h2>Paired comparison with {html.escape(data.comparison[0]['baseline'])}</h2>"
+                        + comparison_section(data))  # fmt: skip
     if data.curves_png is not None:
         sections.append("<h2>Deletion and insertion curves</h2>"
                         + img(data.curves_png, "mean deletion and insertion curves", "plot"))  # fmt: skip
     distributions = distribution_figure(data)
     if distributions is not None:
         sections.append("<h2>Distributions per method</h2><p class=\"legend\">Every defined value (a dot per "
-                        "image), its box (quartiles, median) and whiskers; the best method of each metric in "
-                        "dark blue.</p>" + img(distributions, "distributions of each metric per method", "plot"))  # fmt: skip
+                        "image), its box (quartiles, median) and whiskers; the best method of each metric, "
+                        "when its lead is significant, in dark blue.</p>" + img(distributions, "distributions of each metric per method", "plot"))  # fmt: skip
     sections.append("<h2>Attribution maps</h2>" + gallery_section(data))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -123,8 +123,9 @@ def tune_malloc() -> MallocTuning:
 def system_record() -> dict[str, object]:
     """A JSON-able record for manifests: the malloc tuning (``applied``, thresholds, ``reason``; not applied
     when :func:`tune_malloc` was never called), the glibc version, the thread-related environment variables
-    (None when unset), and torch's intra- and inter-op thread counts (None when torch is not imported: this
-    function does not import it)."""
+    (None when unset), torch's intra- and inter-op thread counts (None when torch is not imported: this
+    function does not import it), and the batch sizes chosen for the devices (``lime_ext.chosen_batch_sizes``;
+    empty when no engine ran)."""
     record: dict[str, object] = {
         "malloc_tuning": (_outcome or MallocTuning(False, reason="tune_malloc was not called")).as_dict(),
         "glibc": glibc_version(),
@@ -132,6 +133,8 @@ def system_record() -> dict[str, object]:
         "torch_threads": None,
         "torch_interop_threads": None,
     }
+    engine = sys.modules.get("lime_ext.engine")  # the batch sizes chosen for the devices, when it was used
+    record["auto_batch_sizes"] = engine.chosen_batch_sizes() if engine is not None else {}
     torch = sys.modules.get("torch")
     if torch is not None:
         try:

@@ -17,23 +17,55 @@ from tqdm.auto import tqdm
 HideColor = float | int | Sequence[float] | str | None
 
 
+CPU_BATCH_SIZE = 8
+# The inference budget per input element of an ImageNet CNN (activations and workspace), and the share of the
+# device's memory the batch may take: the rest is for the model, the caching allocator's slack and other work.
+CUDA_BYTES_PER_ELEMENT = 200
+CUDA_MEMORY_SHARE = 0.5
+_gpu_share = 1.0  # the share of each GPU this process has (Ray workers that share a GPU: gpus_per_worker)
+_chosen: dict[tuple[str, int, int], int] = {}  # (device, height, width) -> the batch size chosen for them
+
+
+def set_gpu_share(share: float) -> None:
+    """Tell the batch-size choice that this process has ``share`` (0 < share <= 1) of each GPU: e.g. one of two
+    Ray workers on one GPU has 0.5. Call it before the first choice (it is made once per process)."""
+    global _gpu_share
+    if not 0 < share <= 1:
+        raise ValueError(f"a GPU share must be in (0, 1], got {share}")
+    _gpu_share = float(share)
+
+
 def auto_batch_size(device: torch.device | str, height: int = 224, width: int = 224) -> int:
-    """A batch size that keeps the device busy without running out of memory.
+    """A batch size that keeps the device busy without running out of memory, for inputs (3,height,width);
+    chosen once per process for each device and input size, and recorded (:func:`chosen_batch_sizes`).
 
     CPU: 8. Measured on this project's 2-core machine (224x224, channels-last, per image): EfficientNet-Lite0
     14.8 ms at 8 against 35.4 ms at 32, MobileNetV2 14.3 against 21.2, DenseNet-121 61 against 83, ResNet-18
-    30 against 32, VGG-16 even; activations of small batches stay in the caches. CUDA: about half of the free
-    memory at a budget of ~200 bytes per input element (ImageNet CNNs in inference), rounded down to a power of
-    two between 16 and 512, so that it does not change with every small change of free memory: each new batch
-    shape costs cuDNN seconds of set-up on its first call (measured 3-5 s on an H100).
+    30 against 32, VGG-16 even; activations of small batches stay in the caches. CUDA: half of this process's
+    share of the device's *total* memory (not of the free memory, which shrinks once the caching allocator holds
+    some: the batch would shrink image after image, cuDNN would tune every new shape, and results would depend in
+    their last bits on the order of the images) at ``CUDA_BYTES_PER_ELEMENT`` per input element, rounded down to
+    a power of two between 16 and 512.
     """
     device = torch.device(device)
-    if device.type != "cuda":
-        return 8
-    free, _ = torch.cuda.mem_get_info(device)
-    per_image = 3 * height * width * 4 * 200
-    fitting = max(1, (free // 2) // per_image)
-    return int(max(16, min(512, 2 ** (fitting.bit_length() - 1))))
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    key = (str(device), int(height), int(width))
+    if key not in _chosen:
+        if device.type != "cuda":
+            _chosen[key] = CPU_BATCH_SIZE
+        else:
+            total = torch.cuda.get_device_properties(device).total_memory
+            per_input = 3 * height * width * 4 * CUDA_BYTES_PER_ELEMENT
+            fitting = max(1, int(total * _gpu_share * CUDA_MEMORY_SHARE) // per_input)
+            _chosen[key] = int(max(16, min(512, 2 ** (fitting.bit_length() - 1))))
+    return _chosen[key]
+
+
+def chosen_batch_sizes() -> dict[str, int]:
+    """The batch sizes :func:`auto_batch_size` chose in this process: ``{'cuda:0 224x224': 512, ...}`` (for
+    manifests: the batch changes results in their last bits)."""
+    return {f"{device} {height}x{width}": size for (device, height, width), size in _chosen.items()}
 
 
 def check_hide_color(hide_color: HideColor) -> None:

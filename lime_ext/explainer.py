@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import numpy as np
+import torch
 
 from lime_ext.adaptive import fixed_record, ridge_covariance, sample_until_settled
 from lime_ext.bayesian import bayesian_ridge, scaled_prior_mean
 from lime_ext.engine import HideColor, PerturbationEngine, predict_engines
 from lime_ext.explanation import Explanation, LabelExplanation
 from lime_ext.legacy import legacy_cam_matrix
-from lime_ext.sampling import explanation_rng, sample_binary_masks
+from lime_ext.multifidelity import corrected, head_penalty_scale, resolve_proxy
+from lime_ext.sampling import DEFAULT_SAMPLING, explanation_rng, sample_binary_masks
 from lime_ext.segmentation import segment_image
-from lime_ext.settings import LimeSettings
+from lime_ext.settings import DEFAULT_EXACT_SAMPLES, LimeSettings
 from lime_ext.surrogate import cosine_distances_to_first, exponential_kernel, fit_surrogate, is_uniform
 
 CAM_MODES = ("feature", "importance", "none", "legacy")
 DEFAULT_CAM_MODE = "feature"  # the paper's: ridge on Z diag(a), attribution b = a * w
 
-PriorArg = np.ndarray | Mapping[int, np.ndarray] | None
+PriorArg = np.ndarray | torch.Tensor | Mapping[int, np.ndarray | torch.Tensor] | None
+
+
+def _host_prior(value: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A prior (M,) as float64 on the host, from an array, a sequence or a tensor on any device (a CAM-derived
+    prior may still be on the GPU; the fit runs on the host)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float64)
 
 
 def _per_label(value: PriorArg, label: int) -> np.ndarray | None:
@@ -32,8 +42,8 @@ def _per_label(value: PriorArg, label: int) -> np.ndarray | None:
     if isinstance(value, Mapping):
         if label not in value:
             raise KeyError(f"no prior given for label {label}; priors were given for {sorted(value)}")
-        return np.asarray(value[label], dtype=np.float64)
-    return np.asarray(value, dtype=np.float64)
+        return _host_prior(value[label])
+    return _host_prior(value)
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,9 @@ class Neighbourhood:
     ``masks`` Z (N,M) uint8 with row 0 all ones; ``predictions`` (N,C) float32 are the classifier's
     outputs on the perturbed images. Sample weights use the cosine distance of each binary row to row 0,
     whatever prior is fitted later (as lime and the public code do).
+
+    With a reduced-precision proxy, ``predictions`` are the proxy's and ``exact`` (n,C) the fp32 outputs of the
+    first n samples; every fit is then the corrected one of :func:`lime_ext.multifidelity.corrected`.
     """
 
     image: np.ndarray
@@ -51,6 +64,7 @@ class Neighbourhood:
     predictions: np.ndarray
     kernel_width: float = 0.25
     info: dict = field(default_factory=dict)
+    exact: np.ndarray | None = None
 
     @property
     def num_segments(self) -> int:
@@ -63,7 +77,8 @@ class Neighbourhood:
 
     def top_labels(self, k: int) -> list[int]:
         """The k classes with the highest prediction on the unperturbed image, highest first (lime's order)."""
-        top = list(np.argsort(self.predictions[0])[-k:])
+        first = self.predictions[0] if self.exact is None else self.exact[0]
+        top = list(np.argsort(first)[-k:])
         top.reverse()
         return [int(t) for t in top]
 
@@ -95,6 +110,15 @@ class Neighbourhood:
                 selection (as GradLIME v2 does).
             ridge_alpha: the Ridge penalty of the final fit (lime: 1).
         """
+        if self.exact is not None:
+            chosen = self.top_labels(int(top_labels or 0)) if labels is None else list(labels)
+            if not chosen:
+                raise ValueError("give labels or a positive top_labels")
+            options = (prior, cam_mode, cam_map, num_features, feature_selection)
+            result = self._corrected(
+                lambda part, scale: part.fit(chosen, None, *options, ridge_alpha * scale)
+            )
+            return replace(result, top_labels=chosen if labels is None else [])
         if cam_mode not in CAM_MODES:
             raise ValueError(f"unknown cam_mode {cam_mode!r}; choose one of {', '.join(CAM_MODES)}")
         if labels is None:
@@ -201,6 +225,15 @@ class Neighbourhood:
         non-informative fit (both precisions estimated, so mu0 does not shrink with a large fixed lambda, as it
         would if m0 were fitted with that lambda); the fit is then done with mean mu0 and the given precisions.
         """
+        if self.exact is not None:
+            return self._corrected(
+                lambda part, scale: part.fit_bayesian(
+                    labels,
+                    prior,
+                    None if prior_precision is None else prior_precision * scale,
+                    noise_precision,
+                )
+            )
         weights = self.sample_weights
         z = self.masks.astype(np.float64)
         explained: dict[int, LabelExplanation] = {}
@@ -228,12 +261,32 @@ class Neighbourhood:
             info={**self.info, "bayesian": record},
         )  # fmt: skip
 
+    def _parts(self) -> tuple[Neighbourhood, Neighbourhood, Neighbourhood]:
+        """(bulk, exact, head) of a corrected neighbourhood: the proxy's N samples, and the first n samples with
+        their fp32 and their proxy outputs."""
+        n = len(self.exact)
+        head = replace(self, masks=self.masks[:n], predictions=self.predictions[:n], exact=None)
+        return replace(self, exact=None), replace(head, predictions=self.exact), head
+
+    def _corrected(self, fit: Callable[[Neighbourhood, float], Explanation]) -> Explanation:
+        """The corrected fit from ``fit(part, penalty_scale)`` of the three parts. The two fits of the first n
+        samples get the penalty scaled by their share of the kernel weight
+        (:func:`~lime_ext.multifidelity.head_penalty_scale`), so the correction shrinks as the bulk fit does."""
+        bulk, exact, head = self._parts()
+        scale = head_penalty_scale(self.sample_weights, len(self.exact))
+        return corrected(
+            fit(bulk, 1.0), fit(exact, scale), fit(head, scale), head.masks, head.sample_weights,
+            exact.predictions, head.predictions, {**self.info.get("proxy", {}), "head_penalty_scale": scale},
+        )  # fmt: skip
+
     def attribution_covariance(
         self, explained: LabelExplanation, cam_mode: str = DEFAULT_CAM_MODE, ridge_alpha: float = 1.0
     ) -> np.ndarray:
         """Covariance (M,M) of the attributions of a fit of this neighbourhood, for the adaptive stopping test
-        (:mod:`lime_ext.adaptive`): a Bayesian fit's posterior covariance, else the sandwich covariance of
-        b = a * w of a ridge fit that uses every superpixel."""
+        (:mod:`lime_ext.adaptive`): a Bayesian fit's posterior covariance, else the sandwich (HC3) covariance of
+        b = a * w of a ridge fit that uses every superpixel. For a corrected fit, the bulk fit's covariance
+        plus that of the correction's fit of the fp32 - proxy difference on the first n samples (their errors
+        are nearly independent: the correction fits only the proxy's error)."""
         if explained.covariance is not None:
             return explained.covariance
         if len(explained.ranking) != self.num_segments:
@@ -243,7 +296,21 @@ class Neighbourhood:
         prior = None if cam_mode == "none" else explained.prior
         design, a, _ = self._design(prior, None, cam_mode)
         target = self.predictions[:, explained.label].astype(np.float64)
-        covariance = ridge_covariance(design, target, self.sample_weights, explained.weights, ridge_alpha)
+        if self.exact is None:
+            covariance = ridge_covariance(design, target, self.sample_weights, explained.weights, ridge_alpha)
+            return covariance * np.outer(a, a)
+        n = len(self.exact)
+        difference = self.exact[:, explained.label].astype(np.float64) - target[:n]
+        covariance = np.zeros((self.num_segments, self.num_segments))
+        scale = head_penalty_scale(self.sample_weights, n)
+        # the bulk fit's and the correction's (the fp32 - proxy difference on the first n samples)
+        for rows, values, alpha in (
+            (design, target, ridge_alpha),
+            (design[:n], difference, ridge_alpha * scale),
+        ):
+            weights = self.sample_weights[: len(rows)]
+            coef = fit_surrogate(rows, values, weights, feature_selection="none", ridge_alpha=alpha).coef
+            covariance += ridge_covariance(rows, values, weights, coef, alpha)
         return covariance * np.outer(a, a)
 
 
@@ -253,7 +320,13 @@ class NeighbourhoodSampler:
     The masks of n samples are the first n rows of any larger draw from the same seed, so growing from n to n'
     predicts only the n' - n new rows: a grid of sample counts costs the forwards of its largest, and adaptive
     sampling (:mod:`lime_ext.adaptive`) pays only for the rounds it runs. ``hidden`` replaces the hide colour by
-    an image of its own (see :class:`PerturbationEngine`).
+    an image of its own (see :class:`PerturbationEngine`). ``sampling`` is the mask design ('iid' or 'paired',
+    :func:`~lime_ext.sampling.sample_binary_masks`).
+
+    ``proxy`` ('none', 'bf16', 'fp16' or 'auto', :func:`lime_ext.multifidelity.resolve_proxy`; 'auto' decides
+    for ``num_samples``) predicts a neighbourhood of N > ``exact_samples`` samples in that precision and its
+    first ``exact_samples`` in fp32 too, for the corrected fit; N <= ``exact_samples`` samples are predicted in
+    fp32 alone (a correction as large as the fit buys nothing).
     """
 
     def __init__(
@@ -266,27 +339,64 @@ class NeighbourhoodSampler:
         batch_size: int | None = None,
         hidden: np.ndarray | None = None,
         info: dict | None = None,
+        sampling: str = DEFAULT_SAMPLING,
+        proxy: str = "none",
+        exact_samples: int = DEFAULT_EXACT_SAMPLES,
+        num_samples: int = 1000,
     ) -> None:
         self.image, self.segments, self.seed = image, segments, int(seed)
+        self.sampling, self.exact_samples = sampling, int(exact_samples)
         self.engine = PerturbationEngine(image, segments, classifier, hide_color, batch_size, hidden)
-        self.info = {"seed": self.seed, "num_segments": self.engine.num_segments, "hide_color": hide_color,
-                     "batch_size": self.engine.batch_size, "device": str(self.engine.device), **(info or {})}  # fmt: skip
-        self._predictions: np.ndarray | None = None
+        engine = self.engine
+        timed = engine._hidden.expand(engine.batch_size, -1, -1, -1).contiguous(memory_format=engine._layout)
+        self.precision, reduced, record = resolve_proxy(
+            classifier, proxy, timed if proxy == "auto" else None, int(num_samples), self.exact_samples
+        )
+        self.engines = {"fp32": engine}
+        if reduced is not None:
+            self.engines[self.precision] = PerturbationEngine(
+                image, segments, reduced, hide_color, engine.batch_size, hidden
+            )
+        self.info = {"seed": self.seed, "num_segments": engine.num_segments, "hide_color": hide_color,
+                     "batch_size": engine.batch_size, "device": str(engine.device), "sampling": sampling,
+                     **(info or {})}  # fmt: skip
+        if proxy != "none":
+            self.info["proxy"] = {"requested": proxy, "precision": self.precision, **record}
+        self._outputs: dict[str, np.ndarray] = {}
+
+    @property
+    def forwards(self) -> dict[str, int]:
+        """The model's forwards on perturbed images so far, per precision ('fp32', and the proxy's)."""
+        return {key: len(rows) for key, rows in self._outputs.items()}
 
     @property
     def predicted(self) -> int:
-        """Samples predicted so far (the model's forwards on perturbed images)."""
-        return 0 if self._predictions is None else len(self._predictions)
+        """Forwards on perturbed images so far, every precision counted."""
+        return sum(self.forwards.values())
 
     def masks(self, num_samples: int) -> np.ndarray:
         """Z (N,M) of the first ``num_samples`` samples (row 0 all ones)."""
         rng = explanation_rng(self.seed, self.image)
-        return sample_binary_masks(int(num_samples), self.engine.num_segments, rng)
+        return sample_binary_masks(int(num_samples), self.engine.num_segments, rng, self.sampling)
 
-    def _extend(self, predictions: np.ndarray) -> None:
-        self._predictions = (
-            predictions if self._predictions is None else np.concatenate([self._predictions, predictions])
-        )
+    def plan(self, num_samples: int) -> dict[str, int]:
+        """Forwards per precision that a neighbourhood of ``num_samples`` samples needs (what it costs alone)."""
+        if len(self.engines) == 1 or num_samples <= self.exact_samples:
+            return {"fp32": num_samples}
+        return {self.precision: num_samples, "fp32": self.exact_samples}
+
+    def _missing(self, num_samples: int) -> list[tuple[str, int, int]]:
+        """(precision, first row, end row) of each precision's rows still to predict."""
+        plan = self.plan(int(num_samples))
+        return [
+            (key, self.forwards.get(key, 0), rows)
+            for key, rows in plan.items()
+            if rows > self.forwards.get(key, 0)
+        ]
+
+    def _extend(self, key: str, predictions: np.ndarray) -> None:
+        done = self._outputs.get(key)
+        self._outputs[key] = predictions if done is None else np.concatenate([done, predictions])
 
     def neighbourhood(
         self, num_samples: int, kernel_width: float = 0.25, progress: bool = False
@@ -294,29 +404,37 @@ class NeighbourhoodSampler:
         """The neighbourhood of the first ``num_samples`` samples, predicting the rows not predicted yet."""
         masks = self.masks(num_samples)
         start = time.perf_counter()
-        done = self.predicted
-        if num_samples > done:
-            self._extend(self.engine.predict(masks[done:], progress=progress))
+        for key, first, end in self._missing(num_samples):
+            self._extend(key, self.engines[key].predict(masks[first:end], progress=progress))
         timings = {"predict_s": time.perf_counter() - start}
+        plan = self.plan(int(num_samples))
         info = {**self.info, "num_samples": int(num_samples), "timings": timings}
-        return Neighbourhood(
-            self.image, self.segments, masks, self._predictions[:num_samples], kernel_width, info
-        )
+        exact = None
+        if len(plan) > 1:
+            exact = self._outputs["fp32"][: self.exact_samples]
+            info["proxy"] = {**info["proxy"], "proxy_samples": int(num_samples), "exact_samples": len(exact)}
+        bulk = self._outputs[next(iter(plan))][:num_samples]
+        return Neighbourhood(self.image, self.segments, masks, bulk, kernel_width, info, exact)
 
 
 def predict_together(
     samplers: Sequence[NeighbourhoodSampler], num_samples: int, progress: bool = False
 ) -> None:
-    """Predict the first ``num_samples`` samples of several images' samplers in one stream of forwards
-    (:func:`~lime_ext.engine.predict_engines`), so that their ``neighbourhood(num_samples)`` runs no forward.
-    The samplers must share one classifier's model, device and image size."""
-    pending = [sampler for sampler in samplers if sampler.predicted < num_samples]
-    if not pending:
-        return
-    masks = [sampler.masks(num_samples)[sampler.predicted :] for sampler in pending]
-    predictions = predict_engines([sampler.engine for sampler in pending], masks, progress)
-    for sampler, predicted in zip(pending, predictions, strict=True):
-        sampler._extend(predicted)
+    """Predict the first ``num_samples`` samples of several images' samplers in one stream of forwards per
+    precision (:func:`~lime_ext.engine.predict_engines`), so that their ``neighbourhood(num_samples)`` runs no
+    forward. The samplers must share one classifier's model, device, image size and proxy."""
+    groups: dict[str, list[tuple[NeighbourhoodSampler, np.ndarray]]] = {}
+    for sampler in samplers:
+        missing = sampler._missing(num_samples)
+        masks = sampler.masks(num_samples) if missing else None
+        for key, first, end in missing:
+            groups.setdefault(key, []).append((sampler, masks[first:end]))
+    for key, pending in groups.items():
+        predictions = predict_engines(
+            [sampler.engines[key] for sampler, _ in pending], [rows for _, rows in pending], progress
+        )
+        for (sampler, _), predicted in zip(pending, predictions, strict=True):
+            sampler._extend(key, predicted)
 
 
 class CamLimeExplainer:
@@ -358,9 +476,12 @@ class CamLimeExplainer:
             segments = self.segment(image, seed)
         info = {"segmenter": self.settings.segmenter, "segmenter_params": self.segmenter_params,
                 "segmentation_s": time.perf_counter() - start}  # fmt: skip
+        settings = self.settings
         return NeighbourhoodSampler(
-            image, segments, self.classifier, seed, self.settings.hide_color, self.batch_size, hidden, info
-        )
+            image, segments, self.classifier, seed, settings.hide_color, self.batch_size, hidden, info,
+            settings.sampling, settings.proxy, settings.exact_samples,
+            settings.max_samples if settings.adaptive else int(settings.num_samples),
+        )  # fmt: skip
 
     def sample(
         self,
@@ -410,13 +531,14 @@ def fit_samples(
     """``fit`` on ``settings.num_samples`` samples of ``sampler``, or with ``num_samples='auto'`` on samples grown
     round by round until the top ``settings.top_k`` attributions of the explanation's first label are settled
     (:mod:`lime_ext.adaptive`; ``cam_mode`` and ``ridge_alpha`` must be those of ``fit``, for the test's
-    covariance). The explanation's ``info['samples']`` says how many samples it used and, when adaptive, the
+    covariance). The explanation's ``info['samples']`` says how many samples it used, the forwards per precision
+    they cost, the proxy's record (precision, counts, measured rho) when one was used and, when adaptive, the
     rounds."""
     width = settings.kernel_width
     if not settings.adaptive:
         neighbourhood = sampler.neighbourhood(int(settings.num_samples), width, progress)
         explanation = fit(neighbourhood)
-        explanation.info["samples"] = fixed_record(settings.num_samples)
+        explanation.info["samples"] = _record(fixed_record(settings.num_samples), sampler, explanation)
         return neighbourhood, explanation
 
     def at(n: int):
@@ -428,5 +550,11 @@ def fit_samples(
 
     settled = sample_until_settled(at, settings.top_k, settings.max_samples)
     neighbourhood, explanation = settled.result
-    explanation.info["samples"] = settled.record
+    explanation.info["samples"] = _record(settled.record, sampler, explanation)
     return neighbourhood, explanation
+
+
+def _record(record: dict, sampler: NeighbourhoodSampler, explanation: Explanation) -> dict:
+    """The manifest's record of the samples: ``record`` plus the forwards per precision and any proxy record."""
+    proxy = {"proxy": explanation.info["proxy"]} if "proxy" in explanation.info else {}
+    return {**record, "forwards": sampler.plan(record["samples"]), **proxy}

@@ -22,6 +22,7 @@ from cnnxai.benchmark.runner import (
     scorer_in_worker,
     summarize_folder,
 )
+from cnnxai.benchmark.statistics import DEFAULT_BASELINE, choose_baseline
 from cnnxai.cli_options import (
     DefaultsHelpFormatter,
     OneLineParser,
@@ -124,6 +125,15 @@ def add_resume_options(parser: argparse.ArgumentParser, summary: str) -> None:
              "only)")  # fmt: skip
 
 
+def add_baseline_option(parser: argparse.ArgumentParser) -> None:
+    """--baseline: the method of the summary's paired comparisons (comparison.csv)."""
+    parser.add_argument(
+        "--baseline", default=None,
+        help=f"the method every other is compared with, image by image, in comparison.csv and summary.md; "
+        f"default: {DEFAULT_BASELINE}, or the first method when {DEFAULT_BASELINE} is not run (said in summary.md)",
+    )  # fmt: skip
+
+
 def build_parser(tool: str, prog: str | None = None) -> OneLineParser:
     name, family, default_output = TOOLS[tool]
     what = (
@@ -136,7 +146,8 @@ def build_parser(tool: str, prog: str | None = None) -> OneLineParser:
     parser = OneLineParser(
         prog=prog or f"{name}.py",
         description=f"{what} Writes scores.csv (one row per image x explainer x metric, appended as computed: "
-        "an interrupted run resumes), summary.csv/.md/.png, manifest.json, report.html (one self-contained page: "
+        "an interrupted run resumes), summary.csv/.md/.png (means with bootstrap 95% intervals), comparison.csv (each "
+        "method against --baseline, paired by image: mean difference, interval, Wilcoxon p, Holm), manifest.json, report.html (one self-contained page: "
         "the table, plots and a gallery of maps kept in gallery/)"
         + (
             ", and curves.csv/curves_mean.csv/curves.png for Deletion and Insertion."
@@ -208,6 +219,7 @@ def build_parser(tool: str, prog: str | None = None) -> OneLineParser:
         "~1e-3, as much as the changes measured); off: full float32",
     )
     add_resume_options(parser, "the summary and report.html")
+    add_baseline_option(parser)
     add_report_options(parser, DEFAULT_REPORT_IMAGES)
     add_ray_options(parser)
     add_run_options(parser, default_output, "where scores.csv, the summary and the manifest are written")
@@ -215,7 +227,7 @@ def build_parser(tool: str, prog: str | None = None) -> OneLineParser:
 
 
 RUN_FILES = ("scores.csv", "curves.csv", "manifest.json", "summary.csv", "summary.md", "summary.png",
-             "curves_mean.csv", "curves.png", REPORT_NAME)  # fmt: skip
+             "comparison.csv", "curves_mean.csv", "curves.png", REPORT_NAME)  # fmt: skip
 
 
 def clear_run(folder: Path, shard: tuple[int, int], files: tuple[str, ...] = RUN_FILES) -> None:
@@ -249,7 +261,7 @@ def run(args: argparse.Namespace, tool: str) -> int:
     name, _, _ = TOOLS[tool]
     folder = Path(args.output_dir)
     if args.summarize:
-        print(summarize_folder(folder, args.report_images).read_text(), end="")
+        print(summarize_folder(folder, args.report_images, args.baseline).read_text(), end="")
         return 0
     if args.report:
         print(f"wrote {write_report(folder, f'{name}.py', args.report_images)}")
@@ -258,6 +270,7 @@ def run(args: argparse.Namespace, tool: str) -> int:
     if len(overrides) != len(args.settings):
         raise UserInputError("--set: a parameter is given twice; give each once")
     metric_settings = resolve_settings(list(args.metrics), overrides)
+    choose_baseline(args.methods, args.baseline)  # an unknown --baseline refused before any work
     options = explainer_options(REGISTRY, args.methods, args, ALIASES)
     shard = parse_shard(args.shard) if args.shard else (1, 1)
     dataset = discover(args.data_dir)
@@ -290,7 +303,7 @@ def run(args: argparse.Namespace, tool: str) -> int:
         benchmark = BenchmarkRun(
             settings, model, model_info, dataset, images, folder, shard, args.batch_size,
             folder_selection(args, dataset), progress=not args.quiet, debug=args.debug, pool=pool,
-            report_images=args.report_images,
+            report_images=args.report_images, baseline=args.baseline,
         )  # fmt: skip
         status = benchmark.run()
     print((folder / "summary.md").read_text(), end="")
@@ -298,7 +311,7 @@ def run(args: argparse.Namespace, tool: str) -> int:
         ", curves.csv" if any(m in ("Deletion", "Insertion") for m in args.metrics) else ""
     )
     print(f"wrote {benchmark.rows_folder}/ ({written}) and {folder}/summary.md, summary.csv, summary.png, "
-          f"{REPORT_NAME}")  # fmt: skip
+          f"comparison.csv, {REPORT_NAME}")  # fmt: skip
     return exit_status(status)
 
 

@@ -30,19 +30,18 @@ from cnnxai.benchmark.store import (
     run_lock,
     stored_identity,
 )
-from cnnxai.benchmark.summary import load_rows, result_folders, summarise, write_curves, write_summary
-from cnnxai.devices import resolve_device
+from cnnxai.benchmark.summary import load_rows, result_folders, write_curves, write_summary
+from cnnxai.devices import recover_from, resolve_device
 from cnnxai.distributed import LocalPool, WorkFailed
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.metrics import METRICS, ImageMetrics, MetricResult, check_sizes, sufficiency
-from cnnxai.metrics.perturbation import full_float32
 from cnnxai.metrics.result import undefined
 from cnnxai.outputs import build_manifest, json_fallback, write_json
 from cnnxai.preprocess import FRAME_SIZE, to_model_frame
 from cnnxai.report_html import DEFAULT_REPORT_IMAGES, save_gallery_maps, write_report
 from cnnxai.zoo import imagenet_class_names
-from lime_ext import TorchClassifier
+from lime_ext import TorchClassifier, module_device
 
 ATTRIBUTION_VIEWS = ("signed", "positive", "absolute")
 TARGETS = ("predicted", "true")
@@ -145,7 +144,7 @@ class ImageFolderRun:
         self.folder, self.shard = Path(folder), shard
         self.batch_size, self.progress, self.debug = batch_size, progress, debug
         self.selection = dict(selection or {})
-        self.device = next(iter(model.parameters())).device
+        self.device = module_device(model)
         self.rows_folder = (
             self.folder if shard == (1, 1) else self.folder / "shards" / f"{shard[0]}-of-{shard[1]}"
         )
@@ -245,16 +244,13 @@ class GroupScorer:
                 continue
             start = time.perf_counter()
             try:
-                with full_float32(not settings.tf32):
-                    attribution = explain(
-                        method, self.model, item.frame, item.metrics.target, seed=settings.seed, device=self.device,
-                        batch_size=self.batch_size, shared=item.shared, **settings.explainer_options[method],
-                    )  # fmt: skip
-            except (
-                ValueError,
-                RuntimeError,
-            ) as error:  # UserInputError is a ValueError; CUDA OOM a RuntimeError
-                if self.debug:
+                attribution = explain(
+                    method, self.model, item.frame, item.metrics.target, seed=settings.seed, device=self.device,
+                    batch_size=self.batch_size, shared=item.shared, tf32=settings.tf32,
+                    **settings.explainer_options[method],
+                )  # fmt: skip
+            except (ValueError, RuntimeError) as error:  # UserInputError is a ValueError; CUDA's a RuntimeError
+                if self.debug or not recover_from(error):
                     raise
                 reason = f"{method} failed on this image: {type(error).__name__}: {error}".splitlines()[0]
                 print(f"warning: {image.key}: {reason}", file=sys.stderr)
@@ -340,13 +336,15 @@ class BenchmarkRun(ImageFolderRun):
     """One run (or one shard of it) of a benchmark into ``folder``; the arguments as :class:`ImageFolderRun`'s,
     with ``settings`` a :class:`BenchmarkSettings`, and ``pool`` a :class:`~cnnxai.distributed.WorkerPool`
     of :func:`scorer_in_worker` to compute on Ray (None: in this process, on ``model``). The maps of the first
-    ``report_images`` images are kept in ``gallery/`` beside the rows, and report.html shows them."""
+    ``report_images`` images are kept in ``gallery/`` beside the rows, and report.html shows them. ``baseline``:
+    the method the summary compares every other with (None: lime, or the first method)."""
 
     def __init__(
         self, settings: BenchmarkSettings, *args: Any, pool: Any = None,
-        report_images: int = DEFAULT_REPORT_IMAGES, **kwargs: Any,
+        report_images: int = DEFAULT_REPORT_IMAGES, baseline: str | None = None, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(settings, *args, **kwargs)
+        self.baseline = baseline
         check_sizes(settings.metric_settings, (3, FRAME_SIZE, FRAME_SIZE), settings.feature_unit)
         self.groups = make_groups(self.images, settings.group_size, settings.seed)
         self.mine = shard_groups(self.groups, self.shard)
@@ -456,18 +454,19 @@ class BenchmarkRun(ImageFolderRun):
         """summary.*, curves_mean.csv / curves.png and report.html in ``folder``, over the rows of all shards
         present."""
         return write_run_summary(self.folder, self.settings.methods, self.settings.metrics, len(self.images),
-                                 self.settings.tool, self.report_images)  # fmt: skip
+                                 self.settings.tool, self.report_images, self.settings.seed,
+                                 self.baseline)  # fmt: skip
 
 
 def write_run_summary(
     folder: Path, methods: Sequence[str], metrics: Sequence[str], planned: int, tool: str,
-    report_images: int = DEFAULT_REPORT_IMAGES,
+    report_images: int = DEFAULT_REPORT_IMAGES, seed: int = 0, baseline: str | None = None,
 ) -> Path:  # fmt: skip
     """Summarise every scores.csv of ``folder`` (itself and its shards) into ``folder``, then write its
-    report.html (with ``report_images`` gallery images); returns summary.md."""
+    report.html (with ``report_images`` gallery images); returns summary.md. ``seed``, ``baseline``: of the
+    statistics (:func:`cnnxai.benchmark.summary.write_summary`)."""
     folders = result_folders(folder)
     scores, curves = load_rows(folders)
-    table = summarise(scores, methods, metrics)
     images = len({row["image"] for row in scores})
     shards = [p.name for p in folders if p != folder]
     note = (
@@ -475,19 +474,21 @@ def write_run_summary(
         + (f" (shards present: {', '.join(shards)})" if shards else "")
         + f"; {len(methods)} explainers, {len(metrics)} metrics."
     )
-    write_summary(folder, table, methods, metrics, note)
+    write_summary(folder, scores, methods, metrics, note, seed=seed, baseline=baseline)
     if any(m in CURVE_METRICS for m in metrics):
         write_curves(folder, curves, methods)
     write_report(folder, f"{tool}.py", report_images)
     return folder / "summary.md"
 
 
-def summarize_folder(folder: Path, report_images: int = DEFAULT_REPORT_IMAGES) -> Path:
+def summarize_folder(
+    folder: Path, report_images: int = DEFAULT_REPORT_IMAGES, baseline: str | None = None
+) -> Path:
     """Rebuild the summary and report of the run in ``folder`` (whole or sharded) from its rows and manifests
-    alone."""
+    alone (the statistics with the run's seed, against ``baseline``)."""
     identity = stored_identity(folder)
     settings = identity["settings"]
     return write_run_summary(
         folder, settings["methods"], settings["metrics"], identity["data"]["images"], settings["tool"],
-        report_images,
+        report_images, settings["seed"], baseline,
     )  # fmt: skip

@@ -1,8 +1,10 @@
-"""Tables and plots of a benchmark: summary.csv / summary.md / summary.png, curves_mean.csv / curves.png.
+"""Tables and plots of a benchmark: summary.csv / summary.md / summary.png, comparison.csv, curves_mean.csv /
+curves.png.
 
 Everything is computed from the rows of ``scores.csv`` and ``curves.csv`` alone (of one run, or of the union
 of its shards), sorted by method, metric and image before any sum, so the union of shards summarises to
-exactly what one full run does.
+exactly what one full run does. The statistics (bootstrap intervals, paired comparisons with the baseline, the
+significant best) are those of :mod:`cnnxai.benchmark.statistics`, seeded with the run's seed.
 """
 
 from __future__ import annotations
@@ -20,11 +22,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cnnxai.benchmark.statistics import (  # noqa: E402
+    ALPHA,
+    CONFIDENCE,
+    Scores,
+    bootstrap_ci,
+    choose_baseline,
+    compare_to_baseline,
+    significant_best,
+)
 from cnnxai.benchmark.store import CURVE_COLUMNS, SCORE_COLUMNS, read_rows  # noqa: E402
 from cnnxai.metrics import METRICS  # noqa: E402
 from cnnxai.outputs import atomic_savefig, atomic_write_text  # noqa: E402
 
-SUMMARY_COLUMNS = ("method", "metric", "direction", "mean", "std", "n", "n_nan", "best")
+SUMMARY_COLUMNS = ("method", "metric", "direction", "mean", "ci_low", "ci_high", "std", "n", "n_nan", "best")
+COMPARISON_COLUMNS = ("method", "metric", "direction", "baseline", "n_pairs", "mean_diff", "ci_low", "ci_high",
+                      "wilcoxon_p", "p_holm", "significant", "better")  # fmt: skip
 ARROWS = {"higher": "↑", "lower": "↓"}
 
 
@@ -45,37 +58,71 @@ def load_rows(folders: Sequence[Path]) -> tuple[list[dict], list[dict]]:
     return scores, curves
 
 
+def image_scores(scores: list[dict]) -> dict[tuple[str, str], Scores]:
+    """(method, metric) -> image -> value (NaN kept: undefined) of score rows (scores.csv's or Localisation's)."""
+    values: dict[tuple[str, str], dict] = defaultdict(dict)
+    for row in scores:
+        values[(row["method"], row["metric"])][row["image"]] = float(row["value"])
+    return values
+
+
 def summarise(
     scores: list[dict],
     methods: Sequence[str],
     metrics: Sequence[str],
     directions: Mapping[str, str] | None = None,
+    seed: int = 0,
 ) -> list[dict]:
-    """Mean, sample std (ddof 1), number of defined values and of NaNs per method x metric; ``best`` marks the
-    method(s) with the best mean by the metric's direction ('higher' or 'lower': ``directions[metric]``, by
-    default the direction declared in :data:`cnnxai.metrics.METRICS`)."""
-    values: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
-    for row in scores:
-        values[(row["method"], row["metric"])].append((row["image"], float(row["value"])))
+    """Per method x metric: the mean over images, its bootstrap 95% interval (ci_low, ci_high; NaN below two
+    values), the sample std (ddof 1), the number of defined values (n) and of NaNs. ``best`` marks at most one
+    method per metric: the best mean by the metric's direction ('higher' or 'lower': ``directions[metric]``,
+    by default the direction declared in :data:`cnnxai.metrics.METRICS`), and only when its lead over every
+    other method is significant (:func:`~cnnxai.benchmark.statistics.significant_best`). ``seed``: of the
+    bootstrap."""
+    values = image_scores(scores)
     table = []
     for metric in metrics:
         direction = _direction(metric, directions)
         cells = []
         for method in methods:
-            series = np.array([v for _, v in sorted(values.get((method, metric), []))], dtype=np.float64)
+            by_image = values.get((method, metric), {})
+            series = np.array([by_image[key] for key in sorted(by_image)], dtype=np.float64)
             finite = series[~np.isnan(series)]
+            low, high = bootstrap_ci(finite, seed)
             cells.append({
                 "method": method, "metric": metric, "direction": direction,
-                "mean": float(finite.mean()) if len(finite) else float("nan"),
+                "mean": float(finite.mean()) if len(finite) else float("nan"), "ci_low": low, "ci_high": high,
                 "std": float(finite.std(ddof=1)) if len(finite) > 1 else float("nan"),
                 "n": len(finite), "n_nan": int(np.isnan(series).sum()),
             })  # fmt: skip
-        means = [c["mean"] for c in cells if not math.isnan(c["mean"])]
-        target = (max(means) if direction == "higher" else min(means)) if means else None
+        best = significant_best(
+            {m: values.get((m, metric), {}) for m in methods},
+            {c["method"]: c["mean"] for c in cells}, direction, seed,
+        )  # fmt: skip
         for cell in cells:
-            cell["best"] = target is not None and cell["mean"] == target
+            cell["best"] = cell["method"] == best
         table.extend(cells)
     return table
+
+
+def compare(
+    scores: list[dict],
+    methods: Sequence[str],
+    metrics: Sequence[str],
+    baseline: str,
+    directions: Mapping[str, str] | None = None,
+    seed: int = 0,
+) -> list[dict]:
+    """comparison.csv's rows: per metric, each method but ``baseline`` against it on the images both have
+    (:func:`~cnnxai.benchmark.statistics.compare_to_baseline`; Holm over the comparisons of each metric)."""
+    values = image_scores(scores)
+    rows = []
+    for metric in metrics:
+        direction = _direction(metric, directions)
+        by_method = {m: values.get((m, metric), {}) for m in methods}
+        for row in compare_to_baseline(by_method, methods, baseline, direction, seed):
+            rows.append({**row, "metric": metric, "direction": direction})
+    return rows
 
 
 def _direction(metric: str, directions: Mapping[str, str] | None) -> str:
@@ -88,7 +135,8 @@ def _number(value: float, digits: int = 4) -> str:
         return "–"
     if abs(value) >= 1000:
         return f"{value:.0f}"
-    return f"{value:.{2 if abs(value) >= 100 else digits}f}"
+    text = f"{value:.{2 if abs(value) >= 100 else digits}f}"
+    return text.lstrip("-") if float(text) == 0 else text  # no '-0.0000' for a tiny negative value
 
 
 def _table_direction(table: list[dict], metric: str) -> str:
@@ -102,12 +150,18 @@ def usual_count(table: list[dict]) -> int:
     return max(set(counts), key=counts.count) if counts else 0
 
 
+def interval_text(low: float, high: float, sign: bool = False, digits: int = 4) -> str:
+    """' [low, high]' of a bootstrap interval ('' when it is undefined); ``sign``: with + on positive bounds."""
+    if math.isnan(low) or math.isnan(high):
+        return ""
+    plus = "+" if sign else ""
+    return f" [{plus if low > 0 else ''}{_number(low, digits)}, {plus if high > 0 else ''}{_number(high, digits)}]"
+
+
 def cell_text(cell: Mapping, usual: int) -> str:
-    """'mean ± std' of one summary cell, with its n (and NaNs) when n is not ``usual``: the text of a cell in
-    summary.md and in report.html, so both show the same numbers."""
-    text = _number(cell["mean"])
-    if not math.isnan(cell["std"]):
-        text += f" ± {_number(cell['std'], 3)}"
+    """'mean [ci_low, ci_high]' of one summary cell (no interval below two values), with its n (and NaNs) when
+    n is not ``usual``: the text of a cell in summary.md and in report.html, so both show the same numbers."""
+    text = _number(cell["mean"]) + interval_text(cell["ci_low"], cell["ci_high"])
     if cell["n"] != usual or cell["n_nan"]:
         text += f" (n={cell['n']}" + (f", {cell['n_nan']} NaN" if cell["n_nan"] else "") + ")"
     return text
@@ -131,30 +185,106 @@ def markdown_table(table: list[dict], methods: Sequence[str], metrics: Sequence[
     return "\n".join(lines) + "\n"
 
 
-def write_summary(
-    folder: Path, table: list[dict], methods: Sequence[str], metrics: Sequence[str], note: str
-) -> None:
-    """summary.csv, summary.md (with ``note`` above the table) and summary.png in ``folder``."""
+def comparison_text(row: Mapping, usual: int) -> str:
+    """One comparison as text: 'Δ [ci_low, ci_high] p=p_holm', ' better' or ' worse' when significant, n_pairs
+    when it is not ``usual``: a cell of summary.md's comparison table and of report.html's."""
+    if row["n_pairs"] == 0:
+        return "–"
+    diff = row["mean_diff"]
+    text = ("+" if diff > 0 else "") + _number(diff) + interval_text(row["ci_low"], row["ci_high"], sign=True)
+    text += f" p={row['p_holm']:.2g}"
+    if row["better"]:
+        text += " better" if row["better"] == "method" else " worse"
+    if row["n_pairs"] != usual:
+        text += f" (n={row['n_pairs']})"
+    return text
+
+
+def comparison_table(comparison: list[dict], methods: Sequence[str], metrics: Sequence[str]) -> str:
+    """The comparisons as methods (but the baseline) x metrics, each cell :func:`comparison_text`, the
+    significant ones in bold."""
+    rows = {(r["method"], r["metric"]): r for r in comparison}
+    usual = usual_count([{"n": r["n_pairs"]} for r in comparison])
+    directions = {r["metric"]: r["direction"] for r in comparison}
+    lines = [
+        "| method | " + " | ".join(f"{m} {ARROWS[directions[m]]}" for m in metrics) + " |",
+        "|---|" + "---:|" * len(metrics),
+    ]
+    for method in dict.fromkeys(r["method"] for r in comparison):
+        texts = [comparison_text(rows[(method, m)], usual) for m in metrics]
+        marked = [
+            f"**{t}**" if rows[(method, m)]["significant"] else t for t, m in zip(texts, metrics, strict=True)
+        ]
+        lines.append(f"| {method} | " + " | ".join(marked) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def statistics_legend(usual: int) -> str:
+    """What summary.md's and report.html's tables show (one text for both)."""
+    return (
+        f"↑ higher is better, ↓ lower is better; mean [bootstrap {CONFIDENCE:.0%} interval] over n = {usual} images "
+        "unless shown (no interval for one image; NaN: undefined, the reason is in scores.csv). Bold: the best "
+        "mean, marked only when it is significantly better than every other method (paired Wilcoxon, Holm, "
+        f"p < {ALPHA}); none marked when no lead is significant."
+    )
+
+
+def comparison_legend(baseline: str) -> str:
+    return (
+        f"Paired with {baseline} on the images both have: mean difference (method − {baseline}) [bootstrap "
+        f"{CONFIDENCE:.0%} interval], Wilcoxon signed-rank p Holm-corrected over the comparisons of each metric; "
+        f"bold, with better or worse by the metric's direction, when p < {ALPHA}; – no image where both are "
+        "defined. All columns in comparison.csv."
+    )
+
+
+def csv_text(columns: Sequence[str], rows: list[dict]) -> str:
+    """A CSV file's text: ``columns`` as the header, floats as repr (every digit), bools as True/False."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    for cell in table:
-        writer.writerow({**cell, "mean": repr(cell["mean"]), "std": repr(cell["std"])})
-    atomic_write_text(folder / "summary.csv", buffer.getvalue())
-    legend = (
-        f"↑ higher is better, ↓ lower is better; mean ± sample std over n = {usual_count(table)} images unless "
-        "shown (NaN: undefined, the reason is in scores.csv); the best of each column in bold."
-    )
-    atomic_write_text(
-        folder / "summary.md", f"{note}\n\n{markdown_table(table, methods, metrics)}\n{legend}\n"
-    )
+    for row in rows:
+        writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def write_summary(
+    folder: Path,
+    scores: list[dict],
+    methods: Sequence[str],
+    metrics: Sequence[str],
+    note: str,
+    directions: Mapping[str, str] | None = None,
+    seed: int = 0,
+    baseline: str | None = None,
+) -> list[dict]:
+    """summary.csv, summary.md (``note`` above the tables), summary.png and comparison.csv in ``folder``, from
+    score rows (image, method, metric, value). ``baseline``: the method every other is compared with (None:
+    lime, or the first method when lime was not run, said in summary.md; one not among ``methods`` is a
+    :class:`UserInputError`, raised before anything is written). ``seed``: of every bootstrap. Returns the
+    summary table."""
+    baseline, baseline_note = choose_baseline(methods, baseline)
+    table = summarise(scores, methods, metrics, directions, seed)
+    comparison = compare(scores, methods, metrics, baseline, directions, seed) if len(methods) > 1 else []
+    atomic_write_text(folder / "summary.csv", csv_text(SUMMARY_COLUMNS, table))
+    atomic_write_text(folder / "comparison.csv", csv_text(COMPARISON_COLUMNS, comparison))
+    text = f"{note}\n\n{markdown_table(table, methods, metrics)}\n{statistics_legend(usual_count(table))}\n"
+    if comparison:
+        text += (
+            f"\nPaired comparison with {baseline}"
+            + (f" ({baseline_note})" if baseline_note else "")
+            + f":\n\n{comparison_table(comparison, methods, metrics)}\n{comparison_legend(baseline)}\n"
+        )
+    atomic_write_text(folder / "summary.md", text)
     fig = summary_figure(table, methods, metrics)
     atomic_savefig(fig, folder / "summary.png")
     plt.close(fig)
+    return table
 
 
 def summary_figure(table: list[dict], methods: Sequence[str], metrics: Sequence[str]):
-    """One horizontal bar chart per metric: mean ± std per method, the best bar in a darker colour."""
+    """One horizontal bar chart per metric: the mean per method with its bootstrap interval, the significant
+    best bar in a darker colour."""
     cells = {(c["method"], c["metric"]): c for c in table}
     columns = min(len(metrics), 4)
     rows = -(-len(metrics) // columns)
@@ -163,10 +293,13 @@ def summary_figure(table: list[dict], methods: Sequence[str], metrics: Sequence[
                              constrained_layout=True)  # fmt: skip
     for axis, metric in zip(axes.ravel(), metrics, strict=False):
         means = np.array([cells[(m, metric)]["mean"] for m in methods])
-        stds = np.nan_to_num(np.array([cells[(m, metric)]["std"] for m in methods]))
+        low = np.array([cells[(m, metric)]["ci_low"] for m in methods])
+        high = np.array([cells[(m, metric)]["ci_high"] for m in methods])
+        # No interval: no bar; clipped at 0 (an interval of equal values can miss its mean by a rounding error).
+        errors = np.maximum(np.nan_to_num(np.stack([means - low, high - means])), 0)
         colours = ["#1f4e9a" if cells[(m, metric)]["best"] else "#9bb7e0" for m in methods]
         positions = np.arange(len(methods))
-        axis.barh(positions, np.nan_to_num(means), xerr=stds, color=colours, error_kw={"lw": 0.8})
+        axis.barh(positions, np.nan_to_num(means), xerr=errors, color=colours, error_kw={"lw": 0.8})
         for position in positions[np.isnan(means)]:  # no defined value: say so rather than show an empty row
             axis.text(0, position, " undefined (NaN)", va="center", fontsize=7, color="#777777")
         axis.set_yticks(positions, methods, fontsize=8)

@@ -17,7 +17,7 @@ from captum.attr import (
 
 from cnnxai.explainers.registry import Attribution, ExplainContext, channel_sum, register
 from cnnxai.options import Option, at_least
-from lime_ext import evaluation_mode
+from lime_ext import evaluation_mode, seeded_torch
 
 IG_OPTIONS = (Option("steps", 50, "integration steps (Gauss-Legendre)", check=at_least(2), alias="ig_steps"),)
 
@@ -65,11 +65,11 @@ def integrated_gradients(context: ExplainContext) -> Attribution:
 
 
 @contextmanager
-def _seeded_global_rng(seed: int) -> Iterator[None]:
-    """captum draws from torch's and numpy's global RNGs: seed both for the call, restore the caller's after."""
+def _seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """captum draws from torch's global generators (on the inputs' device) and numpy's: seed them for the call,
+    restore the caller's after."""
     numpy_state = np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_torch(seed, device):
         np.random.seed(seed)
         try:
             yield
@@ -89,7 +89,7 @@ def _seeded_global_rng(seed: int) -> Iterator[None]:
 def gradient_shap(context: ExplainContext) -> Attribution:
     x, target = _target_and_input(context)
     baselines = torch.cat([torch.zeros_like(x), x.detach()])
-    with evaluation_mode(context.model), _seeded_global_rng(context.seed):
+    with evaluation_mode(context.model), _seeded_global_rng(context.seed, context.device):
         attributions = GradientShap(context.model).attribute(
             x, baselines=baselines, target=target, n_samples=context.option("samples"),
             stdevs=context.option("stdev"),
@@ -108,8 +108,9 @@ def gradient_shap(context: ExplainContext) -> Attribution:
 def occlusion(context: ExplainContext) -> Attribution:
     x = context.input_tensor
     window, stride = context.option("window"), context.option("stride")
-    with evaluation_mode(context.model), torch.no_grad():
-        attributions = Occlusion(context.model).attribute(
+    # Forward-only: the classifier's backend runs the occluded copies (the model's own output, as before).
+    with context.classifier.session(), torch.no_grad():
+        attributions = Occlusion(context.classifier.forward_raw).attribute(
             x, target=context.target, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
             baselines=0, perturbations_per_eval=context.forward_batch,
         )  # fmt: skip

@@ -8,25 +8,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnxai.explainers.lime_family import LIME_OPTIONS, shared_segments
+from cnnxai.explainers.lime_family import LIME_OPTIONS, forwards, shared_segments
 from cnnxai.explainers.registry import Attribution, ExplainContext, register
 from lime_ext import LimeSettings, PerturbationEngine, explanation_rng, sample_until_settled
 from lime_ext.adaptive import fixed_record, ridge_covariance
+from lime_ext.multifidelity import resolve_proxy
+from lime_ext.sampling import check_sampling
 
 # KernelSHAP's own sampling reads no kernel width: it weights coalitions by the Shapley kernel.
 KERNEL_SHAP_OPTIONS = tuple(option for option in LIME_OPTIONS if option.name != "kernel_width")
 
 
-def shapley_coalitions(num_samples: int, num_features: int, rng: np.random.Generator) -> np.ndarray:
+def shapley_coalitions(
+    num_samples: int, num_features: int, rng: np.random.Generator, sampling: str = "iid"
+) -> np.ndarray:
     """Z (N,M): row 0 all ones, row 1 all zeros, then coalitions whose size k is drawn with the Shapley kernel's
-    probability p(k) ∝ (M-1) / (k (M-k)), k = 1..M-1, and whose members are uniform given k."""
+    probability p(k) ∝ (M-1) / (k (M-k)), k = 1..M-1, and whose members are uniform given k. ``'paired'``: rows
+    2i+1 are the complements of rows 2i (Covert and Lee 2021; p(k) = p(M-k), so each row keeps its law), and rows
+    0 and 1 are already such a pair. (``num_samples='auto'`` draws ``max_samples`` rows at once and uses prefixes,
+    which keeps pairs whole at even counts.)"""
+    check_sampling(sampling)
     sizes = np.arange(1, num_features)
     weights = (num_features - 1) / (sizes * (num_features - sizes))
-    drawn = rng.choice(sizes, size=num_samples - 2, p=weights / weights.sum())
+    paired = sampling == "paired"
+    drawn = rng.choice(
+        sizes, size=(num_samples - 1) // 2 if paired else num_samples - 2, p=weights / weights.sum()
+    )
     z = np.zeros((num_samples, num_features), dtype=np.uint8)
     z[0] = 1
-    for row, k in enumerate(drawn, start=2):
+    for i, k in enumerate(drawn):
+        row = 2 + 2 * i if paired else 2 + i
         z[row, rng.choice(num_features, size=k, replace=False)] = 1
+        if paired and row + 1 < num_samples:
+            z[row + 1] = 1 - z[row]
     return z
 
 
@@ -70,24 +84,63 @@ def kernel_shap(context: ExplainContext) -> Attribution:
         context.image, segments, context.classifier, settings.hide_color, context.batch_size
     )
     rng = explanation_rng(context.seed + 1, context.image)
-    drawn = settings.max_samples if settings.adaptive else settings.num_samples
-    z = shapley_coalitions(int(drawn), num_features, rng)
+    drawn = int(settings.max_samples if settings.adaptive else settings.num_samples)
+    z = shapley_coalitions(drawn, num_features, rng, settings.sampling)
     target = context.target
-    predicted: list[np.ndarray] = []
+    timed = engine._hidden.expand(engine.batch_size, -1, -1, -1).contiguous(memory_format=engine._layout)
+    precision, reduced, record = resolve_proxy(
+        context.classifier, settings.proxy, timed if settings.proxy == "auto" else None, drawn,
+        settings.exact_samples,
+    )  # fmt: skip
+    engines = {"fp32": engine}
+    if reduced is not None:
+        engines[precision] = PerturbationEngine(
+            context.image, segments, reduced, settings.hide_color, engine.batch_size
+        )
+    predicted: dict[str, np.ndarray] = {key: np.zeros(0) for key in engines}
+    exact = settings.exact_samples
+
+    def values(key: str, n: int) -> np.ndarray:
+        done = len(predicted[key])
+        if n > done:
+            new = engines[key].predict(z[done:n])[:, target].astype(np.float64)
+            predicted[key] = np.concatenate([predicted[key], new])
+        return predicted[key][:n]
+
+    def plan(n: int) -> dict[str, int]:
+        return {"fp32": n} if len(engines) == 1 or n <= exact else {precision: n, "fp32": exact}
 
     def at(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        done = sum(len(p) for p in predicted)
-        if n > done:
-            predicted.append(engine.predict(z[done:n])[:, target].astype(np.float64))
-        values = np.concatenate(predicted)[:n]
-        phi = shap_values(z[:n], values)
-        return phi, phi, shap_covariance(z[:n], values, phi) if settings.adaptive else None
+        if len(plan(n)) == 1:  # fp32 alone
+            y = values("fp32", n)
+            phi = shap_values(z[:n], y)
+            return phi, phi, shap_covariance(z[:n], y, phi) if settings.adaptive else None
+        # the multi-fidelity estimator (lime_ext.multifidelity): phi is linear in the values for fixed coalitions
+        bulk, fine = values(precision, n), values("fp32", exact)
+        correction = shap_values(z[:exact], fine) - shap_values(z[:exact], bulk[:exact])
+        phi = shap_values(z[:n], bulk) + correction
+        if not settings.adaptive:
+            return phi, phi, None
+        covariance = shap_covariance(z[:n], bulk, phi - correction) + shap_covariance(
+            z[:exact], fine - bulk[:exact], correction
+        )
+        return phi, phi, covariance
 
     if settings.adaptive:
         settled = sample_until_settled(at, settings.top_k, settings.max_samples)
         phi, samples = settled.result, settled.record
     else:
         phi, samples = at(int(settings.num_samples))[0], fixed_record(settings.num_samples)
-    extras = {"shap_values": phi, "superpixel_attributions": phi, "forwards": int(samples["samples"]),
+    samples = {**samples, "forwards": plan(int(samples["samples"]))}
+    if reduced is not None:
+        samples["proxy"] = {
+            "requested": settings.proxy,
+            "precision": precision,
+            **record,
+            "exact_samples": exact,
+        }
+    elif settings.proxy != "none":
+        samples["proxy"] = {"requested": settings.proxy, "precision": "none", **record}
+    extras = {"shap_values": phi, "superpixel_attributions": phi, "forwards": forwards(samples),
               "score": float("nan"), "segments": segments, "samples": samples}  # fmt: skip
     return Attribution(phi.astype(np.float32)[segments], extras)

@@ -19,12 +19,21 @@ from cam_ext import CAM_METHODS, CamSettings, cam_prior, legacy_maps
 from cnnxai.errors import UserInputError
 from cnnxai.explainers.cam_lime_result import CamLimeResult
 from cnnxai.explainers.cams import CAM_OPTIONS, cam_settings, shared_cams
-from cnnxai.explainers.registry import Attribution, ExplainContext, class_index, make_context, register
+from cnnxai.explainers.registry import (
+    Attribution,
+    ExplainContext,
+    as_user_errors,
+    class_index,
+    make_context,
+    register,
+)
 from cnnxai.options import Option, at_least, parse_colour, positive
 from lime_ext import (
     AUTO,
     CAM_MODES,
     DEFAULT_CAM_MODE,
+    PROXIES,
+    SAMPLINGS,
     SEGMENTERS,
     CamLimeExplainer,
     Explanation,
@@ -64,6 +73,13 @@ LIME_OPTIONS = (
            "mean (per-superpixel mean)", parse=parse_colour, alias="hide_color"),
     Option("kernel_width", LimeSettings.kernel_width, "width of LIME's kernel on the cosine distance",
            check=positive),
+    Option("sampling", LimeSettings.sampling, "masks: iid (lime's) or paired (z and 1-z, antithetic)",
+           choices=SAMPLINGS, alias="sampling"),
+    Option("proxy", LimeSettings.proxy, "predict the samples in reduced precision (bf16, fp16) and correct the fit "
+           "with exact_samples fp32 forwards (unbiased for the fp32 model); auto: only where it runs faster here",
+           choices=PROXIES, alias="proxy"),
+    Option("exact_samples", LimeSettings.exact_samples, "with a proxy: the first samples also predicted in fp32",
+           check=at_least(2), alias="exact_samples"),
 )  # fmt: skip
 CAM_MODE_OPTION = Option(
     "cam_mode", DEFAULT_CAM_MODE, "feature: ridge on Z*a (the paper); importance: LIME re-weighted by a; none: "
@@ -148,13 +164,18 @@ def fitted(
     return fit_samples(sampler, settings, fit, cam_mode, ridge_alpha, progress)
 
 
+def forwards(samples: dict) -> int:
+    """The model's forwards an explanation cost, every precision counted, from its ``info['samples']``."""
+    return int(sum(samples["forwards"].values())) if "forwards" in samples else int(samples["samples"])
+
+
 def superpixel_extras(explanation: Explanation, label: int) -> dict[str, Any]:
     """What every superpixel explainer returns beside its map: the attributions (M,), the samples (model
     forwards on perturbed images) the fit used, its weighted R^2 and the superpixels (H,W)."""
     explained = explanation.labels[label]
     return {
         "superpixel_attributions": explained.attributions.astype(np.float64),
-        "forwards": int(explanation.info["samples"]["samples"]),
+        "forwards": forwards(explanation.info["samples"]),
         "score": float(explained.score),
         "segments": explanation.segments,
         "samples": explanation.info["samples"],
@@ -255,6 +276,7 @@ def explain_image(
     shared: dict | None = None,
     amp: bool = False,
     progress: bool = False,
+    tf32: bool = False,
     **options: Any,
 ) -> CamLimeResult:
     """GradLIME (``name='gradlime'``) or CamLIME (``'camlime'``) of one image (RGB uint8 (H,W,3), model-input
@@ -263,23 +285,26 @@ def explain_image(
     The explained classes are ``[target]`` or, without a target, the ``top_labels`` best predicted ones, each with
     its own CAM prior. ``options`` are the explainer's declared options; ``shared`` lets a caller reuse this
     image's neighbourhood and CAMs for other explainers (``--compare``); ``amp`` runs the perturbation forwards in
-    float16 autocast on CUDA.
+    float16 autocast on CUDA; ``tf32`` allows TF32 on CUDA (off: full float32, as in every tool).
     """
     if name not in VARIANTS:
         raise ValueError(f"explain_image explains with {' or '.join(VARIANTS)}, not {name!r}")
     target = None if target is None else class_index(target)
-    context = make_context(name, model, image, target or 0, seed, device, batch_size, shared, amp, **options)
-    probabilities = shared_probabilities(context)
-    if target is not None:
-        if not 0 <= int(target) < len(probabilities):
-            raise UserInputError(
-                f"target class {target} is out of range: the model has {len(probabilities)} classes "
-                f"(0..{len(probabilities) - 1})"
-            )
-        labels = [int(target)]
-    else:
-        labels = [int(c) for c in np.argsort(probabilities)[::-1][: max(1, int(top_labels))]]
-    return _composition(context, name, labels, progress)
+    context = make_context(
+        name, model, image, target or 0, seed, device, batch_size, shared, amp, tf32, **options
+    )
+    with context.precision(), as_user_errors():
+        probabilities = shared_probabilities(context)
+        if target is not None:
+            if not 0 <= int(target) < len(probabilities):
+                raise UserInputError(
+                    f"target class {target} is out of range: the model has {len(probabilities)} classes "
+                    f"(0..{len(probabilities) - 1})"
+                )
+            labels = [int(target)]
+        else:
+            labels = [int(c) for c in np.argsort(probabilities)[::-1][: max(1, int(top_labels))]]
+        return _composition(context, name, labels, progress)
 
 
 def _as_attribution(result: CamLimeResult) -> Attribution:

@@ -42,8 +42,9 @@ CLUSTERS = 50  # KMeans clusters of superpixels (PaddleX's)
 REFERENCE_SETTINGS = LimeSettings(num_samples=3000)  # LIME on each reference image (PaddleX: 3000 samples)
 
 
-def first_conv_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The output of the first Conv2d the model runs, upsampled bilinearly to the input size: (K,H,W)."""
+def first_conv_features(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """The output of the first Conv2d the model runs, upsampled bilinearly to the input size: float64 (K,H,W) on the
+    host (NormLIME's fit keeps these for every reference image: on the host they do not fill the GPU)."""
     captured: list[torch.Tensor] = []
 
     def keep_first(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
@@ -55,12 +56,12 @@ def first_conv_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             "normlime needs a model with a Conv2d layer (its first convolution gives the superpixel features)"
         )
-    return F.interpolate(captured[0].float(), size=x.shape[-2:], mode="bilinear", align_corners=False)[0]
+    upsampled = F.interpolate(captured[0].float(), size=x.shape[-2:], mode="bilinear", align_corners=False)[0]
+    return upsampled.cpu().numpy().astype(np.float64)
 
 
-def region_features(features: torch.Tensor, regions: np.ndarray) -> np.ndarray:
-    """(R, 2K) features of regions (H,W ids 0..R-1): [value at the rounded centroid, mean], L2-normalised."""
-    feats = features.cpu().numpy().astype(np.float64)
+def region_features(feats: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """(R, 2K) features (K,H,W) of regions (H,W ids 0..R-1): [value at the rounded centroid, mean], L2-normalised."""
     channels = feats.shape[0]
     flat = feats.reshape(channels, -1)
     ids = regions.ravel()

@@ -6,7 +6,8 @@ fills in the defaults and refuses an option the explainer does not declare, nami
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,18 @@ from cnnxai.errors import UserInputError
 from cnnxai.options import Option, SettingsT, settings_from
 from cnnxai.registry import Registry
 from cnnxai.system import tune_malloc
-from lime_ext import TorchClassifier, auto_batch_size
+from lime_ext import TorchClassifier, auto_batch_size, full_float32, module_device
+from lime_ext.backends import BackendError
+
+
+@contextmanager
+def as_user_errors() -> Iterator[None]:
+    """What the device cannot run (lime_ext's :class:`~lime_ext.backends.BackendError`: a backend, a precision, a
+    proxy) as the suite's one-line :class:`~cnnxai.errors.UserInputError` (exit status 2 on the command lines)."""
+    try:
+        yield
+    except BackendError as error:
+        raise UserInputError(str(error)) from None
 
 
 @dataclass
@@ -29,8 +41,10 @@ class ExplainContext:
     ``seed`` seeds every random draw; ``options`` holds the explainer's declared options, every one present
     (defaults filled in); ``shared`` is per-image state that explainers compared on one image share (the LIME
     family's single perturbation set, the CAMs); ``amp`` runs the classifier's forwards in float16 autocast on
-    CUDA. A model with ``output_activation = 'identity'`` (a :class:`~cnnxai.tasks.targets.TargetScore`) is
-    explained on its raw output, not on its softmax.
+    CUDA; ``tf32`` allows TF32 on CUDA (off: every computation in full float32, whatever the tool). A model with ``output_activation = 'identity'`` (a :class:`~cnnxai.tasks.targets.TargetScore`) is
+    explained on its raw output, not on its softmax. ``backend`` runs the classifier's forward-only passes
+    (:class:`~lime_ext.classifier.TorchClassifier`: 'torch', 'onnxruntime', 'openvino', 'auto'; None: the
+    process default, :func:`lime_ext.backends.default_backend`); gradients always run in the torch module.
     """
 
     model: nn.Module
@@ -42,14 +56,22 @@ class ExplainContext:
     options: dict[str, Any] = field(default_factory=dict)
     shared: dict[Any, Any] = field(default_factory=dict)
     amp: bool = False
+    tf32: bool = False
+    backend: str | None = None
 
     def __post_init__(self) -> None:
         if self.device is None:
-            param = next(iter(self.model.parameters()), None)
-            self.device = param.device if param is not None else torch.device("cpu")
+            self.device = module_device(self.model)
         # A model whose output is already the explained score (a task target) declares it: no softmax.
         output = getattr(self.model, "output_activation", "softmax")
-        self.classifier = TorchClassifier(self.model, output=output, amp=self.amp)
+        with as_user_errors():
+            self.classifier = TorchClassifier(
+                self.model, output=output, amp=self.amp, tf32=self.tf32, backend=self.backend
+            )
+
+    def precision(self) -> AbstractContextManager:
+        """The numerics every computation of the explanation runs in: full float32 on CUDA unless ``tf32``."""
+        return full_float32(not self.tf32)
 
     @property
     def input_tensor(self) -> torch.Tensor:
@@ -59,13 +81,13 @@ class ExplainContext:
     @property
     def forward_batch(self) -> int:
         """Inputs per forward-only pass: the caller's batch size, or the device's (see ``auto_batch_size``)."""
-        return self.batch_size or auto_batch_size(self.device)
+        return self.batch_size or auto_batch_size(self.device, *self.image.shape[:2])
 
     @property
     def gradient_batch(self) -> int:
         """Inputs per forward+backward pass: as ``forward_batch``, at most 32 unless set (backward keeps
         every activation, which the inference budget of ``auto_batch_size`` does not count)."""
-        return self.batch_size or min(auto_batch_size(self.device), 32)
+        return self.batch_size or min(auto_batch_size(self.device, *self.image.shape[:2]), 32)
 
     def option(self, name: str) -> Any:
         """A declared option's value (the default when it was not given)."""
@@ -156,6 +178,8 @@ def make_context(
     batch_size: int | None = None,
     shared: dict | None = None,
     amp: bool = False,
+    tf32: bool = False,
+    backend: str | None = None,
     **options: Any,
 ) -> ExplainContext:
     """The context explainer ``name`` runs in: its options resolved (defaults filled, unknown ones refused).
@@ -164,7 +188,7 @@ def make_context(
     resolved = REGISTRY.options(name, options)
     shared = shared if shared is not None else {}
     return ExplainContext(
-        model, image, class_index(target), int(seed), device, batch_size, resolved, shared, amp
+        model, image, class_index(target), int(seed), device, batch_size, resolved, shared, amp, tf32, backend
     )
 
 
@@ -187,7 +211,8 @@ def explain(
     """
     spec = get_explainer(name)
     context = make_context(name, model, image, target, seed, device, batch_size, shared, **options)
-    result = spec.fn(context)
+    with context.precision(), as_user_errors():
+        result = spec.fn(context)
     if result.map.shape != image.shape[:2] or result.map.dtype != np.float32:
         raise RuntimeError(
             f"explainer {name} returned {result.map.dtype} {result.map.shape}, not float32 {image.shape[:2]}"

@@ -15,11 +15,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cnnxai.benchmark.runner import postprocess
+from cnnxai.devices import recover_from
 from cnnxai.distributed import LocalPool, WorkFailed
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.groundtruth.synthetic import SyntheticSet
 from cnnxai.metrics import LOCALISATION_METRICS, localisation_scores, metric_settings
-from lime_ext import TorchClassifier
+from lime_ext import TorchClassifier, forward_batches
 
 # Every registered explainer except NormLIME's two variants, whose global weights need a fit of their own on a
 # reference image folder of the model's images (Localisation.py refuses them).
@@ -54,14 +55,12 @@ class LocalisationResult:
 def predictions(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The model's classes for RGB uint8 images (N,H,W,3): int64 (N,)."""
     classifier = TorchClassifier(model)
-    out = []
-    with classifier.session():
-        for start in range(0, len(images), batch_size):
-            batch = torch.stack(
-                [classifier.prepare_rgb(image) for image in images[start : start + batch_size]]
-            )
-            out.append(classifier.forward_prepared(batch).argmax(1).cpu())
-    return torch.cat(out).numpy()
+
+    def build(start: int, stop: int) -> torch.Tensor:
+        return torch.stack([classifier.prepare_rgb(image) for image in images[start:stop]])
+
+    out = [batch.argmax(1) for _, _, batch in forward_batches(classifier, len(images), build, batch_size)]
+    return torch.cat(out).cpu().numpy()  # one copy to the host, after the last batch
 
 
 class LocaliseWork:
@@ -109,8 +108,8 @@ class LocaliseWork:
                 scored = postprocess(raw, self.attribution)
                 scores = {m: r.value for m, r in localisation_scores(scored, mask, self.settings).items()}
                 scored_image.maps[method] = scored
-            except (ValueError, RuntimeError) as error:
-                if self.debug:
+            except (ValueError, RuntimeError) as error:  # UserInputError is a ValueError; CUDA's a RuntimeError
+                if self.debug or not recover_from(error):
                     raise
                 note = f"{type(error).__name__}: {error}".replace("\n", " ")
                 scored_image.failures[method] = note

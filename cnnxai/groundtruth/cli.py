@@ -11,11 +11,13 @@ from functools import partial
 from pathlib import Path
 
 from cam_ext import CAM_METHODS
+from cnnxai.benchmark.cli import add_baseline_option
 from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS
 from cnnxai.cli_options import (
     DefaultsHelpFormatter,
     OneLineParser,
     add_alias_flags,
+    add_backend_option,
     add_explainer_option_flag,
     add_ray_options,
     add_report_options,
@@ -117,9 +119,11 @@ def build_parser(prog: str | None = None) -> OneLineParser:
         help="test images drawn in examples.png, one per class in turn (default: 4, or --num-images if fewer)")  # fmt: skip
     add("--dpi", type=int_at_least(30), default=150, help="resolution of the PNG figures")
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    add_backend_option(parser)
     add("--batch-size", type=batch_size_option, default=None, help="images per forward pass; default auto")
     add("--output-dir", default="results/localisation", help="folder of the results (replaced as a whole)")
     add_report_options(parser, DEFAULT_REPORT_IMAGES, "K examples, chosen as for examples.png")
+    add_baseline_option(parser)
     add_ray_options(parser)
     add("--quiet", action="store_true", help="no progress bar")
     add(
@@ -153,6 +157,7 @@ def settings_of(args: argparse.Namespace) -> LocalisationSettings:
         data_seed=args.data_seed, train_images=args.train_images, epochs=args.epochs, cache_dir=args.cache_dir,
         retrain=args.retrain, attribution=args.attribution, top_k=args.top_k, tolerance=args.pointing_tolerance,
         examples=args.examples, batch_size=args.batch_size, device=args.device, task=args.task,
+        baseline=args.baseline,
     )  # fmt: skip
 
 

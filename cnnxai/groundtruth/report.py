@@ -16,6 +16,7 @@ import numpy as np
 from torch import nn
 
 from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS
+from cnnxai.benchmark.statistics import choose_baseline
 from cnnxai.benchmark.summary import markdown_table, summarise, write_summary
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
@@ -59,6 +60,8 @@ class LocalisationSettings:
     in examples.png (None: 4, or ``num_images`` if fewer). ``task`` 'detection' or 'segmentation' explains the
     boxes of the synthetic detector, or the class regions of the synthetic segmenter, on the first ``num_images``
     test scenes instead (``train_images`` and ``epochs`` then do not apply: those models have their own).
+    ``baseline``: the method of the summary's paired comparisons (None: lime, or the first method); the
+    statistics' bootstrap uses ``seed``.
     """
 
     methods: tuple[str, ...] = ()
@@ -77,11 +80,13 @@ class LocalisationSettings:
     batch_size: int | None = None
     device: str = "auto"
     task: str = "classification"
+    baseline: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in LOCALISATION_TASKS:
             raise UserInputError(f"--task {self.task}: choose one of {', '.join(LOCALISATION_TASKS)}")
         object.__setattr__(self, "methods", tuple(self.methods) or tuple(default_methods(self.task)))
+        choose_baseline(self.methods, self.baseline)
         refused = [m for m in self.methods if m in EXCLUDED_BY_DEFAULT]
         if refused:
             raise UserInputError(
@@ -188,9 +193,13 @@ class LocalisationReport:
         return list(LOCALISATION_METRICS)
 
     @property
+    def directions(self) -> dict[str, str]:
+        return dict.fromkeys(self.metrics, "higher")
+
+    @property
     def table(self) -> list[dict]:
         return summarise(
-            self.result.rows, self.settings.methods, self.metrics, dict.fromkeys(self.metrics, "higher")
+            self.result.rows, self.settings.methods, self.metrics, self.directions, self.settings.seed
         )
 
     @property
@@ -283,13 +292,15 @@ class LocalisationReport:
         report_images: int = DEFAULT_REPORT_IMAGES,
     ) -> list[str]:  # fmt: skip
         """Write the run into ``folder`` (replaced as a whole, atomically): scores.csv, summary.csv/.md/.png,
-        examples.png, manifest.json (``options``: the command line's, recorded in it), the maps of
+        comparison.csv, examples.png, manifest.json (``options``: the command line's, recorded in it), the maps of
         ``report_images`` examples in gallery/, and report.html. Returns the names."""
-        files = ["scores.csv", "summary.csv", "summary.md", "summary.png"]
+        files = ["scores.csv", "summary.csv", "summary.md", "summary.png", "comparison.csv"]
         figure = self.examples_figure()
         with atomic_folder(Path(folder)) as out:
             atomic_write_text(out / "scores.csv", self.scores_csv())
-            write_summary(out, self.table, self.settings.methods, self.metrics, self.note())
+            s = self.settings
+            write_summary(out, self.result.rows, s.methods, self.metrics, self.note(), self.directions, s.seed,
+                          s.baseline)  # fmt: skip
             if figure is not None:
                 atomic_savefig(figure, out / "examples.png", dpi)
                 plt.close(figure)

@@ -47,9 +47,9 @@ class ShapesNet(nn.Sequential):
 
 def normalised(images: np.ndarray) -> torch.Tensor:
     """RGB uint8 (N,H,W,3) -> ImageNet-normalised float (N,3,H,W), the classifier's own input."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
-    std = torch.tensor(IMAGENET_STD)[:, None, None]
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0  # device-ok: training data, on the host
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]  # device-ok: training data, on the host
+    std = torch.tensor(IMAGENET_STD)[:, None, None]  # device-ok: training data, on the host
     return (x - mean) / std
 
 
@@ -70,14 +70,14 @@ def load_shapes_model(
         train_set = make_synthetic(settings, "train", train_images)
         test_set = make_synthetic(settings, "test", test_images)
         generated = time.perf_counter() - start
-        x, y = normalised(train_set.images), torch.from_numpy(train_set.labels)
+        x, y = normalised(train_set.images), torch.from_numpy(train_set.labels)  # device-ok: training labels, on the host
         with torch.autograd.set_grad_enabled(True):
             losses = train_model(
                 model, x, [y], F.cross_entropy, epochs, settings.seed, learning_rate=5e-3, batch_size=64
             )
         return {
             "train_accuracy": accuracy(model, x, y),
-            "test_accuracy": accuracy(model, normalised(test_set.images), torch.from_numpy(test_set.labels)),
+            "test_accuracy": accuracy(model, normalised(test_set.images), torch.from_numpy(test_set.labels)),  # device-ok: training labels, on the host
             "losses": [round(v, 5) for v in losses],
             "data_seconds": round(generated, 2),
             "train_seconds": round(time.perf_counter() - start - generated, 2),

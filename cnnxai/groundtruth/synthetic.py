@@ -12,6 +12,8 @@ black (hide colour 0) superpixels and RISE's / Occlusion's mean-colour patches c
 The ground-truth mask is the object's own pixels.
 """
 
+# device-ok-module: procedural images, drawn on the host (numpy in and out)
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from cnnxai.outputs import json_fallback
+from lime_ext import seeded_torch
 
 CACHE_ENV = "CNNXAI_CACHE"
 CACHE_FORMAT = 1  # bump when a change of code (architecture, training loop) must invalidate cached models
@@ -48,14 +49,14 @@ def train_model(
     """Adam with a cosine schedule and shuffled mini-batches drawn from ``seed``, minimising
     ``loss(model(inputs[rows]), *[t[rows] for t in targets])``; returns the mean loss of each epoch. ``inputs``
     (N,...) float and every target (N,...), on the model's device. The one training loop of the synthetic models."""
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(int(seed))  # device-ok: a host generator: the same order on every device
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     steps = epochs * ((len(inputs) + batch_size - 1) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1))
     losses = []
     model.train()
     for _ in range(epochs):
-        order = torch.randperm(len(inputs), generator=generator).to(inputs.device)
+        order = torch.randperm(len(inputs), generator=generator).to(inputs.device)  # device-ok: a host generator: the same order on every device
         total = 0.0
         for start in range(0, len(inputs), batch_size):
             rows = order[start : start + batch_size]
@@ -106,8 +107,7 @@ def load_or_train(
         except Exception as error:  # noqa: BLE001 (any unreadable cache file is retrained)
             warnings.warn(f"cached model {path} could not be read ({error}); training it again", stacklevel=2)
             model = _built(build, int(settings.get("seed", 0)))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(settings.get("seed", 0)))
+    with seeded_torch(int(settings.get("seed", 0))):  # the synthetic models train on the CPU
         trained = train(model)
     info = {"name": name, "settings": settings, **trained}
     folder.mkdir(parents=True, exist_ok=True)
@@ -118,6 +118,5 @@ def load_or_train(
 
 
 def _built(build: Callable[[], nn.Module], seed: int) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_torch(seed):
         return build()

@@ -153,13 +153,15 @@ def _cumulative_fills(image: ImageMetrics, baseline: str, regions: list[np.ndarr
     """
     if baseline != "mean":
         return image.fills(baseline, len(regions), name).double().cpu().numpy()
-    x = image.pixels.values.double()  # (C, H*W)
-    channels, total = x.shape[0], x.numel()
+    # The recursion reads each region's sum before the next fill: one copy of the input to the host (a single
+    # synchronisation), not one read-back per region.
+    x = image.pixels.values.double().cpu().numpy()  # (C, H*W)
+    channels, total = x.shape[0], x.size
     current = float(x.mean())
     fills = np.empty(len(regions))
     for i, pixels in enumerate(regions):
         fills[i] = current
-        replaced = float(x[:, torch.as_tensor(pixels, device=x.device)].sum())
+        replaced = float(x[:, pixels].sum())
         current += (len(pixels) * channels * fills[i] - replaced) / total
     return fills
 

@@ -53,7 +53,7 @@ class ImageMetrics:
         batch_size: inputs per forward pass (None: chosen from the device).
         draws: replacements for random draws, by name (e.g. 'FaithfulnessCorrelation.subsets'); tests and
             the benchmark pass the draws Quantus made, to compare values one for one.
-        tf32: allow TF32 convolutions on CUDA (see :func:`~cnnxai.metrics.perturbation.full_float32`).
+        tf32: allow TF32 convolutions on CUDA (see :func:`lime_ext.full_float32`).
     """
 
     def __init__(
@@ -78,7 +78,9 @@ class ImageMetrics:
         self.seed, self.key = int(seed), str(key)
         self.view = FeatureView(self.x, feature_unit)
         self.pixels = FeatureView(self.x, "pixel")
-        self.scorer = TargetScorer(model, 0 if target is None else target, batch_size, tf32)
+        self.scorer = TargetScorer(
+            model, 0 if target is None else target, batch_size, tf32, tuple(x.shape[-2:])
+        )
         self._draws = dict(draws or {})
         self.cache: dict[Any, Any] = {}  # per-image results of the metrics' own (e.g. IROF's superpixels)
         output = self.scorer.outputs(self.x[None])[0].float()

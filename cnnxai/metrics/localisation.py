@@ -51,8 +51,8 @@ def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
     """The mask grown by ``pixels`` in the max (chessboard) norm: bool (H,W)."""
     if pixels <= 0:
         return mask.astype(bool)
-    tensor = torch.from_numpy(mask.astype(np.float32))[None, None]
-    return F.max_pool2d(tensor, 2 * pixels + 1, stride=1, padding=pixels)[0, 0].numpy() > 0
+    tensor = torch.from_numpy(mask.astype(np.float32))[None, None]  # device-ok: a host mask, dilated on the host
+    return F.max_pool2d(tensor, 2 * pixels + 1, stride=1, padding=pixels)[0, 0].cpu().numpy() > 0
 
 
 def expected_hits_in_top(values: np.ndarray, inside: np.ndarray, k: int) -> float:

@@ -14,8 +14,7 @@ input (three times as many groups). The two are the same on single-channel input
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -70,24 +69,6 @@ def replace(base: torch.Tensor, masks: torch.Tensor, replacement: torch.Tensor) 
     return torch.where(masks[:, None, :], replacement, base[None])
 
 
-@contextmanager
-def full_float32(enabled: bool = True) -> Iterator[None]:
-    """Full float32 convolutions and matrix products on CUDA for the block, the caller's flags restored after.
-
-    PyTorch lets cuDNN convolve in TF32 by default, whose 10-bit mantissa moves logits by about 1e-3 on
-    ImageNet CNNs: as much as removing 224 pixels changes them, which is what these metrics measure.
-    """
-    if not enabled:
-        yield
-        return
-    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
-
-
 class TargetScorer:
     """Runs batches of model inputs and keeps the target class's logit and softmax probability.
 
@@ -95,22 +76,27 @@ class TargetScorer:
         model: the classifier; it gets normalised inputs (N,C,H,W).
         target: the explained class.
         batch_size: inputs per forward pass; None chooses from the device (see ``auto_batch_size``).
-        tf32: allow TF32 on CUDA (faster, less exact; see :func:`full_float32`). Off by default.
+        tf32: allow TF32 on CUDA (faster, less exact; see :func:`lime_ext.full_float32`). Off by default.
+        input_size: (H,W) of the inputs, for the batch size chosen from the device.
     """
 
     def __init__(
-        self, model: nn.Module, target: int, batch_size: int | None = None, tf32: bool = False
+        self,
+        model: nn.Module,
+        target: int,
+        batch_size: int | None = None,
+        tf32: bool = False,
+        input_size: tuple[int, int] = (224, 224),
     ) -> None:
-        self.classifier = TorchClassifier(model, output="logits")
+        self.classifier = TorchClassifier(model, output="logits", tf32=tf32)
         self.device = self.classifier.device
         self.target = int(target)
-        self.batch_size = int(batch_size) if batch_size else auto_batch_size(self.device)
-        self.tf32 = bool(tf32)
+        self.batch_size = int(batch_size) if batch_size else auto_batch_size(self.device, *input_size)
         self.forwards = 0  # model inputs scored so far (for benchmarks and tests)
 
     def outputs(self, inputs: torch.Tensor) -> torch.Tensor:
         """The model's full output (N,K) float32 on a few inputs, in one forward."""
-        with self.classifier.session(), full_float32(not self.tf32):
+        with self.classifier.session():
             self.forwards += len(inputs)
             return self.classifier.forward_prepared(inputs)
 
@@ -118,16 +104,15 @@ class TargetScorer:
         self, count: int, build: Callable[[int, int], torch.Tensor]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores of ``count`` inputs, ``build(start, stop)`` making inputs start..stop-1 as (b,C,H,W), run
-        through the suite's one batch loop (:func:`lime_ext.forward_batches`) in full float32 unless ``tf32``.
+        through the suite's one batch loop (:func:`lime_ext.forward_batches`) in the classifier's session.
 
         Returns (logits, probabilities) of the target, float64 (count,).
         """
         logits, probabilities = [], []
-        with full_float32(not self.tf32):
-            for start, stop, out in forward_batches(self.classifier, count, build, self.batch_size):
-                self.forwards += stop - start
-                logits.append(out[:, self.target])
-                probabilities.append(torch.softmax(out, dim=-1)[:, self.target])
+        for start, stop, out in forward_batches(self.classifier, count, build, self.batch_size):
+            self.forwards += stop - start
+            logits.append(out[:, self.target])
+            probabilities.append(torch.softmax(out, dim=-1)[:, self.target])
         if not logits:
             empty = np.zeros(0)
             return empty, empty

@@ -235,11 +235,12 @@ def rise_masks_1d(num_masks: int, length: int, cells: int, p1: float, rng: np.ra
     grids = (rng.random((num_masks, cells)) < p1).astype(np.float32)
     shifts = rng.integers(0, math.ceil(length / cells), num_masks)
     cell = math.ceil(length / cells)
-    up = F.interpolate(
+    # The masks are drawn on the host (numpy in, numpy out); the explainer moves them to the device once.
+    up = F.interpolate(  # device-ok: host masks
         torch.from_numpy(grids)[:, None], size=(cells + 1) * cell, mode="linear", align_corners=False
     )
-    index = torch.from_numpy(shifts)[:, None] + torch.arange(length)[None]  # (N,L) crop positions
-    return torch.gather(up[:, 0], 1, index).numpy()
+    index = torch.from_numpy(shifts)[:, None] + torch.arange(length)[None]  # device-ok: (N,L) crops, host
+    return torch.gather(up[:, 0], 1, index).cpu().numpy()
 
 
 # p1 = 0.5 as the RISE of xai_utils in Siddhantmest/XAI-Methods-for-CNN (the RISE paper's ImageNet notebooks

@@ -47,7 +47,7 @@ DEFAULT_METHODS = (
 DEFAULT_GRID = (50, 100, 250, 500, 1000, 2000)
 # The explainers' shared settings offered as flags (the budget is the grid's, so not --num-samples).
 ALIASES = ("segmenter", "hide_color")
-RUN_FILES = ("rows.csv", "manifest.json", "summary.csv", "summary.md", "forwards_to_match.csv",
+RUN_FILES = ("rows.csv", "manifest.json", "summary.csv", "summary.md", "comparison.csv", "forwards_to_match.csv",
              "forwards_to_match.md", "curves.png", "curves.pdf")  # fmt: skip
 BASELINE = "lime"
 
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print((folder / "forwards_to_match.md").read_text(), end="")
     print(f"wrote {stability.rows_folder}/ (rows.csv, manifest.json) and {folder}/summary.md, summary.csv, "
-          "forwards_to_match.md, forwards_to_match.csv, curves.png, curves.pdf")  # fmt: skip
+          "comparison.csv, forwards_to_match.md, forwards_to_match.csv, curves.png, curves.pdf")  # fmt: skip
     return exit_status(status)
 
 

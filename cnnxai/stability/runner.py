@@ -28,10 +28,10 @@ import torch
 from cnnxai.benchmark.data import BenchmarkImage, make_groups, shard_groups
 from cnnxai.benchmark.runner import ImageFolderRun
 from cnnxai.benchmark.store import ResultStore, check_identity, read_rows, run_lock
+from cnnxai.devices import recover_from
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.explainers.lime_family import fix_segments
-from cnnxai.metrics.perturbation import full_float32
 from cnnxai.outputs import build_manifest, write_json
 from cnnxai.preprocess import to_model_frame
 from cnnxai.stability.adapter import read_explanation
@@ -255,11 +255,10 @@ class StabilityRun(ImageFolderRun):
         nan = _text(math.nan)
         start = time.perf_counter()
         try:
-            with full_float32(True):
-                result = explain(
-                    name, self.model, context["frame"], context["target"], seed=seed, device=self.device,
-                    batch_size=self.batch_size, shared=context["shared"], **options,
-                )  # fmt: skip
+            result = explain(
+                name, self.model, context["frame"], context["target"], seed=seed, device=self.device,
+                batch_size=self.batch_size, shared=context["shared"], **options,
+            )  # fmt: skip
             seconds = time.perf_counter() - start
             found = read_explanation(result)
             if found.attributions.shape != (context["num"],):
@@ -267,8 +266,8 @@ class StabilityRun(ImageFolderRun):
                     f"{found.attributions.shape[0]} attributions for {context['num']} superpixels: the explainer "
                     "did not use the run's segmentation"
                 )
-        except (ValueError, RuntimeError) as error:  # UserInputError is a ValueError; CUDA OOM a RuntimeError
-            if self.debug:
+        except (ValueError, RuntimeError) as error:  # UserInputError is a ValueError; CUDA's a RuntimeError
+            if self.debug or not recover_from(error):
                 raise
             reason = f"{label} failed on this image: {type(error).__name__}: {error}".splitlines()[0]
             print(f"warning: {context['image'].key}: {reason}", file=sys.stderr)

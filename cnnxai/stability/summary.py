@@ -1,15 +1,15 @@
 """The tables and the figure of a stability run, from its rows alone (so ``--summarize`` and the union of shards
-give exactly what one run does): summary.csv/.md, forwards_to_match.csv/.md, curves.png/.pdf.
+give exactly what one run does): summary.csv/.md, comparison.csv, forwards_to_match.csv/.md, curves.png/.pdf.
 
 Per image, method and budget: the row measures averaged over seeds, and the stability measures across seeds
 (top-k Jaccard and Kendall's tau, mean over pairs of seeds). Per method and budget: the mean over images (images
-sorted by key; NaN values left out, their count kept).
+sorted by key; NaN values left out, their count kept) with its bootstrap 95% interval, and the paired comparison
+of each quality measure with the baseline, plain lime at --match-samples (:mod:`cnnxai.benchmark.statistics`,
+seeded with the run's seed).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections import defaultdict
@@ -23,8 +23,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
+from cnnxai.benchmark.statistics import DEFAULT_BASELINE, bootstrap_ci, compare_to_baseline  # noqa: E402
 from cnnxai.benchmark.store import stored_identity  # noqa: E402
-from cnnxai.benchmark.summary import _number  # noqa: E402
+from cnnxai.benchmark.summary import (  # noqa: E402
+    COMPARISON_COLUMNS,
+    _number,
+    comparison_legend,
+    comparison_text,
+    csv_text,
+    interval_text,
+)
 from cnnxai.outputs import atomic_savefig, atomic_write_text  # noqa: E402
 from cnnxai.stability.measures import kendall_stability, top_k_stability, top_k_undefined  # noqa: E402
 from cnnxai.stability.rows import REFERENCE, load_rows  # noqa: E402
@@ -42,7 +50,11 @@ MEASURES = (
 )
 ROW_MEASURES = ("jaccard_vs_reference", "kendall_vs_reference", "deletion_auc", "insertion_auc", "r2", "forwards",
                 "seconds")  # fmt: skip
-SUMMARY_COLUMNS = ("method", "budget", "forwards", "seconds", *(m for m, _, _ in MEASURES), "images")
+INTERVAL_COLUMNS = tuple(f"{m}_{part}" for m, _, _ in MEASURES for part in ("ci_low", "ci_high", "n"))
+SUMMARY_COLUMNS = ("method", "budget", "forwards", "seconds", *(m for m, _, _ in MEASURES), "images",
+                   *INTERVAL_COLUMNS)  # fmt: skip
+# comparison.csv: the benchmarks' columns, with the budget after the method.
+STABILITY_COMPARISON_COLUMNS = ("method", "budget", *COMPARISON_COLUMNS[1:])
 PANELS = (
     "top_k_stability",
     "kendall_across_seeds",
@@ -97,22 +109,53 @@ def _budget_order(budget: str) -> tuple[int, float]:
     return (1, math.inf) if budget == AUTO else (0, float(budget))
 
 
-def summarise(rows: list[dict], methods: Sequence[str], top_k: int) -> list[dict]:
-    """One cell per method x budget (budgets ascending, 'auto' last; the reference last): the mean over images of
-    every measure, mean forwards and seconds, and the number of images."""
-    measures = per_image(rows, top_k)
+def _cells(measures: dict) -> dict[tuple[str, str], list[tuple[str, dict]]]:
+    """(method, budget) -> its (image, measures) sorted by image."""
     by_cell: dict[tuple[str, str], list[tuple[str, dict]]] = defaultdict(list)
     for (method, budget, image), cell in measures.items():
         by_cell[(method, budget)].append((image, cell))
+    return {key: sorted(cells, key=lambda item: item[0]) for key, cells in by_cell.items()}
+
+
+def summarise(rows: list[dict], methods: Sequence[str], top_k: int, seed: int = 0) -> list[dict]:
+    """One cell per method x budget (budgets ascending, 'auto' last; the reference last): the mean over images of
+    every measure, mean forwards and seconds, and the number of images; for each quality measure also its
+    bootstrap 95% interval (``<measure>_ci_low``/``_ci_high``, NaN below two defined values; ``seed``: of the
+    bootstrap) and its number of defined values (``<measure>_n``)."""
+    by_cell = _cells(per_image(rows, top_k))
     table = []
     for method in [*methods, REFERENCE]:
         for budget in sorted({b for m, b in by_cell if m == method}, key=_budget_order):
-            images = [cell for _, cell in sorted(by_cell[(method, budget)], key=lambda item: item[0])]
+            images = [cell for _, cell in by_cell[(method, budget)]]
             entry = {"method": method, "budget": budget, "images": len(images)}
             for name in ("forwards", "seconds", *(m for m, _, _ in MEASURES)):
                 entry[name] = _mean([cell[name] for cell in images])
+            for name, _, _ in MEASURES:
+                values = np.array([cell[name] for cell in images], dtype=np.float64)
+                entry[f"{name}_ci_low"], entry[f"{name}_ci_high"] = bootstrap_ci(values, seed)
+                entry[f"{name}_n"] = int(np.sum(~np.isnan(values)))
             table.append(entry)
     return table
+
+
+def compare(
+    rows: list[dict], table: list[dict], top_k: int, baseline: tuple[str, str], seed: int
+) -> list[dict]:
+    """comparison.csv's rows: for each quality measure, every other cell (method, N) of ``table`` against the
+    ``baseline`` cell, paired on images (Holm over the comparisons of each measure); [] without that cell."""
+    by_cell = _cells(per_image(rows, top_k))
+    if baseline not in by_cell:
+        return []
+    keys = [(c["method"], c["budget"]) for c in table]
+    label = f"{baseline[0]} N={baseline[1]}"
+    found = []
+    for measure, _, direction in MEASURES:
+        scores = {key: {image: cell[measure] for image, cell in by_cell[key]} for key in keys}
+        for row in compare_to_baseline(scores, keys, baseline, direction, seed):
+            method, budget = row["method"]
+            found.append({**row, "method": method, "budget": budget, "baseline": label, "metric": measure,
+                          "direction": direction})  # fmt: skip
+    return found
 
 
 def forwards_to_match(
@@ -146,15 +189,6 @@ def forwards_to_match(
     return rows, baseline
 
 
-def _csv(columns: Sequence[str], rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
-    return buffer.getvalue()
-
-
 def summary_markdown(table: list[dict], note: str) -> str:
     head = (
         ["method", "N", "forwards", "s/expl."]
@@ -164,16 +198,40 @@ def summary_markdown(table: list[dict], note: str) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for cell in table:
         values = [forwards_text(cell["forwards"]), _number(cell["seconds"], 3)]
-        values += [_number(cell[m], 3) for m, _, _ in MEASURES]
+        values += [
+            _number(cell[m], 3)
+            + interval_text(cell[f"{m}_ci_low"], cell[f"{m}_ci_high"], digits=3)
+            + ("" if cell[f"{m}_n"] == cell["images"] else f" (n={cell[f'{m}_n']})")
+            for m, _, _ in MEASURES
+        ]
         lines.append(
             f"| {cell['method']} | {cell['budget']} | " + " | ".join(values) + f" | {cell['images']} |"
         )
     legend = (
-        "Means over images (each image: the mean over seeds; stability: the mean over pairs of seeds); – undefined. "
+        "Means over images [bootstrap 95% interval; none for one image] (each image: the mean over seeds; stability: "
+        "the mean over pairs of seeds), over the images column unless n is shown; – undefined. "
         "forwards: perturbed images per explanation (N, or what an auto method chose); s/expl.: wall time of the "
         "call, which shared work (the neighbourhood of a larger N, the CAMs) makes cheaper for later calls."
     )
     return f"{note}\n\n" + "\n".join(lines) + f"\n\n{legend}\n"
+
+
+def comparison_markdown(comparison: list[dict]) -> str:
+    """The comparisons as (method, N) x quality measure, each cell the benchmarks' comparison text."""
+    cells = {(r["method"], r["budget"], r["metric"]): r for r in comparison}
+    usual = max((r["n_pairs"] for r in comparison), default=0)
+    lines = [
+        "| method | N | " + " | ".join(f"{title} {ARROWS[d]}" for _, title, d in MEASURES) + " |",
+        "|---|---|" + "---:|" * len(MEASURES),
+    ]
+    for method, budget in dict.fromkeys((r["method"], r["budget"]) for r in comparison):
+        texts = []
+        for measure, _, _ in MEASURES:
+            row = cells[(method, budget, measure)]
+            text = comparison_text(row, usual)
+            texts.append(f"**{text}**" if row["significant"] else text)
+        lines.append(f"| {method} | {budget} | " + " | ".join(texts) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def match_markdown(rows: list[dict], baseline: dict, match_samples: int) -> str:
@@ -250,17 +308,26 @@ def write_stability_summary(folder: Path) -> Path:
     settings = identity["settings"]
     methods = [method["label"] for method in settings["methods"]]
     rows = load_rows(folder)
-    table = summarise(rows, methods, int(settings["top_k"]))
+    table = summarise(rows, methods, int(settings["top_k"]), int(settings["seed"]))
+    # The baseline of the comparisons: plain lime at --match-samples, which every run has (forwards_to_match's).
+    compared = (DEFAULT_BASELINE, str(settings["match_samples"]))
+    comparison = compare(rows, table, int(settings["top_k"]), compared, int(settings["seed"]))
     images = len({row["image"] for row in rows})
     note = (
         f"MyStability: {images} of {identity['data']['images']} images; {len(methods)} methods, "
         f"{len(settings['seeds'])} seeds, top-k = {settings['top_k']}; reference: plain lime at N = "
         f"{settings['reference_samples']} (another seed)."
     )
-    atomic_write_text(folder / "summary.csv", _csv(SUMMARY_COLUMNS, table))
-    atomic_write_text(folder / "summary.md", summary_markdown(table, note))
+    atomic_write_text(folder / "summary.csv", csv_text(SUMMARY_COLUMNS, table))
+    atomic_write_text(folder / "comparison.csv", csv_text(STABILITY_COMPARISON_COLUMNS, comparison))
+    text = summary_markdown(table, note)
+    if comparison:
+        label = comparison[0]["baseline"]
+        text += (f"\nPaired comparison with {label} (per image: the mean over seeds):\n\n"
+                 f"{comparison_markdown(comparison)}\n{comparison_legend(label)}\n")  # fmt: skip
+    atomic_write_text(folder / "summary.md", text)
     match_rows, baseline = forwards_to_match(table, methods, int(settings["match_samples"]))
-    atomic_write_text(folder / "forwards_to_match.csv", _csv(MATCH_COLUMNS, match_rows))
+    atomic_write_text(folder / "forwards_to_match.csv", csv_text(MATCH_COLUMNS, match_rows))
     atomic_write_text(
         folder / "forwards_to_match.md", match_markdown(match_rows, baseline, int(settings["match_samples"]))
     )

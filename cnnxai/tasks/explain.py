@@ -114,8 +114,10 @@ def select_detection(
             raise UserInputError(f"--box {_box_text(box)} is outside the image (its frame is {width}x{height} pixels); "
                                  "give a box inside it")  # fmt: skip
         if category is None:
-            reference = torch.tensor(box, dtype=torch.float32)
-            ious = box_iou(torch.from_numpy(boxes).float().reshape(-1, 4), reference).numpy() * scores
+            # The detections were copied to the host above: the best match is found there.
+            reference = torch.tensor(box, dtype=torch.float32, device="cpu")
+            ious = box_iou(torch.from_numpy(boxes).to("cpu", torch.float32).reshape(-1, 4), reference)
+            ious = ious.cpu().numpy() * scores
             if ious.size == 0 or ious.max() <= 0:  # the class of the detection that matches the box best
                 raise UserInputError(
                     f"--box {_box_text(box)} overlaps no {what}; give --class too, or another box"

@@ -10,7 +10,6 @@ one loop explains and scores it (:func:`cnnxai.groundtruth.benchmark.run_localis
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import nn
 
 from cnnxai.groundtruth.synthetic import SyntheticSet
@@ -34,7 +33,7 @@ def detection_cases(
             if not bool(same.any()):
                 continue
             boxes = detections["boxes"][same]
-            ious = box_iou(boxes, torch.tensor(obj.box, dtype=boxes.dtype))
+            ious = box_iou(boxes, boxes.new_tensor(obj.box))  # on the detections' device
             best = int(ious.argmax())
             if float(ious[best]) < MATCH_IOU:
                 continue

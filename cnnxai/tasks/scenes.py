@@ -10,6 +10,8 @@ Objects neither overlap nor touch each other or a distractor (a place that would
 object's pixels, its box and its label-map region are one and the same set.
 """
 
+# device-ok-module: procedural scenes and their ground truth, drawn on the host
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -25,7 +25,7 @@ from torchvision.ops import box_iou
 from cnnxai.groundtruth.shapes_model import normalised
 from cnnxai.groundtruth.training import load_or_train, train_model
 from cnnxai.tasks.scenes import CLASSES, SceneSettings, make_scenes
-from lime_ext import IMAGENET_MEAN, IMAGENET_STD
+from lime_ext import IMAGENET_MEAN, IMAGENET_STD, module_device
 
 DETECTOR_CAM_LAYER = "backbone.block3"  # the last feature map (stride 4) before the detector's heads
 SEGMENTER_CAM_LAYER = "encoder.block3"  # the segmenter's coarsest, most semantic feature map (stride 4)
@@ -193,10 +193,10 @@ def detection_targets(
     the centre cell only, its width and height in stride units and the centre's offset within the cell.
     """
     rows, cols = size[0] // stride, size[1] // stride
-    heat = torch.zeros(len(targets), num_classes, rows, cols)
-    box = torch.zeros(len(targets), 4, rows, cols)
-    centres = torch.zeros(len(targets), rows, cols, dtype=torch.bool)
-    grid_y, grid_x = torch.meshgrid(torch.arange(rows).float(), torch.arange(cols).float(), indexing="ij")
+    heat = torch.zeros(len(targets), num_classes, rows, cols)  # device-ok: training targets, built on the host
+    box = torch.zeros(len(targets), 4, rows, cols)  # device-ok: training targets, built on the host
+    centres = torch.zeros(len(targets), rows, cols, dtype=torch.bool)  # device-ok: training targets, built on the host
+    grid_y, grid_x = torch.meshgrid(torch.arange(rows).float(), torch.arange(cols).float(), indexing="ij")  # device-ok: training targets, built on the host
     for i, target in enumerate(targets):
         for (x1, y1, x2, y2), label in zip(target["boxes"].tolist(), target["labels"].tolist(), strict=True):
             cx, cy = (x1 + x2) / 2 / stride, (y1 + y2) / 2 / stride
@@ -204,7 +204,7 @@ def detection_targets(
             sigma = max(min(x2 - x1, y2 - y1) / stride / 6.0, 0.5)
             gaussian = torch.exp(-((grid_x - col) ** 2 + (grid_y - row) ** 2) / (2 * sigma**2))
             heat[i, label] = torch.maximum(heat[i, label], gaussian)
-            box[i, :, row, col] = torch.tensor([(x2 - x1) / stride, (y2 - y1) / stride, cx - col, cy - row])
+            box[i, :, row, col] = torch.tensor([(x2 - x1) / stride, (y2 - y1) / stride, cx - col, cy - row])  # device-ok: training targets, built on the host
             centres[i, row, col] = True
     return heat, box, centres
 
@@ -239,7 +239,7 @@ def _matches(
         ious = box_iou(detection["boxes"].detach().float(), target["boxes"].float())
         same = detection["labels"][:, None] == target["labels"][None, :]
         ious = torch.where(same, ious, torch.full_like(ious, -1.0))
-        taken = torch.zeros(len(target["boxes"]), dtype=torch.bool)
+        taken = torch.zeros(len(target["boxes"]), dtype=torch.bool)  # device-ok: host bookkeeping
         for k in torch.argsort(detection["scores"].detach(), descending=True, stable=True).tolist():
             hit = False
             if ious.shape[1]:
@@ -280,7 +280,7 @@ def detection_quality(
     scores = np.array([f[0] for f in found], dtype=float)
     labels = np.array([f[1] for f in found], dtype=int)
     hits = np.array([f[2] for f in found], dtype=bool)
-    truth = torch.cat([t["labels"] for t in targets]).numpy() if targets else np.zeros(0, int)
+    truth = torch.cat([t["labels"] for t in targets]).cpu().numpy() if targets else np.zeros(0, int)
     per_class = [
         average_precision(scores[labels == c], hits[labels == c], int(np.sum(truth == c)))
         for c in range(num_classes)
@@ -317,7 +317,7 @@ def segmentation_quality(
 def detect(model: ShapesDetector, images: np.ndarray, batch_size: int = 128) -> list[dict[str, torch.Tensor]]:
     """The eval-mode detections of RGB uint8 (N,H,W,3) images."""
     model.eval()
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    x = torch.from_numpy(images).to(module_device(model)).permute(0, 3, 1, 2).float() / 255.0
     return [d for i in range(0, len(x), batch_size) for d in model(x[i : i + batch_size])]
 
 
@@ -325,10 +325,12 @@ def detect(model: ShapesDetector, images: np.ndarray, batch_size: int = 128) -> 
 def segment(model: ShapesSegmenter, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """The predicted label maps int64 (N,H,W) of RGB uint8 (N,H,W,3) images."""
     model.eval()
-    x = normalised(images)
-    return torch.cat(
-        [model(x[i : i + batch_size])["out"].argmax(1) for i in range(0, len(x), batch_size)]
-    ).numpy()
+    x = normalised(images).to(module_device(model))
+    return (
+        torch.cat([model(x[i : i + batch_size])["out"].argmax(1) for i in range(0, len(x), batch_size)])
+        .cpu()
+        .numpy()
+    )
 
 
 def training_record(
@@ -370,7 +372,7 @@ def load_shapes_detector(
         start = time.perf_counter()
         train_set = make_scenes(settings, "train", train_images)
         test_set = make_scenes(settings, "test", test_images)
-        x = torch.from_numpy(train_set.images).permute(0, 3, 1, 2).float() / 255.0
+        x = torch.from_numpy(train_set.images).permute(0, 3, 1, 2).float() / 255.0  # device-ok: training data, on the host
         targets = detection_targets(train_set.targets(), x.shape[-2:], len(CLASSES), model.stride)
         generated = time.perf_counter() - start
         with torch.autograd.set_grad_enabled(True):
@@ -402,8 +404,8 @@ def load_shapes_segmenter(
         start = time.perf_counter()
         train_set = make_scenes(settings, "train", train_images)
         test_set = make_scenes(settings, "test", test_images)
-        x, y = normalised(train_set.images), torch.from_numpy(train_set.label_maps)
-        weight = torch.tensor([BACKGROUND_WEIGHT] + [1.0] * len(CLASSES))
+        x, y = normalised(train_set.images), torch.from_numpy(train_set.label_maps)  # device-ok: training data, on the host
+        weight = torch.tensor([BACKGROUND_WEIGHT] + [1.0] * len(CLASSES))  # device-ok: training data, on the host
         generated = time.perf_counter() - start
         with torch.autograd.set_grad_enabled(True):
             losses = train_model(

@@ -11,14 +11,14 @@ segmentation and face models with ``target=0``: each application is a target, no
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from lime_ext import IMAGENET_MEAN, IMAGENET_STD
+from lime_ext import IMAGENET_MEAN, IMAGENET_STD, module_device
 
 INPUT_SPACES = ("unit", "imagenet")  # [0,1] RGB (torchvision detection models) or ImageNet-normalised
 
@@ -43,6 +43,19 @@ def box_iou(boxes: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
     return overlap / (areas + area - overlap).clamp(min=1e-9)
 
 
+def _constant(cache: dict, value: Any, like: torch.Tensor) -> torch.Tensor:
+    """``value`` (a box, a mask) as a tensor on ``like``'s device and of its dtype, made once per device and dtype
+    and kept in the target's ``cache``: a target called on every perturbed image copies its constants to the
+    device once, not once per image (each host-to-device copy of pageable memory waits for the device). Made
+    outside inference mode, so that a constant first made during a forward-only pass can also take part in a
+    backward pass (a CAM of the same target)."""
+    key = (like.device, like.dtype)
+    if key not in cache:
+        with torch.inference_mode(False):
+            cache[key] = torch.tensor(np.asarray(value), dtype=like.dtype, device=like.device)
+    return cache[key]
+
+
 @dataclass(frozen=True)
 class DetectionBoxTarget:
     """The evidence for one detected box: the best match, over the detections of the box's class, of
@@ -55,34 +68,36 @@ class DetectionBoxTarget:
 
     ``detection`` is one image's torchvision-format output: ``{"boxes": (n,4) xyxy, "scores": (n,),
     "labels": (n,)}``. The result is differentiable in the scores and, unless ``box_gradient`` is False, in the
-    boxes (their regression), which is what a CAM of the box backpropagates.
+    boxes (their regression), which is what a CAM of the box backpropagates. It is computed on the device
+    without reading anything back (no host synchronisation per image).
     """
 
     box: tuple[float, float, float, float]
     label: int
     box_gradient: bool = True
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __call__(self, detection: dict[str, torch.Tensor]) -> torch.Tensor:
         scores = detection["scores"]
-        same = detection["labels"] == self.label
-        if not bool(same.any()):
-            return scores.sum() * 0.0  # zero, on the right device and in the graph
-        boxes = detection["boxes"][same]
-        if not self.box_gradient:
-            boxes = boxes.detach()
-        reference = torch.as_tensor(self.box, dtype=boxes.dtype, device=boxes.device)
-        return (box_iou(boxes, reference) * scores[same]).max()
+        boxes = detection["boxes"] if self.box_gradient else detection["boxes"].detach()
+        reference = _constant(self._cache, self.box, boxes)
+        evidence = torch.where(detection["labels"] == self.label, box_iou(boxes, reference) * scores, 0.0)
+        # The appended zero is the score when no detection has the class (or there is none at all).
+        return torch.cat([evidence, scores.new_zeros(1)]).max()
 
 
 @dataclass(frozen=True, eq=False)
 class SegmentationTarget:
     """The evidence for a region: the mean (or sum) over ``mask`` (H,W) bool of the probability (softmax over
     classes) of ``category``. ``output`` is one image's logits (K,H,W); the mask is usually where the unperturbed
-    prediction is ``category`` (or one connected part of it), and stays fixed for the perturbed images."""
+    prediction is ``category`` (or one connected part of it), and stays fixed for the perturbed images. The
+    mask goes to the device once and is applied as a product (boolean indexing would read its size back from
+    the device for every image)."""
 
     category: int
     mask: np.ndarray
     reduce: str = "mean"
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.reduce not in ("mean", "sum"):
@@ -91,10 +106,10 @@ class SegmentationTarget:
             raise ValueError("the region to explain is empty")
 
     def __call__(self, output: torch.Tensor) -> torch.Tensor:
-        mask = torch.as_tensor(np.asarray(self.mask, dtype=bool), device=output.device)
         probability = torch.softmax(output.float(), dim=0)[self.category]
-        total = probability[mask].sum()
-        return total / mask.sum() if self.reduce == "mean" else total
+        mask = _constant(self._cache, np.asarray(self.mask, dtype=bool), probability)
+        total = (probability * mask).sum()
+        return total / int(np.count_nonzero(self.mask)) if self.reduce == "mean" else total
 
 
 def per_image(outputs: Any, count: int) -> list[Any]:
@@ -142,8 +157,13 @@ class TargetScore(nn.Module):
         self.target = target
         self.input_space = input_space
         self.cam_model = cam_model
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN)[:, None, None], persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD)[:, None, None], persistent=False)
+        device = module_device(model)  # made where the task model is, and moved with this module
+        self.register_buffer(
+            "mean", torch.tensor(IMAGENET_MEAN, device=device)[:, None, None], persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(IMAGENET_STD, device=device)[:, None, None], persistent=False
+        )
 
     @staticmethod
     def layer_names(layers: Sequence[str]) -> list[str]:

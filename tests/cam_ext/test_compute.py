@@ -39,11 +39,17 @@ def test_gradcam_of_hand_built_model_equals_formula():
 
 
 def grad_cam_reference(
-    method: str, model: nn.Module, layer: nn.Module, x: torch.Tensor, targets: list[int]
+    method: str,
+    model: nn.Module,
+    layer: nn.Module,
+    x: torch.Tensor,
+    targets: list[int],
+    reshape_transform=None,
 ) -> np.ndarray:
-    """pytorch-grad-cam's own raw per-layer map, ReLU(get_cam_image), before its min-max and resize."""
+    """pytorch-grad-cam's own raw per-layer map, ReLU(get_cam_image), before its min-max and resize; with its
+    ``reshape_transform`` for token layouts."""
     cls = getattr(pgc, CAM_METHODS[method].gradcam_class)
-    cam = cls(model, [layer])
+    cam = cls(model, [layer], reshape_transform=reshape_transform)
     try:
         out = cam.activations_and_grads(x)
         score = sum(out[i, t] for i, t in enumerate(targets))

@@ -156,7 +156,7 @@ def _bad_args(tmp_path: Path) -> dict[str, list[str]]:
         "text file named .jpg": ["--image-path", str(tmp_path / "text.jpg")],
         "unknown model": ["--image-path", good, "--model", "resnet9000"],
         "unknown layer": ["--image-path", good, "--layers", "_blocks.99"],
-        "missing weights": ["--image-path", good, "--model", "resnet18"],
+        "missing weights": ["--image-path", good, "--model", "resnet18", "--offline"],
         "missing weights file": [
             "--image-path",
             good,

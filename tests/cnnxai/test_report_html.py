@@ -19,8 +19,9 @@ import pytest
 from PIL import Image
 
 import cnnxai.benchmark.cli as benchmark_cli
+from cnnxai.benchmark.summary import write_summary
 from cnnxai.groundtruth.cli import main as localisation_main
-from cnnxai.report_html import BEST_COLOUR, HEADER_COLOUR
+from cnnxai.report_html import BEST_COLOUR, HEADER_COLOUR, write_report
 from tests.cnnxai.benchmark.test_benchmark import CHEAP
 from tests.helpers import tiny_imagenet_model
 
@@ -32,39 +33,48 @@ needs_chromium = pytest.mark.skipif(
 
 
 class Page(HTMLParser):
-    """What a test needs of a page: every tag's attributes, and the summary table's rows as
-    (method, [(text, attributes) per metric cell])."""
+    """What a test needs of a page: every tag's attributes, and each table's rows as (method, [(text,
+    attributes) per metric cell]) and header cells' attributes, by the table's id: ``rows`` and ``headers`` are
+    the summary table's, ``comparison`` the comparison table's rows."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
-        self.rows: list[tuple[str, list[tuple[str, dict]]]] = []
-        self.headers: list[dict] = []
+        self.tables: dict[str, list[tuple[str, list[tuple[str, dict]]]]] = {}
+        self.table_headers: dict[str, list[dict]] = {}
         self._cell: tuple[str, dict] | None = None
         self._in_body = False
+        self._table = ""
         self.feed(text)
+        self.rows = self.tables.get("summary", [])
+        self.headers = self.table_headers.get("summary", [])
+        self.comparison = self.tables.get("comparison", [])
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.tags.append((tag, attrs))
-        if tag == "tbody":
+        if tag == "table":
+            self._table = attrs.get("id", "")
+            self.tables[self._table], self.table_headers[self._table] = [], []
+        elif tag == "tbody":
             self._in_body = True
         elif tag == "tr" and self._in_body:
-            self.rows.append(("", []))
+            self.tables[self._table].append(("", []))
         elif tag in ("td", "th"):
             self._cell = ("", attrs)
             if not self._in_body:
-                self.headers.append(attrs)
+                self.table_headers[self._table].append(attrs)
 
     def handle_endtag(self, tag):
         if tag == "tbody":
             self._in_body = False
         elif tag in ("td", "th") and self._cell is not None and self._in_body:
             text, attrs = self._cell
+            rows = self.tables[self._table]
             if tag == "th":
-                self.rows[-1] = (text, self.rows[-1][1])
+                rows[-1] = (text, rows[-1][1])
             else:
-                self.rows[-1][1].append((text, attrs))
+                rows[-1][1].append((text, attrs))
             self._cell = None
 
     def handle_data(self, data):
@@ -75,14 +85,17 @@ class Page(HTMLParser):
         return [attrs.get("src", "") for tag, attrs in self.tags if tag == "img"]
 
 
-def markdown_cells(path: Path) -> dict[str, list[str]]:
-    """summary.md's table: method -> its cells' text, bold marks removed."""
-    cells = {}
+def markdown_cells(path: Path, table: int = 0) -> dict[str, list[str]]:
+    """summary.md's table number ``table`` (0: the summary, 1: the comparison): method -> its cells' text, bold
+    marks removed."""
+    cells: list[dict[str, list[str]]] = []
     for line in path.read_text().splitlines():
-        if line.startswith("| ") and not line.startswith("| method"):
+        if line.startswith("| method"):
+            cells.append({})
+        elif line.startswith("| "):
             parts = [part.strip() for part in line.strip("|").split("|")]
-            cells[parts[0]] = [part.replace("**", "") for part in parts[1:]]
-    return cells
+            cells[-1][parts[0]] = [part.replace("**", "") for part in parts[1:]]
+    return cells[table]
 
 
 def folder_state(folder: Path) -> dict[str, str]:
@@ -106,6 +119,53 @@ def faithfulness_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def decided_run(tmp_path_factory) -> Path:
+    """A folder summarised from synthetic scores of 10 images: on Deletion (lower is better) method a is below
+    lime and b on every image, by 0.1 or more; on Insertion all three are the same noise."""
+    out = tmp_path_factory.mktemp("decided")
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(10):
+        base = rng.uniform(0.3, 0.6)
+        deletion = {"a": base - 0.1 - rng.uniform(0, 0.05), "b": base + rng.normal(0, 0.02), "lime": base}
+        for method in ("a", "b", "lime"):
+            rows.append(
+                {"image": f"im{i}", "method": method, "metric": "Deletion", "value": repr(deletion[method])}
+            )
+            rows.append(
+                {"image": f"im{i}", "method": method, "metric": "Insertion", "value": repr(rng.uniform())}
+            )
+    (out / "scores.csv").write_text(
+        "image,method,metric,value\n"
+        + "".join(f"{r['image']},{r['method']},{r['metric']},{r['value']}\n" for r in rows)
+    )
+    (out / "manifest.json").write_text('{"tool": "MyFaithfulness.py", "command": "synthetic"}')
+    write_summary(out, rows, ["a", "b", "lime"], ["Deletion", "Insertion"], "synthetic", seed=0)
+    write_report(out, "MyFaithfulness.py", 0)
+    return out
+
+
+def test_a_significant_lead_is_marked_and_the_comparison_shown(decided_run):
+    page = Page((decided_run / "report.html").read_text())
+    summary = {(r["method"], r["metric"]): r for r in csv.DictReader(open(decided_run / "summary.csv"))}
+    assert {key for key, r in summary.items() if r["best"] == "True"} == {("a", "Deletion")}
+    cells = dict(page.rows)
+    assert [c[1].get("class") for c in cells["a"]] == ["best", None]
+    assert all(c[1].get("class") is None for m in ("b", "lime") for c in cells[m])
+    comparison = {(r["method"], r["metric"]): r for r in csv.DictReader(open(decided_run / "comparison.csv"))}
+    assert (
+        comparison[("a", "Deletion")]["better"] == "method"
+        and comparison[("a", "Deletion")]["significant"] == "True"
+    )
+    shown = dict(page.comparison)
+    for (method, metric), row in comparison.items():
+        cell = shown[method][["Deletion", "Insertion"].index(metric)]
+        assert cell[1].get("class") == {"method": "better", "baseline": "worse", "": None}[row["better"]]
+    assert shown["a"][0][0].endswith("better")
+    assert [c for c, _ in shown["a"]] == markdown_cells(decided_run / "summary.md", 1)["a"]
+
+
 def test_a_run_writes_a_self_contained_report_with_the_summary_s_numbers(faithfulness_run):
     out = faithfulness_run
     text = (out / "report.html").read_text()
@@ -123,7 +183,14 @@ def test_a_run_writes_a_self_contained_report_with_the_summary_s_numbers(faithfu
     for row in summary:
         cell = dict(page.rows)[row["method"]][metrics.index(row["metric"])]
         assert (cell[1].get("class") == "best") == (row["best"] == "True"), row
-    assert sum(row["best"] == "True" for row in summary) == text.count('class="best"') > 0
+    # Three images: no lead can be significant (the smallest exact Wilcoxon p is 0.25), so none is marked
+    # (test_a_significant_lead_is_marked_and_the_comparison_shown has a run where one is).
+    assert sum(row["best"] == "True" for row in summary) == text.count('class="best"') == 0
+    # The comparison with lime: summary.md's comparison cells, a row per other method.
+    compared = markdown_cells(out / "summary.md", 1)
+    assert [method for method, _ in page.comparison] == ["saliency", "control_random"]
+    for method, cells in page.comparison:
+        assert [cell_text for cell_text, _ in cells] == compared[method]
     # Every picture is an inlined PNG that decodes; nothing is fetched from elsewhere.
     sources = page.images()
     assert len(sources) == 1 + 1 + 2 * (1 + len(METHODS))  # curves, distributions, 2 images x (image + maps)
@@ -202,7 +269,7 @@ def rgb(colour: str) -> tuple[int, int, int]:
 
 
 @needs_chromium
-def test_the_report_renders_in_chromium(faithfulness_run, tmp_path):
+def test_the_report_renders_in_chromium(faithfulness_run, decided_run, tmp_path):
     out = faithfulness_run
     shot = tmp_path / "report.png"
     chromium(f"--screenshot={shot}", "--window-size=1280,2000", (out / "report.html").resolve().as_uri())
@@ -216,8 +283,15 @@ def test_the_report_renders_in_chromium(faithfulness_run, tmp_path):
     header = np.all(pixels == rgb(HEADER_COLOUR), axis=-1)
     band = np.flatnonzero(header.mean(axis=1) > 0.5)
     assert len(band) >= 15 and band.max() < 600, band
+    # A run with a significant best (decided_run): its cell in the best cells' colour, below the header.
+    shot = tmp_path / "decided.png"
+    chromium(
+        f"--screenshot={shot}", "--window-size=1280,1200", (decided_run / "report.html").resolve().as_uri()
+    )
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    band = np.flatnonzero(np.all(pixels == rgb(HEADER_COLOUR), axis=-1).mean(axis=1) > 0.02)
     best = np.all(pixels == rgb(BEST_COLOUR), axis=-1)
-    assert best[band.max() : band.max() + 300].sum() > 2000
+    assert best[band.min() : band.min() + 200].sum() > 500
 
 
 @needs_chromium

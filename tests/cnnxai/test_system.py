@@ -40,7 +40,9 @@ def test_record_is_json_able():
     system.tune_malloc()
     record = system.system_record()
     assert json.loads(json.dumps(record)) == record
-    assert set(record) == {"malloc_tuning", "glibc", "env", "torch_threads", "torch_interop_threads"}
+    assert set(record) == {
+        "malloc_tuning", "glibc", "env", "torch_threads", "torch_interop_threads", "auto_batch_sizes"
+    }  # fmt: skip
     assert set(record["malloc_tuning"]) == {"applied", "mmap_threshold", "trim_threshold", "reason"}
     assert set(record["env"]) == set(system.THREAD_ENV_VARS)
 

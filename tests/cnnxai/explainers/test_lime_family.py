@@ -22,7 +22,8 @@ def test_cli_registry_and_figure_give_one_gradlime(tmp_path, smooth, capsys):
     path = tmp_path / "cat.png"
     Image.fromarray(small_photo(120)).save(path)
     args = ["--image-path", str(path), "--output-dir", str(tmp_path / "out"), "--num-samples", "24",
-            "--segmenter", "slic", "--seed", "3", "--device", "cpu", "--quiet", *smooth]  # fmt: skip
+            "--segmenter", "slic", "--seed", "3", "--device", "cpu", "--quiet", *smooth,
+            "--backend", "torch"]  # fmt: skip  (the runtimes' agreement with torch: tests/lime_ext/test_backends.py)
     assert main("gradlime", args) == 0, capsys.readouterr().err
     from_cli = np.load(tmp_path / "out" / "cat" / "attribution.npy")
 

@@ -267,8 +267,8 @@ def test_command_writes_the_table(cache_dir, tmp_path, capsys):
                  "--cache-dir", str(cache_dir), "--output-dir", str(out), "--quiet", "--dpi", "40"])  # fmt: skip
     assert code == 0
     assert {p.name for p in out.iterdir()} == {
-        "scores.csv", "summary.csv", "summary.md", "summary.png", "examples.png", "manifest.json", "report.html",
-        "gallery",
+        "scores.csv", "summary.csv", "summary.md", "summary.png", "comparison.csv", "examples.png", "manifest.json",
+        "report.html", "gallery",
     }  # fmt: skip
     with open(out / "scores.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -276,6 +276,16 @@ def test_command_writes_the_table(cache_dir, tmp_path, capsys):
     with open(out / "summary.csv") as handle:
         summary = list(csv.DictReader(handle))
     assert {(r["method"], r["metric"]) for r in summary} == {(m, k) for m in methods for k in METRICS}
+    assert all(float(r["ci_low"]) <= float(r["ci_high"]) for r in summary if r["n"] != "1")
+    with open(out / "comparison.csv") as handle:  # every method but lime against lime, on the 4 images
+        comparison = list(csv.DictReader(handle))
+    assert {(r["method"], r["metric"]) for r in comparison} == {
+        (m, k) for m in methods if m != "lime" for k in METRICS
+    }
+    assert {r["baseline"] for r in comparison} == {"lime"} and {r["direction"] for r in comparison} == {
+        "higher"
+    }
+    assert all(int(r["n_pairs"]) <= 4 for r in comparison)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["test_accuracy"] >= 0.95 and manifest["pointing_tolerance"] == 4
     assert "| gradlime |" in (out / "summary.md").read_text()
@@ -294,6 +304,7 @@ def test_command_writes_the_table(cache_dir, tmp_path, capsys):
         (["--segmenter", "watershed"], "--segmenter"),
         (["--attribution", "sideways"], "--attribution"),
         (["--seed", "x"], "--seed"),
+        (["--methods", "gradcam,gradlime", "--baseline", "lime"], "--baseline lime: not among the methods"),
     ],
 )
 def test_bad_input_exits_2_without_output(arguments, message, tmp_path, capsys):

@@ -26,7 +26,7 @@ CHEAP = [
     "--num-samples-grid", "20,40", "--seeds", "2", "--reference-samples", "60", "--match-samples", "40",
     "--curve-steps", "5", "--layers", "4", "--segmenter", "slic", "--device", "cpu", "--quiet",
 ]  # fmt: skip
-OUTPUTS = {"rows.csv", "summary.csv", "summary.md", "forwards_to_match.csv", "forwards_to_match.md", "curves.png",
+OUTPUTS = {"rows.csv", "summary.csv", "summary.md", "comparison.csv", "forwards_to_match.csv", "forwards_to_match.md", "curves.png",
            "curves.pdf", "manifest.json"}  # fmt: skip
 
 
@@ -120,6 +120,29 @@ def test_a_run_writes_every_output_and_its_numbers_agree(whole):
         for image in ("img0.png", "img1.png")
     ]
     assert float(summary[("lime", "20")]["top_k_stability"]) == pytest.approx(np.mean(stabilities))
+    assert int(summary[("lime", "20")]["top_k_stability_n"]) == 2
+    low, high = (
+        float(summary[("lime", "20")]["top_k_stability_ci_low"]),
+        float(summary[("lime", "20")]["top_k_stability_ci_high"]),
+    )
+    assert min(stabilities) - 1e-9 <= low <= high <= max(stabilities) + 1e-9  # two images: between them
+    # comparison.csv: every other (method, N) against plain lime at --match-samples, per image, per measure
+    comparison = {
+        (r["method"], r["budget"], r["metric"]): r for r in csv.DictReader(open(out / "comparison.csv"))
+    }
+    assert set(comparison) == {(m, b, k) for m, b in set(summary) - {("lime", "40")} for k in (
+        "top_k_stability", "kendall_across_seeds", "jaccard_vs_reference", "kendall_vs_reference", "deletion_auc",
+        "insertion_auc", "r2")}  # fmt: skip
+    at_40 = [
+        top_k_stability(
+            [np.array(json.loads(by_key[(image, "lime", "40", s)]["attributions"])) for s in ("0", "1")], 5
+        )
+        for image in ("img0.png", "img1.png")
+    ]
+    row = comparison[("lime", "20", "top_k_stability")]
+    assert row["baseline"] == "lime N=40" and row["n_pairs"] == "2" and row["direction"] == "higher"
+    assert float(row["mean_diff"]) == pytest.approx(np.mean(stabilities) - np.mean(at_40))
+    assert comparison[("reference", "60", "top_k_stability")]["n_pairs"] == "0"  # undefined for the reference
     chosen = [int(r["forwards"]) for r in rows if r["method"] == AUTO_SPEC]
     assert float(summary[(AUTO_SPEC, "auto")]["forwards"]) == pytest.approx(np.mean(chosen))
     assert math.isnan(float(summary[("reference", "60")]["top_k_stability"]))
@@ -193,6 +216,7 @@ def test_shards_and_summarize_equal_the_whole_run(whole, tool, tmp_path):
     assert rows_of(sharded) == rows_of(out)
     assert without_seconds(sharded / "summary.csv") == without_seconds(out / "summary.csv")
     assert (sharded / "forwards_to_match.csv").read_text() == (out / "forwards_to_match.csv").read_text()
+    assert (sharded / "comparison.csv").read_text() == (out / "comparison.csv").read_text()
     assert {p.name for p in sharded.iterdir()} >= OUTPUTS - {"rows.csv", "manifest.json"}
 
 

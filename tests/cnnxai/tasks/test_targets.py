@@ -200,3 +200,23 @@ def test_pytorch_grad_cam_targets_work_as_they_are(tiny_cnn):
         assert float(classifier(normalised)[0, 0]) == pytest.approx(
             float(tiny_cnn(normalised)[0, 2]), rel=1e-6
         )
+
+
+def test_a_target_first_used_in_a_forward_only_pass_still_backpropagates():
+    """Targets keep their constants on the device once; a constant made inside inference mode (the perturbation
+    forwards) must not break the CAM's backward pass through the same target afterwards."""
+    box = DetectionBoxTarget((0.0, 0.0, 8.0, 8.0), 1)
+    mask = np.zeros((4, 4), bool)
+    mask[1:3, 1:3] = True
+    region = SegmentationTarget(1, mask)
+    boxes = torch.tensor([[0.0, 0.0, 6.0, 6.0], [1.0, 1.0, 9.0, 9.0]])
+    with torch.inference_mode():
+        box({"boxes": boxes, "scores": torch.tensor([0.5, 0.9]), "labels": torch.tensor([1, 1])})
+        region(torch.zeros(3, 4, 4))
+    scores = torch.tensor([0.5, 0.9], requires_grad=True)
+    boxes = boxes.clone().requires_grad_(True)  # the boxes' regression is part of a box's CAM
+    box({"boxes": boxes, "scores": scores, "labels": torch.tensor([1, 1])}).backward()
+    assert scores.grad is not None and float(scores.grad.abs().sum()) > 0
+    logits = torch.zeros(3, 4, 4, requires_grad=True)
+    region(logits).backward()
+    assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
