@@ -36,6 +36,7 @@ from cam_ext.layers import locate_layers as cam_locate_layers
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, class_index, explain, make_context
 from cnnxai.explainers.lime_family import shared_sampler
+from cnnxai.explainers.registry import as_user_errors
 from cnnxai.tasks.targets import TargetScore
 from lime_ext import (
     IMAGENET_MEAN,
@@ -46,7 +47,7 @@ from lime_ext import (
     module_device,
     predict_together,
 )
-from lime_ext.backends import BackendError, check_backend
+from lime_ext.backends import check_backend
 
 GRID_TOLERANCE = 0.01  # in 1/255 units: more than float rounding away from the 8-bit grid is worth a warning
 # De-normalised values up to this far outside [0,1] are clamped (noise added by robustness metrics: Quantus's
@@ -192,10 +193,8 @@ class Explainer:
         **options: Any,
     ) -> None:
         self.spec = REGISTRY.lookup(name)
-        try:
+        with as_user_errors():
             self.backend = None if backend is None else check_backend(backend, module_device(model))
-        except BackendError as error:
-            raise UserInputError(str(error)) from None
         self.takes_layers = any(option.name == "layers" for option in self.spec.options)
         if layers is not None and not self.takes_layers:
             raise UserInputError(f"explainer {name} takes no layers")

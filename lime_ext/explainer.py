@@ -348,9 +348,12 @@ class NeighbourhoodSampler:
         self.sampling, self.exact_samples = sampling, int(exact_samples)
         self.engine = PerturbationEngine(image, segments, classifier, hide_color, batch_size, hidden)
         engine = self.engine
-        timed = engine._hidden.expand(engine.batch_size, -1, -1, -1).contiguous(memory_format=engine._layout)
         self.precision, reduced, record = resolve_proxy(
-            classifier, proxy, timed if proxy == "auto" else None, int(num_samples), self.exact_samples
+            classifier,
+            proxy,
+            engine.timing_batch() if proxy == "auto" else None,
+            int(num_samples),
+            self.exact_samples,
         )
         self.engines = {"fp32": engine}
         if reduced is not None:

@@ -87,9 +87,8 @@ def kernel_shap(context: ExplainContext) -> Attribution:
     drawn = int(settings.max_samples if settings.adaptive else settings.num_samples)
     z = shapley_coalitions(drawn, num_features, rng, settings.sampling)
     target = context.target
-    timed = engine._hidden.expand(engine.batch_size, -1, -1, -1).contiguous(memory_format=engine._layout)
     precision, reduced, record = resolve_proxy(
-        context.classifier, settings.proxy, timed if settings.proxy == "auto" else None, drawn,
+        context.classifier, settings.proxy, engine.timing_batch() if settings.proxy == "auto" else None, drawn,
         settings.exact_samples,
     )  # fmt: skip
     engines = {"fp32": engine}
