@@ -5,7 +5,7 @@ The captum-style classes (``cnnxai.GradLIME(model).attribute(inputs, target)``) 
 light for the command lines.
 """
 
-__version__ = "0.1.0"
+from cnnxai.version import __version__
 
 _API = ("Explainer", "GradLIME", "CamLIME", "LIME", "quantus_explain_func")
 __all__ = [*_API, "__version__"]

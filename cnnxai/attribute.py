@@ -15,7 +15,7 @@ inputs normalised with ``mean`` / ``std``.
 Targets are class indices (an int, a list, a (B,) tensor, None for the predicted class) or target objects in
 pytorch-grad-cam's style: a classifier target with an integer ``category`` (``ClassifierOutputTarget``) is that
 class; any other callable (a detection box or segmentation region target) is explained as the score it computes
-from the model's output (:class:`cnnxai.tasks.targets.TargetScore`).
+from the model's output (:class:`cnnxai.targets.TargetScore`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, class_index, explain, make_context
 from cnnxai.explainers.lime_family import shared_sampler
 from cnnxai.explainers.registry import as_user_errors
-from cnnxai.tasks.targets import TargetScore
+from cnnxai.targets import TargetScore
+from cnnxai.zoo import Renormalised
 from lime_ext import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -53,28 +54,6 @@ GRID_TOLERANCE = 0.01  # in 1/255 units: more than float rounding away from the 
 # De-normalised values up to this far outside [0,1] are clamped (noise added by robustness metrics: Quantus's
 # MaxSensitivity draws up to 0.2 in normalised units, 0.05 in pixels); further out, the mean and std are wrong.
 RANGE_SLACK = 0.25
-
-
-class Renormalised(nn.Module):
-    """``model`` fed inputs normalised with ImageNet's mean and std, as the suite's explainers make them, while it
-    expects ``mean`` / ``std``: converts one normalisation into the other (per-pixel affine, exact up to float
-    rounding). The model is the submodule ``inner``, so its layers are named ``inner.<path>``."""
-
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.inner = model
-        # x_model = (x * s_in + m_in - m) / s = x * scale + shift, made where the model is (and moved with it)
-        device = module_device(model)
-        m_in = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device)
-        s_in = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device)
-        m = torch.tensor(mean, dtype=torch.float32, device=device)
-        s = torch.tensor(std, dtype=torch.float32, device=device)
-        self.register_buffer("scale", (s_in / s)[:, None, None], persistent=False)
-        self.register_buffer("shift", ((m_in - m) / s)[:, None, None], persistent=False)
-        self.output_activation = getattr(model, "output_activation", "softmax")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x * self.scale + self.shift)
 
 
 def locate_layers(model: nn.Module, example: torch.Tensor) -> tuple[str, ...]:

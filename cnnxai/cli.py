@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from cam_ext import CAM_METHODS, CamSettings, cam_refusal
-from cnnxai.attribute import Renormalised
 from cnnxai.cli_options import (
     DefaultsHelpFormatter,
     OneLineParser,
@@ -30,11 +29,11 @@ from cnnxai.cli_options import (
     add_run_options,
     add_task_options,
     check_task_flags,
-    cli_layers,
     explainer_list_option,
     explainer_options,
     fill_alias,
     int_at_least,
+    model_request,
     ray_settings,
     run_main,
     task_choice,
@@ -44,20 +43,21 @@ from cnnxai.distributed import LocalPool, WorkFailed, worker_pool
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, CamLimeResult, explain, explain_image
 from cnnxai.explainers.lime_family import VARIANTS
+from cnnxai.figures.explanation import save_explanation
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
 from cnnxai.preprocess import to_model_frame
+from cnnxai.targets import TargetScore
 from cnnxai.tasks.explain import (
     Selection,
     explain_task,
 )
 from cnnxai.tasks.models import TASK_CAM_METHODS, TASK_MODELS, task_frame, task_model_spec, task_sample
-from cnnxai.tasks.targets import TargetScore
-from cnnxai.zoo import MODEL_FORMS, load_model_spec
-from lime_ext import IMAGENET_MEAN, IMAGENET_STD
+from cnnxai.zoo import MODEL_FORMS, choose_layers, load_classifier
 
 # The explainers' shared settings that these tools offer as flags (each made from the explainers' declarations).
 ALIASES = ("num_samples", "max_samples", "top_k", "segmenter", "hide_color", "cam_mode", "fusion", "aug_smooth",
-           "eigen_smooth", "prior_strength", "prior_floor", "normlime_reference")  # fmt: skip
+           "eigen_smooth", "prior_strength", "prior_floor", "normlime_reference", "sampling", "proxy",
+           "exact_samples")  # fmt: skip
 
 
 def build_parser(variant: str, prog: str | None = None) -> OneLineParser:
@@ -79,7 +79,7 @@ def build_parser(variant: str, prog: str | None = None) -> OneLineParser:
         default=None,
         help=f"an image file or a folder (walked recursively); default: the built-in sample photo ({SAMPLE_IMAGES[0]})",
     )
-    add_model_options(parser, list(TASK_MODELS), any_model=True)
+    add_model_options(parser, list(TASK_MODELS))
     if variant == "camlime":
         add("--method", default=None, choices=list(CAM_METHODS),
             help=f"class-activation method for the prior; default: {CamSettings.method}, or for --task detection "
@@ -152,31 +152,24 @@ class ExplainRun:
             if model_name in TASK_MODELS:
                 raise UserInputError(f"--model {model_name} is a {TASK_MODELS[model_name].task} model; add --task "
                                      f"{TASK_MODELS[model_name].task}, or choose a classifier: {MODEL_FORMS}")  # fmt: skip
-            model, info = load_model_spec(
-                model_name, args.weights, self.device, dict(args.model_arg), args.class_names, args.input_size,
-                args.mean, args.std, args.offline, progress=not args.quiet,
-            )  # fmt: skip
-            self.class_names = list(info.class_names)
+            loaded = load_classifier(model_request(args), self.device, progress=not args.quiet)
+            self.class_names = list(loaded.info.class_names)
             if args.target is not None and args.target >= len(self.class_names):
                 raise UserInputError(
                     f"--target {args.target} is out of range: the model has {len(self.class_names)} classes (0..{len(self.class_names) - 1})"
                 )
             for method in [fixed.get(("camlime", "method")), *args.compare]:
-                reason = cam_refusal(method, model) if method in CAM_METHODS else None
+                reason = cam_refusal(method, loaded.model) if method in CAM_METHODS else None
                 if reason:
                     raise UserInputError(reason)
-            self.layers = cli_layers(model, args.layers, model_name, info.layers, info.layer_problem)
-            self.model_info, self.frame_size, self.resize = info.manifest(), info.input_size, info.resize
-            if (info.mean, info.std) != (IMAGENET_MEAN, IMAGENET_STD):  # the explainers feed ImageNet-normalised
-                model = Renormalised(model, info.mean, info.std)  # inputs; the model gets its own normalisation
-                self.layers = [f"inner.{layer}" for layer in self.layers]
-            self.model = model
+            self.model, self.layers, self.model_info = loaded.model, list(loaded.layers), loaded.manifest
+            self.frame_size, self.resize = loaded.info.input_size, loaded.info.resize
         else:
             self.model, self.model_info = self.task.load(args.weights, self.device)
             self.class_names = self.task.class_names()
             self.choice = task_choice(args, self.class_names)
             # The explainers see the task model inside a TargetScore, where its modules live under 'task.'.
-            self.layers = TargetScore.layer_names(cli_layers(self.model, args.layers, "", self.task.layers))
+            self.layers = TargetScore.layer_names(choose_layers(self.model, args.layers, self.task.layers))
         self.load_s = time.perf_counter() - start
         fill_alias(self.options, REGISTRY, "layers", self.layers)
         if self.task is not None and self.task.segmenter is not None:
@@ -225,8 +218,8 @@ class ExplainRun:
         explain_s = time.perf_counter() - start
         out = Path(args.output_dir) / name
         task_section = {} if selection is None else {"task": {"task": args.task, **selection.record}}
-        result.save(
-            out, f"{title}.py", class_names, title, args.num_features, compare,
+        save_explanation(
+            result, out, f"{title}.py", class_names, title, args.num_features, compare,
             manifest={
                 "options": vars(args), "seed": args.seed, **task_section,
                 "image": {"source": source, "original_size_wh": [int(image.shape[1]), int(image.shape[0])],

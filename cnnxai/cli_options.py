@@ -14,7 +14,6 @@ from collections.abc import Callable, Container, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cam_ext import LayerNotFoundError, resolve_layers
 from cnnxai.devices import resolve_device
 from cnnxai.errors import ImageLoadError, UserInputError
 from cnnxai.explainers import REGISTRY
@@ -24,7 +23,7 @@ from cnnxai.registry import Registry
 from cnnxai.system import tune_malloc
 from cnnxai.tasks.explain import DEFAULT_SCORE_THRESHOLD, Choice, class_index, parse_box
 from cnnxai.tasks.models import TASKS
-from cnnxai.zoo import MODEL_FORMS, MODELS
+from cnnxai.zoo import MODEL_FORMS, ModelRequest
 from lime_ext.backends import BACKENDS, BackendError, check_backend, default_backend
 
 
@@ -107,45 +106,39 @@ def rgb_option(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def add_model_options(
-    parser: argparse.ArgumentParser, task_models: Sequence[str] = (), any_model: bool = False
-) -> None:
-    """--device, --backend, --model, --weights, --layers, --preprocess. ``task_models``: further --model choices
-    (the detection, segmentation and face models of ``--task``); the default is then chosen by the task.
-    ``any_model``: --model takes every form of :func:`cnnxai.zoo.load_model_spec` (docs/your-model.md), with
-    --model-arg, --class-names, --input-size, --mean, --std and --offline."""
+def add_model_options(parser: argparse.ArgumentParser, task_models: Sequence[str] = ()) -> None:
+    """--device, --backend, --model (every form of :func:`cnnxai.zoo.load_model_spec`, docs/your-model.md) with
+    --weights, --model-arg, --class-names, --input-size, --mean, --std and --offline, then --layers and
+    --preprocess. ``task_models``: the detection, segmentation and face models of ``--task``, also taken by
+    --model; the default is then chosen by the task. :func:`model_request` reads them back."""
     add = parser.add_argument
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     add_backend_option(parser)
     add(
         "--model",
         default=None if task_models else "efficientnet_lite0",
-        choices=None if any_model else [*MODELS, *task_models],
-        help=(f"black-box model: {MODEL_FORMS} (docs/your-model.md)" if any_model
-              else "black-box model (the table in docs/cli.md#models)")
-        + ("; default: efficientnet_lite0, or the --task's own model" if task_models else ""),
+        help=f"black-box model: {MODEL_FORMS} (docs/your-model.md)"
+        + ("; default: efficientnet_lite0, or the --task's own model" if task_models else " (default: efficientnet_lite0)"),
     )  # fmt: skip
     add(
         "--weights",
         default=None,
         help="torchvision:NAME: DEFAULT or a weights name (IMAGENET1K_V2), downloaded to torch's cache when "
-        "missing; or a state-dict file (torchvision, timm, factory and zoo models); default: the model's own"
-        if any_model
-        else "weights file (state dict) for torchvision models; default: torch's cache",
+        "missing; or a state-dict file (torchvision, timm, factory and zoo models); default: the model's own",
     )
-    if any_model:
-        add("--model-arg", dest="model_arg", type=model_arg_option, action="append", default=[],
-            metavar="KEY=VALUE", help="an argument of the model's builder or factory (repeatable), e.g. num_classes=10")
-        add("--class-names", default=None, metavar="FILE",
-            help="class names, one per line; default: the weights' own (torchvision, timm), else the indices")
-        add("--input-size", type=int_at_least(8), default=None, metavar="N",
-            help="side of the model-input frame; default: the weights' own (299 for Inception-v3), else 224")
-        add("--mean", type=rgb_option, default=None, metavar="R,G,B",
-            help="input normalisation mean; default: the weights' own, else ImageNet's")
-        add("--std", type=rgb_option, default=None, metavar="R,G,B",
-            help="input normalisation std; default: the weights' own, else ImageNet's")
-        add("--offline", action="store_true",
-            help="never download weights: a file missing from the cache is an error saying where to put it")  # fmt: skip
+    add("--model-arg", dest="model_arg", type=model_arg_option, action="append", default=[],
+        metavar="KEY=VALUE", help="an argument of the model's builder or factory (repeatable), e.g. num_classes=10")
+    add("--class-names", default=None, metavar="FILE",
+        help="class names, one per line; default: the weights' own (torchvision, timm), else the indices")
+    add("--input-size", type=int_at_least(8), default=None, metavar="N",
+        help="side of the model-input frame; default: the weights' own (299 for Inception-v3), the side a "
+        "vision transformer is built for, else 224")
+    add("--mean", type=rgb_option, default=None, metavar="R,G,B",
+        help="input normalisation mean; default: the weights' own, else ImageNet's")
+    add("--std", type=rgb_option, default=None, metavar="R,G,B",
+        help="input normalisation std; default: the weights' own, else ImageNet's")
+    add("--offline", action="store_true",
+        help="never download weights: a file missing from the cache is an error saying where to put it")  # fmt: skip
     add(
         "--layers",
         nargs="+",
@@ -156,7 +149,8 @@ def add_model_options(
         "--preprocess",
         default="crop",
         choices=list(PREPROCESSING),
-        help="crop: resize short side 256, centre crop 224; square: the public scripts' 256x256 resize, then crop",
+        help="crop: resize the short side (256 for a 224 frame), centre crop the model's frame; square: the public "
+        "scripts' 256x256 resize, then the crop",
     )
 
 
@@ -303,6 +297,12 @@ def fill_alias(
     return options
 
 
+def takes_alias(registry: Registry, methods: Sequence[str], alias: str) -> bool:
+    """Whether any of ``methods`` declares an option answering to ``alias`` (e.g. 'layers': the run needs CAM
+    layers)."""
+    return any(option.alias == alias for method in methods for option in registry.lookup(method).options)
+
+
 def add_run_options(parser: argparse.ArgumentParser, default_output: str, output_help: str) -> None:
     """--batch-size, --seed, --output-dir, --quiet, --debug."""
     add = parser.add_argument
@@ -318,23 +318,16 @@ def add_run_options(parser: argparse.ArgumentParser, default_output: str, output
     add("--debug", action="store_true", help="show tracebacks")
 
 
-def cli_layers(
-    model,
-    requested: list[str] | None,
-    model_name: str,
-    defaults: Sequence[str] | None = None,
-    problem: str | None = None,
-) -> list[str]:
-    """The --layers value (space- or comma-separated; default: ``defaults``, else the zoo model's own) checked
-    against the model; ``problem``: why the model has no default layer (then --layers is needed)."""
-    chosen = requested or defaults or (MODELS[model_name].layers if model_name in MODELS else ())
-    if not chosen:
-        raise UserInputError(f"--layers: {problem or 'the model has no default CAM layer'}")
-    names = [part for item in chosen for part in item.split(",") if part]
-    try:
-        return [name for name, _ in resolve_layers(model, names)]
-    except LayerNotFoundError as error:
-        raise UserInputError(f"--layers: {error}") from None
+def model_request(args: argparse.Namespace) -> ModelRequest:
+    """The :class:`~cnnxai.zoo.ModelRequest` of the flags :func:`add_model_options` made (the default model
+    when --model is not given; the flags of ``any_model`` at their defaults when the parser has none)."""
+    given = vars(args)
+    return ModelRequest(
+        source=given.get("model") or "efficientnet_lite0", weights=given.get("weights"),
+        model_args=tuple(given.get("model_arg") or ()), class_names=given.get("class_names"),
+        input_size=given.get("input_size"), mean=given.get("mean"), std=given.get("std"),
+        offline=bool(given.get("offline")), layers=tuple(given.get("layers") or ()),
+    )  # fmt: skip
 
 
 def check_output_folder(path: str | Path) -> None:

@@ -1,4 +1,5 @@
-"""Loading images that real folders contain: grey, RGBA, palette, 16-bit, CMYK, EXIF-rotated, or broken."""
+"""Loading images that real folders contain: grey, RGBA, palette, 16-bit, CMYK, EXIF-rotated, or broken; and
+the one mask operation that the synthetic data and the localisation metrics share (:func:`dilate`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
 from cnnxai.errors import ImageLoadError, UserInputError
 
@@ -83,3 +85,10 @@ def find_images(folder: str | Path) -> list[Path]:
             f"{folder}: no images found (looked for {', '.join(IMAGE_SUFFIXES)}); point --image-path at a file or a folder of images"
         )
     return found
+
+
+def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """The mask (H,W) grown by ``pixels`` in the max (chessboard) norm: bool (H,W)."""
+    if pixels <= 0:
+        return mask.astype(bool)
+    return ndimage.maximum_filter(mask.astype(bool), size=2 * pixels + 1, mode="constant", cval=False)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnxai import __version__
 from cnnxai.system import system_record
+from cnnxai.version import __version__
 
 # The layout of every manifest.json this suite writes; bump when a key changes meaning or moves.
 MANIFEST_SCHEMA = 2

@@ -6,7 +6,8 @@ zoo's torchvision models, and any torchvision classifier (``torchvision:NAME``),
 file (``--weights FILE``) or from torch's cache (``<torch hub dir>/checkpoints/``); a file not cached is
 downloaded with torchvision's hash-checked loader unless ``offline``. :func:`load_model_spec` reads every form
 of ``--model`` (docs/your-model.md): a zoo name, ``torchvision:NAME``, ``timm:NAME``, a TorchScript ``.pt`` or
-``torch.export`` ``.pt2`` file, or ``module.path:factory``.
+``torch.export`` ``.pt2`` file, or ``module.path:factory``; :func:`load_classifier` turns a :class:`ModelRequest`
+(what the command lines' model flags ask for) into the model every tool explains, with its CAM layers and frame.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cam_ext.layers import NO_HOOKS, LayerNotFoundError, locate_layers
+from cam_ext.layers import NO_HOOKS, LayerNotFoundError, locate_layers, resolve_layers
 from cnnxai.errors import UserInputError
 from cnnxai.options import close_matches
 from cnnxai.preprocess import FRAME_SIZE, resize_for
@@ -181,8 +182,12 @@ def cached_weights(entry, name: str, offline: bool = False, progress: bool = Tru
     )
     if offline:
         raise UserInputError(f"{missing} (offline: nothing is downloaded)")
+    # torch.hub's own downloader, hash-checked against the file name's hash as torchvision's loader checks it,
+    # without load_state_dict_from_url's "Downloading" line (a failure is then one line, ours)
+    found = torch.hub.HASH_REGEX.search(file_name)
     try:
-        entry.get_state_dict(progress=progress, check_hash=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(entry.url, str(path), found.group(1) if found else None, progress=progress)
     except Exception as error:  # no network, a proxy's error page, a hash mismatch
         first = (str(error).strip().splitlines() or [""])[0]
         raise UserInputError(f"{missing} (the download failed: {type(error).__name__}: {first})") from None
@@ -509,6 +514,18 @@ def _factory(text: str, weights, model_args) -> _Loaded:
     return _Loaded(model, record)
 
 
+def _declared_side(model: nn.Module) -> int | None:
+    """The square input side a model is built for and checks, when it says so: torchvision's
+    ``VisionTransformer.image_size``, timm's ``patch_embed.img_size``; None for a model that takes any size."""
+    side = getattr(model, "image_size", None)
+    if side is None:
+        embed = getattr(model, "patch_embed", None)
+        side = getattr(embed, "img_size", None) if getattr(embed, "strict_img_size", True) else None
+    if isinstance(side, (tuple, list)) and len(side) == 2 and side[0] == side[1]:
+        side = side[0]
+    return int(side) if isinstance(side, int) and side > 0 else None
+
+
 def _class_names(
     given: str | Path | Sequence[str] | None, loaded: _Loaded, count: int
 ) -> tuple[list[str], str]:
@@ -593,6 +610,9 @@ def load_model_spec(
         raise UserInputError(
             f"--model {text}: not a model{close_matches(text, list(MODELS))}; give {MODEL_FORMS}"
         )
+    declared = _declared_side(loaded.model)  # a transformer built for another size than its weights' transforms
+    if declared is not None and input_size is None and declared != loaded.input_size:
+        loaded.input_size, loaded.resize = declared, resize_for(declared)
     size = int(input_size or loaded.input_size or FRAME_SIZE)
     if size < 8:
         raise UserInputError(
@@ -623,3 +643,110 @@ def load_model_spec(
         {**loaded.record, "class_names": names_from}, problem,
     )  # fmt: skip
     return model, info
+
+
+# --- the model every tool explains: load_classifier --------------------------------------------------------------
+
+
+class Renormalised(nn.Module):
+    """``model`` fed inputs normalised with ImageNet's mean and std, as the suite's explainers make them, while it
+    expects ``mean`` / ``std``: converts one normalisation into the other (per-pixel affine, exact up to float
+    rounding). The model is the submodule ``inner``, so its layers are named ``inner.<path>``."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.inner = model
+        # x_model = (x * s_in + m_in - m) / s = x * scale + shift, made where the model is (and moved with it)
+        device = module_device(model)
+        m_in = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device)
+        s_in = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device)
+        m = torch.tensor(mean, dtype=torch.float32, device=device)
+        s = torch.tensor(std, dtype=torch.float32, device=device)
+        self.register_buffer("scale", (s_in / s)[:, None, None], persistent=False)
+        self.register_buffer("shift", ((m_in - m) / s)[:, None, None], persistent=False)
+        self.output_activation = getattr(model, "output_activation", "softmax")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x * self.scale + self.shift)
+
+
+def choose_layers(
+    model: nn.Module,
+    requested: Sequence[str] | None,
+    defaults: Sequence[str] = (),
+    problem: str | None = None,
+) -> list[str]:
+    """The CAM layers ``requested`` (module paths, each item space- or comma-separated; default: ``defaults``)
+    checked against ``model``. ``problem``: why the model has no default layer, said when none is requested.
+    An unknown layer, or none at all, is a one-line :class:`UserInputError` naming ``--layers``."""
+    chosen = list(requested or ()) or list(defaults)
+    if not chosen:
+        raise UserInputError(f"--layers: {problem or 'the model has no default CAM layer'}")
+    names = [part for item in chosen for part in str(item).split(",") if part]
+    try:
+        return [name for name, _ in resolve_layers(model, names)]
+    except LayerNotFoundError as error:
+        raise UserInputError(f"--layers: {error}") from None
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """What the model flags of every command line ask for (picklable, so a Ray worker loads the same model).
+
+    ``source``: any form of :func:`load_model_spec`; ``weights``, ``model_args`` (``(key, value)`` pairs),
+    ``class_names`` (a file), ``input_size``, ``mean``, ``std`` and ``offline`` as there; ``layers``: the CAM
+    layers asked for (module paths of the model as loaded; empty: the model's own).
+    """
+
+    source: str = "efficientnet_lite0"
+    weights: str | None = None
+    model_args: tuple[tuple[str, Any], ...] = ()
+    class_names: str | None = None
+    input_size: int | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    offline: bool = False
+    layers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The model every tool explains, on its device in eval mode, fed ImageNet-normalised (B,3,S,S) inputs of
+    the frame side S = ``info.input_size`` (wrapped in :class:`Renormalised` when it expects another
+    normalisation). ``layers``: its CAM layers as named in ``model`` (empty when none was needed and the model
+    has none); ``info``: what :func:`load_model_spec` found."""
+
+    model: nn.Module
+    info: ModelInfo
+    layers: tuple[str, ...]
+
+    @property
+    def manifest(self) -> dict:
+        """The manifest's model section; ``model`` and ``weights_sha256`` name the model in a run's identity."""
+        return self.info.manifest()
+
+
+def load_classifier(
+    request: ModelRequest, device: str | torch.device = "cpu", need_layers: bool = True, progress: bool = True
+) -> LoadedModel:
+    """Load what ``request`` names (:func:`load_model_spec`) and choose its CAM layers (:func:`choose_layers`):
+    required when ``need_layers`` (the run has a CAM-based method) or when layers are asked for. A model that
+    expects another normalisation than ImageNet's is wrapped in :class:`Renormalised`, its layers then named
+    ``inner.<path>``. Every problem is a one-line :class:`UserInputError`."""
+    model, info = load_model_spec(
+        request.source, request.weights, device, dict(request.model_args), request.class_names,
+        request.input_size, request.mean, request.std, request.offline, progress,
+    )  # fmt: skip
+    layers: list[str] = []
+    if need_layers or request.layers:
+        layers = choose_layers(model, request.layers, info.layers, info.layer_problem)
+    if (info.mean, info.std) != (IMAGENET_MEAN, IMAGENET_STD):  # the explainers feed ImageNet-normalised inputs
+        model = Renormalised(model, info.mean, info.std)
+        layers = [f"inner.{layer}" for layer in layers]
+    return LoadedModel(model, info, tuple(layers))
+
+
+def load_classifier_model(request: ModelRequest, device: str | torch.device) -> tuple[nn.Module, dict]:
+    """(model, manifest) of :func:`load_classifier`, quietly: what a Ray worker calls to load the run's model."""
+    loaded = load_classifier(request, device, need_layers=False, progress=False)
+    return loaded.model, loaded.manifest

@@ -22,7 +22,7 @@ from lime_ext.explainer import (
 )
 from lime_ext.explanation import Explanation, LabelExplanation
 from lime_ext.legacy import legacy_cam_matrix
-from lime_ext.model_state import evaluation_mode, full_float32, module_device, seeded_torch
+from lime_ext.model_state import evaluation_mode, full_float32, module_device, seeded_torch, training_mode
 from lime_ext.sampling import SAMPLINGS, explanation_rng, sample_binary_masks
 from lime_ext.segmentation import SEGMENTERS, relabel, segment_image
 from lime_ext.settings import AUTO, PROXIES, LimeSettings
@@ -74,4 +74,5 @@ __all__ = [
     "seeded_torch",
     "set_gpu_share",
     "segment_image",
+    "training_mode",
 ]

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import torch
 from torch import nn
 
 
 @contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the block and restore each module's own flag afterwards.
+def module_mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:
+    """Put ``model`` in train (``training``) or eval mode for the block and restore each module's own flag
+    afterwards.
 
     Flags are restored per module (not with ``model.train(prev)``), so a model whose submodules were in
     mixed modes comes back unchanged. ``requires_grad`` flags are recorded and restored too, also when
@@ -21,14 +22,24 @@ def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
     """
     modes = [(module, module.training) for module in model.modules()]
     grads = [(param, param.requires_grad) for param in model.parameters()]
-    model.eval()
+    model.train(training)
     try:
         yield model
     finally:
-        for module, training in modes:
-            module.training = training
+        for module, flag in modes:
+            module.training = flag
         for param, flag in grads:
             param.requires_grad_(flag)
+
+
+def evaluation_mode(model: nn.Module) -> AbstractContextManager[nn.Module]:
+    """``model`` in eval mode for the block, every module's mode and ``requires_grad`` restored after."""
+    return module_mode(model, False)
+
+
+def training_mode(model: nn.Module) -> AbstractContextManager[nn.Module]:
+    """``model`` in train mode for the block (a training loop), every module's mode restored after."""
+    return module_mode(model, True)
 
 
 def module_device(model: nn.Module) -> torch.device:

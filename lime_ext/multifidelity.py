@@ -122,7 +122,9 @@ def head_penalty_scale(weights: np.ndarray, exact_samples: int) -> float:
     return float(np.sum(weights[:exact_samples]) / np.sum(weights))
 
 
-def _weighted_correlation(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
+def weighted_correlation(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
+    """The weighted correlation of x and y (n,) under ``weights`` (n,); NaN when either is constant: the rho
+    of two fits' residuals on the same samples."""
     x, y = x - np.average(x, weights=weights), y - np.average(y, weights=weights)
     denominator = np.sqrt(np.sum(weights * x * x) * np.sum(weights * y * y))
     return float(np.sum(weights * x * y) / denominator) if denominator > 0 else float("nan")
@@ -173,7 +175,7 @@ def corrected(
             None
             if fine_fit is None
             else round(
-                _weighted_correlation(
+                weighted_correlation(
                     exact_targets[:, label] - fine_fit, head_targets[:, label] - coarse_fit, weights
                 ),
                 6,

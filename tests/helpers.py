@@ -65,12 +65,5 @@ def fast_options(name: str, **overrides) -> dict:
         options["cache"] = NORMLIME_CACHE
     return {**options, **overrides}
 
-
-def tiny_imagenet_model(name: str, weights=None, device="cpu") -> tuple[nn.Module, dict]:
-    """What ``cnnxai.zoo.load_model`` returns, for a tiny CNN with ImageNet's 1000 outputs (a module-level
-    function, so that Ray workers can load it too)."""
-    return make_tiny_cnn(num_classes=1000).to(device), {
-        "model": "tiny",
-        "weights_file": None,
-        "weights_sha256": "0",
-    }
+# --model flags of a tiny CNN with ImageNet's 1000 outputs (tests.model_factories.tiny_cnn, so Ray workers load it too)
+TINY_IMAGENET_MODEL = ["--model", "tests.model_factories:tiny_cnn", "--model-arg", "num_classes=1000"]

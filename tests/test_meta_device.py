@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from cam_ext.methods import CAM_METHODS
-from cnnxai.attribute import Renormalised, locate_layers
+from cnnxai.attribute import locate_layers
 from cnnxai.metrics.perturbation import FeatureView, replace
-from cnnxai.tasks.targets import ClassifierOutputTarget, DetectionBoxTarget, SegmentationTarget, TargetScore
+from cnnxai.targets import ClassifierOutputTarget, DetectionBoxTarget, SegmentationTarget, TargetScore
+from cnnxai.zoo import Renormalised
 from lime_ext import PerturbationEngine, TorchClassifier, forward_batches, module_device
 from tests.helpers import make_tiny_cnn
 

@@ -12,7 +12,8 @@ import shutil
 from functools import partial
 from pathlib import Path
 
-from cnnxai.benchmark.data import discover, parse_shard, select
+from cnnxai.benchmark.data import discover, imagenet_wnids, parse_shard, select
+from cnnxai.benchmark.gallery import DEFAULT_REPORT_IMAGES, GALLERY_FOLDER
 from cnnxai.benchmark.runner import (
     ATTRIBUTION_VIEWS,
     TARGETS,
@@ -20,7 +21,6 @@ from cnnxai.benchmark.runner import (
     BenchmarkSettings,
     gallery_keys,
     scorer_in_worker,
-    summarize_folder,
 )
 from cnnxai.benchmark.statistics import DEFAULT_BASELINE, choose_baseline
 from cnnxai.cli_options import (
@@ -32,14 +32,15 @@ from cnnxai.cli_options import (
     add_ray_options,
     add_report_options,
     add_run_options,
-    cli_layers,
     comma_separated,
     explainer_list_option,
     explainer_options,
     fill_alias,
     int_at_least,
+    model_request,
     ray_settings,
     run_main,
+    takes_alias,
 )
 from cnnxai.devices import resolve_device
 from cnnxai.distributed import worker_pool
@@ -52,8 +53,9 @@ from cnnxai.metrics import (
     metric_spec,
     resolve_settings,
 )
-from cnnxai.report_html import DEFAULT_REPORT_IMAGES, GALLERY_FOLDER, REPORT_NAME, write_report
-from cnnxai.zoo import load_model
+from cnnxai.reporting.benchmark import summarize_folder, summarize_run
+from cnnxai.reporting.html import REPORT_NAME, write_report
+from cnnxai.zoo import load_classifier, load_classifier_model
 
 # The comparison set of the public CamLIME repository's MyFaithfulness.py (Lime, our, IG, SA, GS, IXG, DeCon, KH,
 # LRP, Gradient, CVSF, CVRU), plus three.
@@ -63,7 +65,8 @@ DEFAULT_METHODS = (
 )  # fmt: skip
 
 # The explainers' shared settings these tools offer as flags (each made from the explainers' declarations).
-ALIASES = ("num_samples", "max_samples", "top_k", "segmenter", "hide_color", "rise_masks", "ig_steps")
+ALIASES = ("num_samples", "max_samples", "top_k", "segmenter", "hide_color", "sampling", "proxy", "exact_samples",
+           "rise_masks", "ig_steps")  # fmt: skip
 
 TOOLS = {
     "faithfulness": ("MyFaithfulness", FAITHFULNESS_METRICS, "results/faithfulness"),
@@ -227,7 +230,7 @@ def build_parser(tool: str, prog: str | None = None) -> OneLineParser:
 
 
 RUN_FILES = ("scores.csv", "curves.csv", "manifest.json", "summary.csv", "summary.md", "summary.png",
-             "comparison.csv", "curves_mean.csv", "curves.png", REPORT_NAME)  # fmt: skip
+             "comparison.csv", "comparison.png", "curves_mean.csv", "curves.png", REPORT_NAME)  # fmt: skip
 
 
 def clear_run(folder: Path, shard: tuple[int, int], files: tuple[str, ...] = RUN_FILES) -> None:
@@ -286,32 +289,38 @@ def run(args: argparse.Namespace, tool: str) -> int:
         device = resolve_device("cpu" if cluster else args.device)
         if args.overwrite:
             clear_run(folder, shard)
-        model, model_info = load_model(args.model, args.weights, device)
-        fill_alias(options, REGISTRY, "layers", cli_layers(model, args.layers, args.model))
+        request = model_request(args)
+        loaded = load_classifier(request, device, takes_alias(REGISTRY, args.methods, "layers"), not args.quiet)
+        if args.target == "true" and len(loaded.info.class_names) != len(imagenet_wnids()):
+            raise UserInputError(f"--target true takes the ImageNet class of each folder; --model {request.source} has "
+                                 f"{len(loaded.info.class_names)} outputs, not {len(imagenet_wnids())}")  # fmt: skip
+        fill_alias(options, REGISTRY, "layers", list(loaded.layers))
         sufficiency = "Sufficiency" in args.metrics
         settings = BenchmarkSettings(
             tool=name, methods=tuple(args.methods), metrics=tuple(args.metrics), metric_settings=metric_settings,
             explainer_options=options, feature_unit=getattr(args, "feature_unit", "pixel"),
             attribution=args.attribution, group_size=args.sufficiency_batch if sufficiency else 1,
-            target=args.target, seed=args.seed, preprocess=args.preprocess, tf32=args.tf32,
+            target=args.target, seed=args.seed, preprocess=args.preprocess, frame_size=loaded.info.input_size,
+            resize=loaded.info.resize, tf32=args.tf32,
         )  # fmt: skip
         if pool is not None:
-            load = partial(load_model, args.model, args.weights)
+            load = partial(load_classifier_model, request)
             gallery = gallery_keys(images, args.report_images)
             work = partial(scorer_in_worker, settings, load, args.batch_size, args.debug, gallery=gallery)
             pool.using(work)
         benchmark = BenchmarkRun(
-            settings, model, model_info, dataset, images, folder, shard, args.batch_size,
+            settings, loaded.model, loaded.manifest, dataset, images, folder, shard, args.batch_size,
             folder_selection(args, dataset), progress=not args.quiet, debug=args.debug, pool=pool,
-            report_images=args.report_images, baseline=args.baseline,
+            report_images=args.report_images,
         )  # fmt: skip
         status = benchmark.run()
+        summarize_run(benchmark, args.baseline)
     print((folder / "summary.md").read_text(), end="")
     written = "scores.csv, manifest.json" + (
         ", curves.csv" if any(m in ("Deletion", "Insertion") for m in args.metrics) else ""
     )
     print(f"wrote {benchmark.rows_folder}/ ({written}) and {folder}/summary.md, summary.csv, summary.png, "
-          f"comparison.csv, {REPORT_NAME}")  # fmt: skip
+          f"comparison.csv, comparison.png, {REPORT_NAME}")  # fmt: skip
     return exit_status(status)
 
 

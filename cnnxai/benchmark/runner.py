@@ -22,15 +22,14 @@ import torch
 from torch import nn
 
 from cnnxai.benchmark.data import BenchmarkImage, Dataset, ImageGroup, make_groups, shard_groups
+from cnnxai.benchmark.gallery import DEFAULT_REPORT_IMAGES, save_gallery_maps
 from cnnxai.benchmark.store import (
     SCORE_COLUMNS,
     ResultStore,
     check_identity,
     read_rows,
     run_lock,
-    stored_identity,
 )
-from cnnxai.benchmark.summary import load_rows, result_folders, write_curves, write_summary
 from cnnxai.devices import recover_from, resolve_device
 from cnnxai.distributed import LocalPool, WorkFailed
 from cnnxai.errors import UserInputError
@@ -38,8 +37,7 @@ from cnnxai.explainers import REGISTRY, explain
 from cnnxai.metrics import METRICS, ImageMetrics, MetricResult, check_sizes, sufficiency
 from cnnxai.metrics.result import undefined
 from cnnxai.outputs import build_manifest, json_fallback, write_json
-from cnnxai.preprocess import FRAME_SIZE, to_model_frame
-from cnnxai.report_html import DEFAULT_REPORT_IMAGES, save_gallery_maps, write_report
+from cnnxai.preprocess import FRAME_SIZE, RESIZE_SIZE, to_model_frame
 from cnnxai.zoo import imagenet_class_names
 from lime_ext import TorchClassifier, module_device
 
@@ -62,6 +60,8 @@ class BenchmarkSettings:
     ``attribution`` is the one post-processing every explainer's map gets before it is scored: 'signed' (as
     the explainer returns it), 'positive' (negative parts set to 0) or 'absolute'. ``group_size`` is the
     number of images scored together (Sufficiency's batch); ``target`` 'predicted' or 'true' (the class folder).
+    ``preprocess``, ``resize`` and ``frame_size``: how an image becomes the model-input frame
+    (:func:`cnnxai.preprocess.to_model_frame`; the side the model takes).
     """
 
     tool: str
@@ -75,6 +75,8 @@ class BenchmarkSettings:
     target: str = "predicted"
     seed: int = 0
     preprocess: str = "crop"
+    frame_size: int = FRAME_SIZE
+    resize: int = RESIZE_SIZE
     tf32: bool = False
 
     def __post_init__(self) -> None:
@@ -211,7 +213,7 @@ class GroupScorer:
 
     def _read(self, image: BenchmarkImage) -> PreparedImage:
         try:
-            frame = to_model_frame(image.load(), self.settings.preprocess)
+            frame = to_model_frame(image.load(), self.settings.preprocess, self.settings.resize, self.settings.frame_size)
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             return PreparedImage(image, error=f"{UNREADABLE}: {error}")
@@ -326,9 +328,10 @@ def gallery_keys(images: Sequence[BenchmarkImage], count: int) -> list[str]:
     return [image.key for image in images[:count]]
 
 
-def gallery_title(key: str, target: int) -> str:
-    """A gallery image's caption: its key and the class explained, by ImageNet name (every zoo model's)."""
-    names = imagenet_class_names()
+def gallery_title(key: str, target: int, num_classes: int = 1000) -> str:
+    """A gallery image's caption: its key and the class explained, by ImageNet name for a model of the 1000
+    ImageNet classes (every zoo model), else by index."""
+    names = imagenet_class_names() if num_classes == 1000 else []
     return f"{key}: {names[target]} ({target})" if 0 <= target < len(names) else f"{key}: class {target}"
 
 
@@ -336,16 +339,14 @@ class BenchmarkRun(ImageFolderRun):
     """One run (or one shard of it) of a benchmark into ``folder``; the arguments as :class:`ImageFolderRun`'s,
     with ``settings`` a :class:`BenchmarkSettings`, and ``pool`` a :class:`~cnnxai.distributed.WorkerPool`
     of :func:`scorer_in_worker` to compute on Ray (None: in this process, on ``model``). The maps of the first
-    ``report_images`` images are kept in ``gallery/`` beside the rows, and report.html shows them. ``baseline``:
-    the method the summary compares every other with (None: lime, or the first method)."""
+    ``report_images`` images are kept in ``gallery/`` beside the rows, and report.html shows them."""
 
     def __init__(
         self, settings: BenchmarkSettings, *args: Any, pool: Any = None,
-        report_images: int = DEFAULT_REPORT_IMAGES, baseline: str | None = None, **kwargs: Any,
+        report_images: int = DEFAULT_REPORT_IMAGES, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(settings, *args, **kwargs)
-        self.baseline = baseline
-        check_sizes(settings.metric_settings, (3, FRAME_SIZE, FRAME_SIZE), settings.feature_unit)
+        check_sizes(settings.metric_settings, (3, settings.frame_size, settings.frame_size), settings.feature_unit)
         self.groups = make_groups(self.images, settings.group_size, settings.seed)
         self.mine = shard_groups(self.groups, self.shard)
         self.store = ResultStore(self.rows_folder)
@@ -375,7 +376,8 @@ class BenchmarkRun(ImageFolderRun):
     # -- the run ------------------------------------------------------------------------------------------
 
     def run(self) -> dict:
-        """Compute every unfinished unit of this shard, then write the summary; returns the shard's status."""
+        """Compute every unfinished unit of this shard; returns the shard's status. The summary and report over
+        every shard present are the reporting layer's (:func:`cnnxai.reporting.benchmark.summarize_run`)."""
         start = time.perf_counter()
         methods = self.settings.methods
         with run_lock(self.rows_folder):
@@ -426,7 +428,6 @@ class BenchmarkRun(ImageFolderRun):
             if self.pool is not None:
                 status["cluster"] = self.pool.describe("maps")
             self._write_manifest(self.rows_folder, status)
-        self.write_summary()
         return status
 
     def _given_up(self, group: ImageGroup, method: str, reason: str) -> UnitRows:
@@ -441,54 +442,9 @@ class BenchmarkRun(ImageFolderRun):
         killed run may lack a map in the report, never a row)."""
         for key, (frame, attribution, target) in shown.items():
             save_gallery_maps(self.rows_folder, key, self.gallery.index(key), frame, {method: attribution},
-                              title=gallery_title(key, target))  # fmt: skip
+                              title=gallery_title(key, target, self.model_info.get("num_classes", 1000)))  # fmt: skip
 
     def _failures(self) -> dict[str, str]:
         """Images of this shard that could not be read (from its rows, so a resumed run reports them too)."""
         rows = read_rows(self.store.scores_path, SCORE_COLUMNS)
         return {row["image"]: row["reason"] for row in rows if row["reason"].startswith(UNREADABLE)}
-
-    # -- summary over every shard present ----------------------------------------------------------------
-
-    def write_summary(self) -> Path:
-        """summary.*, curves_mean.csv / curves.png and report.html in ``folder``, over the rows of all shards
-        present."""
-        return write_run_summary(self.folder, self.settings.methods, self.settings.metrics, len(self.images),
-                                 self.settings.tool, self.report_images, self.settings.seed,
-                                 self.baseline)  # fmt: skip
-
-
-def write_run_summary(
-    folder: Path, methods: Sequence[str], metrics: Sequence[str], planned: int, tool: str,
-    report_images: int = DEFAULT_REPORT_IMAGES, seed: int = 0, baseline: str | None = None,
-) -> Path:  # fmt: skip
-    """Summarise every scores.csv of ``folder`` (itself and its shards) into ``folder``, then write its
-    report.html (with ``report_images`` gallery images); returns summary.md. ``seed``, ``baseline``: of the
-    statistics (:func:`cnnxai.benchmark.summary.write_summary`)."""
-    folders = result_folders(folder)
-    scores, curves = load_rows(folders)
-    images = len({row["image"] for row in scores})
-    shards = [p.name for p in folders if p != folder]
-    note = (
-        f"{tool}: {images} of {planned} images scored"
-        + (f" (shards present: {', '.join(shards)})" if shards else "")
-        + f"; {len(methods)} explainers, {len(metrics)} metrics."
-    )
-    write_summary(folder, scores, methods, metrics, note, seed=seed, baseline=baseline)
-    if any(m in CURVE_METRICS for m in metrics):
-        write_curves(folder, curves, methods)
-    write_report(folder, f"{tool}.py", report_images)
-    return folder / "summary.md"
-
-
-def summarize_folder(
-    folder: Path, report_images: int = DEFAULT_REPORT_IMAGES, baseline: str | None = None
-) -> Path:
-    """Rebuild the summary and report of the run in ``folder`` (whole or sharded) from its rows and manifests
-    alone (the statistics with the run's seed, against ``baseline``)."""
-    identity = stored_identity(folder)
-    settings = identity["settings"]
-    return write_run_summary(
-        folder, settings["methods"], settings["metrics"], identity["data"]["images"], settings["tool"],
-        report_images, settings["seed"], baseline,
-    )  # fmt: skip

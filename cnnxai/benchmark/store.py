@@ -15,7 +15,7 @@ import json
 import os
 import socket
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -199,3 +199,21 @@ def stored_identity(folder: Path) -> dict:
     if any(identity != identities[0] for identity in identities):
         raise UserInputError(f"--summarize: the shards in {folder} come from runs with different settings")
     return identities[0]
+
+
+def result_folders(folder: Path, rows: str = "scores.csv") -> list[Path]:
+    """The folders holding rows (file ``rows``) of one run: ``folder`` itself and each ``folder/shards/*``."""
+    found = [folder] if (folder / rows).exists() else []
+    shards = folder / "shards"
+    if shards.is_dir():
+        found += sorted(p for p in shards.iterdir() if (p / rows).exists())
+    return found
+
+
+def load_rows(folders: Sequence[Path]) -> tuple[list[dict], list[dict]]:
+    """The score rows and curve rows of every folder of ``folders`` (:func:`result_folders`), in order."""
+    scores, curves = [], []
+    for folder in folders:
+        scores += read_rows(folder / "scores.csv", SCORE_COLUMNS)
+        curves += read_rows(folder / "curves.csv", CURVE_COLUMNS)
+    return scores, curves

@@ -1,23 +1,17 @@
-"""The result of GradLIME / CamLIME on one image, and how it saves itself: explanation.png, superpixels.csv,
-attribution.npy, manifest.json, written all or nothing."""
+"""The result of GradLIME / CamLIME on one image: data only (the fits, priors, CAMs and timings), with the rows
+and manifest sections it is saved as; its writer (explanation.png, superpixels.csv, attribution.npy, manifest.json,
+all or nothing) is :func:`cnnxai.figures.explanation.save_explanation`, in the figures layer."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cam_ext import CamSettings, LayerCams
-from cnnxai.figures.explanation import explanation_figure
-from cnnxai.outputs import atomic_folder, atomic_write_text, build_manifest, write_json
 from lime_ext import Explanation, LimeSettings, Neighbourhood
-
-CAM_NAMES = {"gradcam": "Grad-CAM"}  # the figure's title of a CAM method; others are shown by their key
 
 
 @dataclass(frozen=True)
@@ -98,50 +92,3 @@ class CamLimeResult:
             },  # fmt: skip
             "timings": dict(self.timings),
         }
-
-    def save(
-        self,
-        folder: str | Path,
-        tool: str = "cnnxai",
-        class_names: Sequence[str] | None = None,
-        title: str = "GradLIME",
-        num_features: int = 20,
-        compare: Mapping[str, np.ndarray] | None = None,
-        manifest: Mapping[str, Any] | None = None,
-        outline: tuple[float, float, float, float] | np.ndarray | None = None,
-    ) -> list[str]:
-        """Write the outputs of this image into ``folder`` (replaced as a whole, atomically): explanation.png
-        (Original | CAM | LIME | ``title``, plus one panel per ``compare`` map), superpixels.csv, attribution.npy
-        (and attribution_class<k>.npy for further labels), ``<name>.npy`` per ``compare`` map, manifest.json
-        (``manifest`` sections added to the result's own); ``outline`` (a box or a region mask) is drawn on the
-        figure's panels. Returns the file names."""
-        label = self.target
-        names = class_names or [str(k) for k in range(len(self.probabilities))]
-        cam_title = f"{CAM_NAMES.get(self.cam_settings.method, self.cam_settings.method)} " \
-                    f"({', '.join(self.cam_settings.layers)})"  # fmt: skip
-        with atomic_folder(Path(folder)) as out:
-            files = ["explanation.png"]
-            explanation_figure(
-                out / "explanation.png", self.ours.image, self.cam_maps[label], self.lime, self.ours, label,
-                names[label], float(self.probabilities[label]), cam_title, title, num_features, dict(compare or {}),
-                outline,
-            )  # fmt: skip
-            rows = self.superpixel_rows()
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-            atomic_write_text(out / "superpixels.csv", buffer.getvalue())
-            files.append("superpixels.csv")
-            arrays = {"attribution.npy": self.ours.attribution_map(label)}
-            arrays.update(
-                {f"attribution_class{k}.npy": self.ours.attribution_map(k) for k in self.labels[1:]}
-            )
-            arrays.update({f"{name}.npy": attribution for name, attribution in (compare or {}).items()})
-            for name, array in arrays.items():
-                np.save(out / name, array)
-                files.append(name)
-            files.append("manifest.json")
-            sections = {**self.manifest_sections(class_names), **dict(manifest or {}), "files": files}
-            write_json(out / "manifest.json", build_manifest(tool, **sections))
-        return files

@@ -54,7 +54,7 @@ def shared_cams(context: ExplainContext, settings: CamSettings, targets: Sequenc
         if set(settings.layers) <= set(requested):
             return cams if FULLGRAD_KEY in cams.maps else cams.restricted(settings.layers)
     batch = context.input_tensor.expand(len(targets), -1, -1, -1)
-    # A task model that cannot be backpropagated names the model its CAMs come from (cnnxai.tasks.targets).
+    # A task model that cannot be backpropagated names the model its CAMs come from (cnnxai.targets).
     model = getattr(context.model, "cam_model", None) or context.model
     cams = compute_cams(
         model, batch, list(settings.layers), method=settings.method, targets=list(targets),

@@ -12,7 +12,7 @@ from cnnxai.explainers.lime_family import LIME_OPTIONS, forwards, shared_segment
 from cnnxai.explainers.registry import Attribution, ExplainContext, register
 from lime_ext import LimeSettings, PerturbationEngine, explanation_rng, sample_until_settled
 from lime_ext.adaptive import fixed_record, ridge_covariance
-from lime_ext.multifidelity import resolve_proxy
+from lime_ext.multifidelity import resolve_proxy, weighted_correlation
 from lime_ext.sampling import check_sampling
 
 # KernelSHAP's own sampling reads no kernel width: it weights coalitions by the Shapley kernel.
@@ -66,6 +66,16 @@ def shap_covariance(z: np.ndarray, values: np.ndarray, phi: np.ndarray) -> np.nd
     head = ridge_covariance(design, target, np.ones(len(target)), phi[:-1], 0.0, intercept=False)
     jacobian = np.vstack([np.eye(len(head)), -np.ones((1, len(head)))])
     return jacobian @ head @ jacobian.T
+
+
+def residual_correlation(z: np.ndarray, fine: np.ndarray, coarse: np.ndarray) -> float:
+    """rho of the multi-fidelity estimator: the correlation of the residuals of the fp32 fit (values ``fine``)
+    and the proxy's fit (``coarse``) on the same coalitions ``z`` (n,M), as LIME's record measures it."""
+    design, fine_target, _ = _reduced(z, fine)
+    _, coarse_target, _ = _reduced(z, coarse)
+    fine_residual = fine_target - design @ shap_values(z, fine)[:-1]
+    coarse_residual = coarse_target - design @ shap_values(z, coarse)[:-1]
+    return weighted_correlation(fine_residual, coarse_residual, np.ones(len(fine_residual)))
 
 
 @register(
@@ -132,11 +142,14 @@ def kernel_shap(context: ExplainContext) -> Attribution:
         phi, samples = at(int(settings.num_samples))[0], fixed_record(settings.num_samples)
     samples = {**samples, "forwards": plan(int(samples["samples"]))}
     if reduced is not None:
+        corrected = len(samples["forwards"]) == 2
+        rho = residual_correlation(z[:exact], values("fp32", exact), values(precision, exact)) if corrected else None
         samples["proxy"] = {
             "requested": settings.proxy,
             "precision": precision,
             **record,
             "exact_samples": exact,
+            "rho": {int(target): None if rho is None else round(rho, 6)},
         }
     elif settings.proxy != "none":
         samples["proxy"] = {"requested": settings.proxy, "precision": "none", **record}

@@ -41,7 +41,7 @@ class ExplainContext:
     ``seed`` seeds every random draw; ``options`` holds the explainer's declared options, every one present
     (defaults filled in); ``shared`` is per-image state that explainers compared on one image share (the LIME
     family's single perturbation set, the CAMs); ``amp`` runs the classifier's forwards in float16 autocast on
-    CUDA; ``tf32`` allows TF32 on CUDA (off: every computation in full float32, whatever the tool). A model with ``output_activation = 'identity'`` (a :class:`~cnnxai.tasks.targets.TargetScore`) is
+    CUDA; ``tf32`` allows TF32 on CUDA (off: every computation in full float32, whatever the tool). A model with ``output_activation = 'identity'`` (a :class:`~cnnxai.targets.TargetScore`) is
     explained on its raw output, not on its softmax. ``backend`` runs the classifier's forward-only passes
     (:class:`~lime_ext.classifier.TorchClassifier`: 'torch', 'onnxruntime', 'openvino', 'auto'; None: the
     process default, :func:`lime_ext.backends.default_backend`); gradients always run in the torch module.
@@ -159,7 +159,7 @@ def channel_sum(per_channel: torch.Tensor) -> Attribution:
 
 def class_index(target: Any) -> int:
     """A class given as an int, or as a classifier target object with an integer ``category``
-    (pytorch-grad-cam's ``ClassifierOutputTarget``, or :class:`cnnxai.tasks.targets.ClassifierOutputTarget`)."""
+    (pytorch-grad-cam's ``ClassifierOutputTarget``, or :class:`cnnxai.targets.ClassifierOutputTarget`)."""
     category = getattr(target, "category", target)
     if isinstance(category, (int, np.integer)) and not isinstance(category, bool):
         return int(category)

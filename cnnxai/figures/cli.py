@@ -22,11 +22,11 @@ from cnnxai.cli_options import (
     add_run_options,
     add_task_options,
     check_task_flags,
-    cli_layers,
     comma_separated,
     explainer_options,
     fill_alias,
     int_at_least,
+    model_request,
     run_main,
     task_choice,
 )
@@ -39,10 +39,10 @@ from cnnxai.figures.context import FigureContext, FigureRun, FigureSettings
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
 from cnnxai.outputs import atomic_savefig, build_manifest, write_json
 from cnnxai.preprocess import to_model_frame
+from cnnxai.targets import TargetScore
 from cnnxai.tasks.explain import explain_task
 from cnnxai.tasks.models import TASK_MODELS, task_frame, task_model_spec, task_sample
-from cnnxai.tasks.targets import TargetScore
-from cnnxai.zoo import MODELS, imagenet_class_names, load_model
+from cnnxai.zoo import MODEL_FORMS, MODELS, choose_layers, load_classifier, load_model
 
 DEFAULT_FEATURES = {"weight-feature": 8}  # GradLIME_w_f.py of the public GradLIME repository shows 8; else 20
 # The explainers' shared settings offered as flags (each made from the explainers' declarations).
@@ -190,18 +190,18 @@ def run(args: argparse.Namespace) -> int:
     images = images_of(args.image_path or f"sample:{SAMPLE_IMAGES[0]}")
     device = resolve_device(args.device)
     args.model = args.model or "efficientnet_lite0"
-    if args.model not in MODELS:
+    if args.model in TASK_MODELS:
         raise UserInputError(f"--model {args.model} is a {TASK_MODELS[args.model].task} model: figure {spec.name} "
-                             f"explains a classifier ({', '.join(MODELS)})")  # fmt: skip
-    model, model_info = load_model(args.model, args.weights, device)
-    layers = cli_layers(model, args.layers, args.model)
-    class_names = imagenet_class_names()
+                             f"explains a classifier: {MODEL_FORMS}")  # fmt: skip
+    loaded = load_classifier(model_request(args), device, progress=not args.quiet)
+    model, model_info, layers = loaded.model, loaded.manifest, list(loaded.layers)
+    class_names = list(loaded.info.class_names)
 
     def other_model(name: str):
         return load_model(name, None, device)[0], MODELS[name].layers
 
     for name, load in images:
-        frame = to_model_frame(load(), args.preprocess)
+        frame = to_model_frame(load(), args.preprocess, loaded.info.resize, loaded.info.input_size)
         start = time.perf_counter()
         context = FigureContext(model, args.model, frame, layers, options, class_names, args.seed, args.batch_size,
                                 args.target)  # fmt: skip
@@ -238,7 +238,7 @@ def run_application(args: argparse.Namespace, task: str) -> int:
     device = resolve_device(args.device)
     model, model_info = spec.load(args.weights, device)
     choice = task_choice(args, spec.class_names())
-    layers = TargetScore.layer_names(cli_layers(model, args.layers, "", spec.layers))
+    layers = TargetScore.layer_names(choose_layers(model, args.layers, spec.layers))
     fill_alias(options, REGISTRY, "layers", layers)
     if spec.segmenter is not None:
         fill_alias(options, REGISTRY, "segmenter", spec.segmenter)

@@ -1,8 +1,14 @@
-"""The explanation figure: Original | CAM overlay | LIME | GradLIME/CamLIME, in the model-input frame."""
+"""The explanation figure (Original | CAM overlay | LIME | GradLIME/CamLIME, in the model-input frame), and the
+writer of one image's GradLIME / CamLIME result (:func:`save_explanation`): the result object holds the data, its
+files are written here, in the figures layer."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -11,7 +17,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from skimage.segmentation import mark_boundaries  # noqa: E402
 
+from cnnxai.outputs import atomic_folder, atomic_write_text, build_manifest, write_json  # noqa: E402
 from lime_ext import Explanation  # noqa: E402
+
+if TYPE_CHECKING:
+    from cnnxai.explainers import CamLimeResult
+
+CAM_TITLES = {"gradcam": "Grad-CAM"}  # the CAM panel's title of a CAM method; others are shown by their key
 
 
 def superpixel_panel(explanation: Explanation, label: int, num_features: int) -> np.ndarray:
@@ -87,3 +99,49 @@ def explanation_figure(
             draw_outline(axis, outline)
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def save_explanation(
+    result: CamLimeResult,
+    folder: str | Path,
+    tool: str = "cnnxai",
+    class_names: Sequence[str] | None = None,
+    title: str = "GradLIME",
+    num_features: int = 20,
+    compare: Mapping[str, np.ndarray] | None = None,
+    manifest: Mapping[str, Any] | None = None,
+    outline: tuple[float, float, float, float] | np.ndarray | None = None,
+) -> list[str]:
+    """Write the outputs of one image's ``result`` into ``folder`` (replaced as a whole, atomically):
+    explanation.png (Original | CAM | LIME | ``title``, plus one panel per ``compare`` map), superpixels.csv,
+    attribution.npy (and attribution_class<k>.npy for further labels), ``<name>.npy`` per ``compare`` map,
+    manifest.json (``manifest`` sections added to the result's own); ``outline`` (a box or a region mask) is drawn
+    on the figure's panels. Returns the file names."""
+    label = result.target
+    names = class_names or [str(k) for k in range(len(result.probabilities))]
+    cam = result.cam_settings
+    cam_title = f"{CAM_TITLES.get(cam.method, cam.method)} ({', '.join(cam.layers)})"
+    with atomic_folder(Path(folder)) as out:
+        files = ["explanation.png"]
+        explanation_figure(
+            out / "explanation.png", result.ours.image, result.cam_maps[label], result.lime, result.ours, label,
+            names[label], float(result.probabilities[label]), cam_title, title, num_features, dict(compare or {}),
+            outline,
+        )  # fmt: skip
+        rows = result.superpixel_rows()
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(out / "superpixels.csv", buffer.getvalue())
+        files.append("superpixels.csv")
+        arrays = {"attribution.npy": result.ours.attribution_map(label)}
+        arrays.update({f"attribution_class{k}.npy": result.ours.attribution_map(k) for k in result.labels[1:]})
+        arrays.update({f"{name}.npy": attribution for name, attribution in (compare or {}).items()})
+        for name, array in arrays.items():
+            np.save(out / name, array)
+            files.append(name)
+        files.append("manifest.json")
+        sections = {**result.manifest_sections(class_names), **dict(manifest or {}), "files": files}
+        write_json(out / "manifest.json", build_manifest(tool, **sections))
+    return files

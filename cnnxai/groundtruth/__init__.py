@@ -1,2 +1,2 @@
-"""Benchmarks with ground truth: small models trained here on data generated from a seed, whose evidence lies at a
-known place (the synthetic 2-D localisation benchmark) or is a known signal (MNIST-1D)."""
+"""Localisation.py: explanations scored against evidence whose place is known (the synthetic shapes and scenes of
+:mod:`cnnxai.synthetic`, whose data and models live there), the run and its typed settings."""

@@ -18,8 +18,8 @@ from cnnxai.benchmark.runner import postprocess
 from cnnxai.devices import recover_from
 from cnnxai.distributed import LocalPool, WorkFailed
 from cnnxai.explainers import REGISTRY, explain
-from cnnxai.groundtruth.synthetic import SyntheticSet
 from cnnxai.metrics import LOCALISATION_METRICS, localisation_scores, metric_settings
+from cnnxai.synthetic.shapes import SyntheticSet
 from lime_ext import TorchClassifier, forward_batches
 
 # Every registered explainer except NormLIME's two variants, whose global weights need a fit of their own on a
@@ -160,7 +160,7 @@ def run_localisation(
     """Explain each image's true class with each method and score the post-processed map against its mask.
 
     ``case_models`` (one per image) replaces ``model`` for the applications: image i is explained on
-    ``case_models[i]``, a :class:`~cnnxai.tasks.targets.TargetScore` whose one output (class 0) is the score of
+    ``case_models[i]``, a :class:`~cnnxai.targets.TargetScore` whose one output (class 0) is the score of
     that image's box or region, and the label is then only recorded (it is the class of that box or region).
 
     ``options[method]`` are the options given to each explainer (its declared defaults fill the rest). An

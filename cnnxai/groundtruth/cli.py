@@ -1,5 +1,6 @@
 """The command line of Localisation.py: parse, make :class:`~cnnxai.groundtruth.report.LocalisationSettings`, load
-the model, run :func:`~cnnxai.groundtruth.report.run_localisation_benchmark`, save, print. Exit status 0, or 2 for
+the model, run :func:`~cnnxai.groundtruth.report.run_localisation_benchmark`, save
+(:func:`~cnnxai.reporting.localisation.save_localisation`), print. Exit status 0, or 2 for
 a bad option (one line on stderr naming the problem and the fix; nothing is written)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from cam_ext import CAM_METHODS
 from cnnxai.benchmark.cli import add_baseline_option
+from cnnxai.benchmark.gallery import DEFAULT_REPORT_IMAGES
 from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS
 from cnnxai.cli_options import (
     DefaultsHelpFormatter,
@@ -41,9 +43,10 @@ from cnnxai.groundtruth.report import (
     run_localisation_benchmark,
     task_layers,
 )
-from cnnxai.groundtruth.shapes_model import CAM_LAYER, SISE_LAYERS
 from cnnxai.metrics import LOCALISATION_METRICS, METRICS
-from cnnxai.report_html import DEFAULT_REPORT_IMAGES, write_report
+from cnnxai.reporting.html import write_report
+from cnnxai.reporting.localisation import localisation_markdown, save_localisation
+from cnnxai.synthetic.shapes_model import CAM_LAYER, SISE_LAYERS
 from cnnxai.tasks.models import DEFAULT_TASK_MODELS, TASK_CAM_METHODS, TASK_MODELS
 
 # The explainers' shared settings offered as flags (each made from the explainers' declarations).
@@ -186,8 +189,8 @@ def run(args: argparse.Namespace) -> int:
         report = run_localisation_benchmark(settings, model, info, not args.quiet, args.debug, pool)
     options = {k: v for k, v in vars(args).items() if k not in ("list", "debug", "quiet", "report")}
     options["examples"] = settings.shown  # the default made explicit
-    files = report.save(args.output_dir, args.dpi, options, args.report_images)
-    say(report.markdown())
+    files = save_localisation(report, args.output_dir, args.dpi, options, args.report_images)
+    say(localisation_markdown(report))
     print(f"wrote {args.output_dir}/ ({', '.join(files)}; {time.perf_counter() - started:.1f} s)")
     return 0
 

@@ -1,47 +1,40 @@
-"""Localisation.py as a library call: typed settings, :func:`run_localisation_benchmark`, and a report that saves
-itself (scores.csv, summary.csv/.md/.png, examples.png, manifest.json, gallery/ and report.html, all or nothing)."""
+"""Localisation.py as a library call: typed settings, :func:`run_localisation_benchmark`, and the report it
+returns (data: the settings, the images, every row and map; its writer is
+:func:`cnnxai.reporting.localisation.save_localisation`, in the reporting layer)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from torch import nn
 
 from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS
 from cnnxai.benchmark.statistics import choose_baseline
-from cnnxai.benchmark.summary import markdown_table, summarise, write_summary
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY
 from cnnxai.groundtruth.benchmark import (
     EXCLUDED_BY_DEFAULT,
-    SCORE_COLUMNS,
     LocalisationResult,
     LocaliseWork,
     default_methods,
     predictions,
     run_localisation,
 )
-from cnnxai.groundtruth.figure import draw_examples
-from cnnxai.groundtruth.shapes_model import load_shapes_model
-from cnnxai.groundtruth.synthetic import CLASSES, SyntheticSet, SyntheticSettings, make_synthetic
 from cnnxai.metrics import LOCALISATION_METRICS, METRICS
 from cnnxai.metrics.localisation import default_tolerance
-from cnnxai.outputs import atomic_folder, atomic_savefig, atomic_write_text, build_manifest, write_json
-from cnnxai.report_html import DEFAULT_REPORT_IMAGES, REPORT_NAME, save_gallery_maps, write_report
+from cnnxai.outputs import build_manifest
+from cnnxai.synthetic.scene_models import load_shapes_detector, load_shapes_segmenter
+from cnnxai.synthetic.scenes import SceneSettings, make_scenes
+from cnnxai.synthetic.shapes import CLASSES, SyntheticSet, SyntheticSettings, make_synthetic
+from cnnxai.synthetic.shapes_model import load_shapes_model
+from cnnxai.targets import TargetScore
 from cnnxai.tasks.groundtruth import detection_cases, segmentation_cases
 from cnnxai.tasks.models import DEFAULT_TASK_MODELS, TASK_MODELS
-from cnnxai.tasks.scenes import SceneSettings, make_scenes
-from cnnxai.tasks.shapes_models import load_shapes_detector, load_shapes_segmenter
-from cnnxai.tasks.targets import TargetScore
 
 MAX_TEST_IMAGES = 100_000
 LOCALISATION_TASKS = ("classification", "detection", "segmentation")
@@ -163,22 +156,9 @@ def model_quality(task: str, info: Mapping[str, Any]) -> str:
     return f"test accuracy {info['test_accuracy']:.4f}"
 
 
-def example_indices(labels: np.ndarray, count: int) -> list[int]:
-    """``count`` images for the figure: the first of each class in class order, then the second of each, ..."""
-    by_class = [list(np.flatnonzero(labels == c)) for c in range(len(CLASSES))]
-    chosen: list[int] = []
-    depth = 0
-    while len(chosen) < count and depth < len(labels):
-        for members in by_class:
-            if depth < len(members) and len(chosen) < count:
-                chosen.append(int(members[depth]))
-        depth += 1
-    return chosen
-
-
 @dataclass
 class LocalisationReport:
-    """A finished run: the settings, the model's info, the test images, every row and map, and the table."""
+    """A finished run: the settings, the model's info, the test images, every row and map."""
 
     settings: LocalisationSettings
     model_info: dict
@@ -197,18 +177,9 @@ class LocalisationReport:
         return dict.fromkeys(self.metrics, "higher")
 
     @property
-    def table(self) -> list[dict]:
-        return summarise(
-            self.result.rows, self.settings.methods, self.metrics, self.directions, self.settings.seed
-        )
-
-    @property
     def accuracy(self) -> float:
         """The model's accuracy on the explained images."""
         return float(np.mean(self.result.predicted == self.dataset.labels))
-
-    def markdown(self) -> str:
-        return markdown_table(self.table, self.settings.methods, self.metrics)
 
     def note(self) -> str:
         s = self.settings
@@ -231,44 +202,6 @@ class LocalisationReport:
             f"TopKIntersection k = {s.k}; ties averaged (see docs/ground-truth.md)."
         )
 
-    def scores_csv(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=SCORE_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in self.result.rows:
-            writer.writerow({**row, "value": repr(float(row["value"]))})
-        return buffer.getvalue()
-
-    def examples_figure(self):
-        """Test images with their evidence outlined and every method's map (None when no example is asked for)."""
-        shown = example_indices(self.dataset.labels, min(self.settings.shown, len(self.dataset)))
-        if not shown:
-            return None
-        methods, rows = self.settings.methods, self.result.rows
-        pointing = {
-            m: np.array([r["value"] for r in rows if r["method"] == m and r["metric"] == "PointingGame"])
-            for m in methods
-        }
-        titles = [self.example_title(i) for i in shown]
-        return draw_examples(self.dataset.images[shown], self.dataset.masks[shown], titles,
-                             {m: self.result.maps[m][shown] for m in methods},
-                             {m: pointing[m][shown] for m in methods})  # fmt: skip
-
-    def example_title(self, i: int) -> str:
-        """How example ``i`` is named in examples.png and report.html: its index in the test split, its class."""
-        return f"#{int(self.dataset.indices[i])} {CLASSES[int(self.dataset.labels[i])]}"
-
-    def save_gallery(self, folder: Path, count: int) -> int:
-        """report.html's gallery in ``folder/gallery/``: ``count`` examples (chosen as for examples.png), each
-        image with its evidence mask and every method's map as scored (kept in memory by the run anyway).
-        Returns the number saved."""
-        shown = example_indices(self.dataset.labels, min(count, len(self.dataset)))
-        for order, i in enumerate(shown):
-            maps = {m: self.result.maps[m][i] for m in self.settings.methods}
-            save_gallery_maps(folder, f"case-{i}", order,
-                              self.dataset.images[i], maps, self.example_title(i), self.dataset.masks[i])  # fmt: skip
-        return len(shown)
-
     def manifest(self, options: Mapping[str, Any] | None = None) -> dict:
         s, result = self.settings, self.result
         return build_manifest(
@@ -286,33 +219,6 @@ class LocalisationReport:
             metrics={name: METRICS[name].description for name in self.metrics},
             seconds=round(self.seconds, 2), **({"cluster": self.cluster} if self.cluster else {}),
         )  # fmt: skip
-
-    def save(
-        self, folder: str | Path, dpi: int = 150, options: Mapping[str, Any] | None = None,
-        report_images: int = DEFAULT_REPORT_IMAGES,
-    ) -> list[str]:  # fmt: skip
-        """Write the run into ``folder`` (replaced as a whole, atomically): scores.csv, summary.csv/.md/.png,
-        comparison.csv, examples.png, manifest.json (``options``: the command line's, recorded in it), the maps of
-        ``report_images`` examples in gallery/, and report.html. Returns the names."""
-        files = ["scores.csv", "summary.csv", "summary.md", "summary.png", "comparison.csv"]
-        figure = self.examples_figure()
-        with atomic_folder(Path(folder)) as out:
-            atomic_write_text(out / "scores.csv", self.scores_csv())
-            s = self.settings
-            write_summary(out, self.result.rows, s.methods, self.metrics, self.note(), self.directions, s.seed,
-                          s.baseline)  # fmt: skip
-            if figure is not None:
-                atomic_savefig(figure, out / "examples.png", dpi)
-                plt.close(figure)
-                files.append("examples.png")
-            write_json(out / "manifest.json", self.manifest(options))
-            files.append("manifest.json")
-            if self.save_gallery(out, report_images):
-                files.append("gallery/")
-            write_report(out, "Localisation.py", report_images)
-            files.append(REPORT_NAME)
-        return files
-
 
 def localisation_data(
     settings: LocalisationSettings, model: nn.Module

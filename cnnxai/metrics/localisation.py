@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from cnnxai.images import dilate
 from cnnxai.metrics.result import MetricResult, undefined
 from cnnxai.metrics.specs import METRICS, metric
 from cnnxai.options import Option, at_least, positive
@@ -45,14 +44,6 @@ def _flat(attribution: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nda
     if attribution.shape != mask.shape:
         raise ValueError(f"map {attribution.shape} and mask {mask.shape} differ in shape")
     return attribution.astype(np.float64).ravel(), mask.astype(bool).ravel()
-
-
-def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """The mask grown by ``pixels`` in the max (chessboard) norm: bool (H,W)."""
-    if pixels <= 0:
-        return mask.astype(bool)
-    tensor = torch.from_numpy(mask.astype(np.float32))[None, None]  # device-ok: a host mask, dilated on the host
-    return F.max_pool2d(tensor, 2 * pixels + 1, stride=1, padding=pixels)[0, 0].cpu().numpy() > 0
 
 
 def expected_hits_in_top(values: np.ndarray, inside: np.ndarray, k: int) -> float:

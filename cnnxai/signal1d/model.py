@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnxai.groundtruth.training import accuracy, load_or_train, train_model
 from cnnxai.signal1d.data import NUM_CLASSES, SIGNAL_LENGTH, make_mnist1d
+from cnnxai.synthetic.training import accuracy, load_or_train, train_model
 
 MODEL_NAME = "mnist1d_cnn"
 # Layers a 1-D CAM can hook: reluN is conv block N's output after its ReLU, which is what that repository's Keras layer

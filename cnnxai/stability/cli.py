@@ -25,19 +25,20 @@ from cnnxai.cli_options import (
     add_explainer_option_flag,
     add_model_options,
     add_run_options,
-    cli_layers,
     explainer_options,
     fill_alias,
     int_at_least,
+    model_request,
     run_main,
+    takes_alias,
 )
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY
+from cnnxai.reporting.stability import write_stability_summary
 from cnnxai.stability.runner import StabilityRun, StabilitySettings
 from cnnxai.stability.specs import MethodSpec, ResolvedMethod, parse_specs, resolve_method, spec_list_option
-from cnnxai.stability.summary import write_stability_summary
-from cnnxai.zoo import load_model
+from cnnxai.zoo import load_classifier
 
 DEFAULT_METHODS = (
     "lime, gradlime, gradlime[prior_strength=10], gradlime[prior_strength=100], camlime, baylime, "
@@ -173,8 +174,8 @@ def run(args: argparse.Namespace) -> int:
     if not images:
         raise UserInputError(f"--data-dir {args.data_dir}: no images found")
     device = resolve_device(args.device)
-    model, model_info = load_model(args.model, args.weights, device)
-    fill_alias(base, REGISTRY, "layers", cli_layers(model, args.layers, args.model))
+    loaded = load_classifier(model_request(args), device, takes_alias(REGISTRY, list(base), "layers"), not args.quiet)
+    fill_alias(base, REGISTRY, "layers", list(loaded.layers))
     methods = resolve_methods(specs, base, grid, args.match_samples)
     reference = REGISTRY.options(BASELINE, {k: v for k, v in base[BASELINE].items() if k != "num_samples"})
     reference.pop("num_samples")
@@ -183,15 +184,17 @@ def run(args: argparse.Namespace) -> int:
         top_k=args.top_k, reference_samples=args.reference_samples, reference_options=reference,
         match_samples=args.match_samples, curve_steps=args.curve_steps, segmenter=args.segmenter,
         hide_color=args.hide_color, seed=args.seed, preprocess=args.preprocess,
+        frame_size=loaded.info.input_size, resize=loaded.info.resize,
     )  # fmt: skip
     if args.overwrite:
         clear_run(folder, shard, RUN_FILES)
     selection = folder_selection(args, dataset)
     stability = StabilityRun(
-        settings, model, model_info, dataset, images, folder, shard, args.batch_size, selection,
+        settings, loaded.model, loaded.manifest, dataset, images, folder, shard, args.batch_size, selection,
         progress=not args.quiet, debug=args.debug,
     )  # fmt: skip
     status = stability.run()
+    write_stability_summary(folder)
     print((folder / "summary.md").read_text(), end="")
     print()
     print((folder / "forwards_to_match.md").read_text(), end="")

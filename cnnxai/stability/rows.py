@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnxai.benchmark.store import read_rows
-from cnnxai.benchmark.summary import result_folders
+from cnnxai.benchmark.store import read_rows, result_folders
 
 REFERENCE = "reference"  # the method label of the reference rows (plain lime at --reference-samples)
 UNREADABLE = "image could not be read"

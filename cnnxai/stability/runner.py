@@ -19,7 +19,6 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,13 +32,12 @@ from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.explainers.lime_family import fix_segments
 from cnnxai.outputs import build_manifest, write_json
-from cnnxai.preprocess import to_model_frame
+from cnnxai.preprocess import FRAME_SIZE, RESIZE_SIZE, to_model_frame
 from cnnxai.stability.adapter import read_explanation
 from cnnxai.stability.curves import SuperpixelCurves
 from cnnxai.stability.measures import kendall, top_k_jaccard, top_k_undefined
 from cnnxai.stability.rows import REFERENCE, ROW_COLUMNS, ROWS_FILE, UNREADABLE
 from cnnxai.stability.specs import ResolvedMethod
-from cnnxai.stability.summary import write_stability_summary
 from lime_ext import TorchClassifier, segment_image
 
 
@@ -55,7 +53,8 @@ class StabilitySettings:
     ``methods`` resolved (options and budgets; plain ``lime`` at ``match_samples`` among them, the baseline of
     forwards_to_match); ``seeds`` the test seeds; ``reference_options`` plain lime's options but ``num_samples``;
     ``segmenter`` and ``hide_color`` the one segmentation of each image and the colour of the curves' hidden
-    superpixels.
+    superpixels; ``preprocess``, ``resize`` and ``frame_size`` how an image becomes the model-input frame
+    (:func:`cnnxai.preprocess.to_model_frame`; the side the model takes).
     """
 
     methods: tuple[ResolvedMethod, ...]
@@ -70,6 +69,8 @@ class StabilitySettings:
     hide_color: Any
     seed: int = 0
     preprocess: str = "crop"
+    frame_size: int = FRAME_SIZE
+    resize: int = RESIZE_SIZE
     tool: str = "MyStability"
 
     @property
@@ -127,7 +128,8 @@ class StabilityRun(ImageFolderRun):
         return expected
 
     def run(self) -> dict:
-        """Compute every unfinished unit of this shard, then write the summary; returns the shard's status."""
+        """Compute every unfinished unit of this shard; returns the shard's status. The summary over every shard
+        present is the reporting layer's (:func:`cnnxai.reporting.stability.write_stability_summary`)."""
         start = time.perf_counter()
         with run_lock(self.rows_folder):
             check_identity(self.folder, self.identity())
@@ -154,11 +156,7 @@ class StabilityRun(ImageFolderRun):
                 "curve_forwards": curve_forwards,
             }
             self._write_manifest(status)
-        self.write_summary()
         return status
-
-    def write_summary(self) -> Path:
-        return write_stability_summary(self.folder)
 
     def _failures(self) -> dict[str, str]:
         rows = read_rows(self.store.scores_path, ROW_COLUMNS)
@@ -170,7 +168,7 @@ class StabilityRun(ImageFolderRun):
         settings = self.settings
         methods = {m.label: m for m in settings.methods}
         try:
-            frame = to_model_frame(image.load(), settings.preprocess)
+            frame = to_model_frame(image.load(), settings.preprocess, settings.resize, settings.frame_size)
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             for label in pending:

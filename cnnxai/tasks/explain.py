@@ -1,5 +1,5 @@
 """Choose what is explained on a task model's prediction (a box, a class region, a face) and explain it with the
-one GradLIME / CamLIME composition, through a :class:`~cnnxai.tasks.targets.TargetScore`."""
+one GradLIME / CamLIME composition, through a :class:`~cnnxai.targets.TargetScore`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import nn
 
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import CamLimeResult, explain_image
-from cnnxai.tasks.targets import DetectionBoxTarget, SegmentationTarget, TargetScore, box_iou, per_image
+from cnnxai.targets import DetectionBoxTarget, SegmentationTarget, TargetScore, box_iou, per_image
 from lime_ext import IMAGENET_MEAN, IMAGENET_STD, TorchClassifier
 
 if TYPE_CHECKING:

@@ -2,8 +2,8 @@
 detector's box on an object (or of the segmenter's region of a class) can be scored by whether it falls on that
 object, with the localisation metrics of ``Localisation.py``.
 
-Each explained case becomes one item of a :class:`~cnnxai.groundtruth.synthetic.SyntheticSet` (the scene, the
-object's mask, the object's class) with its own :class:`~cnnxai.tasks.targets.TargetScore`, and the benchmark's
+Each explained case becomes one item of a :class:`~cnnxai.synthetic.shapes.SyntheticSet` (the scene, the
+object's mask, the object's class) with its own :class:`~cnnxai.targets.TargetScore`, and the benchmark's
 one loop explains and scores it (:func:`cnnxai.groundtruth.benchmark.run_localisation` with ``case_models``).
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from cnnxai.groundtruth.synthetic import SyntheticSet
+from cnnxai.synthetic.scenes import SceneSet
+from cnnxai.synthetic.shapes import SyntheticSet
+from cnnxai.targets import DetectionBoxTarget, SegmentationTarget, TargetScore, box_iou
 from cnnxai.tasks.explain import predict
-from cnnxai.tasks.scenes import SceneSet
-from cnnxai.tasks.targets import DetectionBoxTarget, SegmentationTarget, TargetScore, box_iou
 
 MATCH_IOU = 0.5  # a detection explains an object when it has the object's class and this IoU with its box
 

@@ -3,7 +3,7 @@
 Each entry knows its task, how it is loaded (embedded, trained and cached, or torchvision from a local weights
 file as the classifiers are), what input it takes, its class names, its default CAM layer(s) and the side of its
 frame. The synthetic ``shapes_detector`` and ``shapes_segmenter`` (trained in about a minute on a CPU on the
-scenes of :mod:`cnnxai.tasks.scenes`, then cached) and the MTCNN face detector (its weights ship inside the
+scenes of :mod:`cnnxai.synthetic.scenes`, then cached) and the MTCNN face detector (its weights ship inside the
 facenet-pytorch wheel) need nothing from the network; torchvision's COCO models need ``--weights FILE`` or the
 file in torch's cache.
 """
@@ -22,15 +22,15 @@ from torch import nn
 from cam_ext import CamSettings
 from cnnxai.errors import UserInputError
 from cnnxai.images import sample_image
-from cnnxai.tasks.face import FACE_CAM_LAYER, load_face_detector, portrait
-from cnnxai.tasks.scenes import CLASSES, SceneSettings, make_scenes
-from cnnxai.tasks.shapes_models import (
+from cnnxai.synthetic.scene_models import (
     DETECTOR_CAM_LAYER,
     SEGMENTATION_CLASSES,
     SEGMENTER_CAM_LAYER,
     load_shapes_detector,
     load_shapes_segmenter,
 )
+from cnnxai.synthetic.scenes import CLASSES, SceneSettings, make_scenes
+from cnnxai.tasks.face import FACE_CAM_LAYER, load_face_detector, portrait
 from cnnxai.zoo import file_sha256, load_state
 
 TASKS = ("classification", "detection", "segmentation", "face")

@@ -15,7 +15,7 @@ import cnnxai
 from cnnxai.attribute import locate_layers, to_frames
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
-from cnnxai.tasks.targets import TargetScore
+from cnnxai.targets import TargetScore
 from lime_ext import IMAGENET_MEAN, IMAGENET_STD, TorchClassifier
 from tests.helpers import fast_options, make_tiny_cnn, small_photo
 

@@ -19,12 +19,11 @@ import pytest
 import torch
 from PIL import Image
 
-import cnnxai.benchmark.cli as benchmark_cli
 from cnnxai.benchmark.cli import main
 from cnnxai.cli import main as explain_main
 from cnnxai.errors import UserInputError
 from cnnxai.groundtruth.cli import main as localisation_main
-from tests.helpers import small_photo, tiny_imagenet_model
+from tests.helpers import TINY_IMAGENET_MODEL, small_photo
 
 ray = pytest.importorskip("ray")
 from cnnxai.distributed import RaySettings, WorkerPool, WorkFailed, check_address  # noqa: E402
@@ -32,7 +31,7 @@ from cnnxai.distributed import RaySettings, WorkerPool, WorkFailed, check_addres
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = ("seconds", "explain_seconds")
 ARGS = [
-    "--sufficiency-batch", "2", "--methods", "saliency,control_random,lime", "--layers", "4",
+    *TINY_IMAGENET_MODEL, "--sufficiency-batch", "2", "--methods", "saliency,control_random,lime", "--layers", "4",
     "--num-samples", "24", "--segmenter", "slic", "--device", "cpu", "--quiet",
     "--set", "FaithfulnessCorrelation.nr_runs=8", "--set", "FaithfulnessEstimate.features_in_step=12544",
     "--set", "MonotonicityCorrelation.features_in_step=12544", "--set", "MonotonicityCorrelation.nr_samples=2",
@@ -40,11 +39,8 @@ ARGS = [
 ]  # fmt: skip
 # Two workers whatever the machine's cores (the tests count on it).
 RAY = ["--ray", "--ray-workers", "2"]
-# The driver of a subprocess run: MyFaithfulness.py with the zoo's model replaced by the tiny one.
-DRIVER = (
-    "import sys; import cnnxai.benchmark.cli as cli; from tests.helpers import tiny_imagenet_model; "
-    "cli.load_model = tiny_imagenet_model; sys.exit(cli.main('faithfulness', sys.argv[1:]))"
-)
+# The driver of a subprocess run: MyFaithfulness.py.
+DRIVER = "import sys; import cnnxai.benchmark.cli as cli; sys.exit(cli.main('faithfulness', sys.argv[1:]))"
 
 
 @pytest.fixture(scope="module")
@@ -71,18 +67,9 @@ def one_process(images, tmp_path_factory) -> list[dict]:
     """The rows of the run in one process, without Ray, with 1 torch thread as each worker: what every --ray
     run must equal."""
     out = tmp_path_factory.mktemp("one")
-    benchmark_cli.load_model, original = tiny_imagenet_model, benchmark_cli.load_model
-    try:
-        with threads(1):
-            assert main("faithfulness", ["--data-dir", str(images), "--output-dir", str(out), *ARGS]) == 0
-    finally:
-        benchmark_cli.load_model = original
+    with threads(1):
+        assert main("faithfulness", ["--data-dir", str(images), "--output-dir", str(out), *ARGS]) == 0
     return rows(out)
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    monkeypatch.setattr(benchmark_cli, "load_model", tiny_imagenet_model)
 
 
 def rows(folder: Path) -> list[dict]:
@@ -93,7 +80,7 @@ def rows(folder: Path) -> list[dict]:
     return sorted(found, key=lambda r: (r["image"], r["method"], r["metric"]))
 
 
-def test_ray_rows_equal_one_process(tiny, images, one_process, tmp_path, capsys):
+def test_ray_rows_equal_one_process(images, one_process, tmp_path, capsys):
     out = tmp_path / "ray"
     assert main("faithfulness", ["--data-dir", str(images), "--output-dir", str(out), *RAY, *ARGS]) == 0
     assert rows(out) == one_process
@@ -118,7 +105,7 @@ class KillingPool(WorkerPool):
 
 
 def test_a_killed_worker_is_replaced_and_the_rows_are_unchanged(
-    tiny, images, one_process, tmp_path, monkeypatch
+    images, one_process, tmp_path, monkeypatch
 ):
     monkeypatch.setattr("cnnxai.distributed.WorkerPool", KillingPool)
     out = tmp_path / "ray"
@@ -234,7 +221,7 @@ def test_a_unit_is_retried_a_bounded_number_of_times_then_given_up(tmp_path):
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "nowhere", "ray://127.0.0.1:1"])
-def test_a_bad_address_is_one_line_and_exit_2(tiny, images, address, tmp_path, capsys):
+def test_a_bad_address_is_one_line_and_exit_2(images, address, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(
         "faithfulness", ["--data-dir", str(images), "--output-dir", str(out), "--ray", address, *ARGS]
@@ -246,7 +233,7 @@ def test_a_bad_address_is_one_line_and_exit_2(tiny, images, address, tmp_path, c
         check_address("127.0.0.1:1", timeout=1)
 
 
-def test_ray_missing_is_one_line_and_exit_2(tiny, images, tmp_path, capsys, monkeypatch):
+def test_ray_missing_is_one_line_and_exit_2(images, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails
     code = main(
         "faithfulness", ["--data-dir", str(images), "--output-dir", str(tmp_path / "o"), "--ray", *ARGS]

@@ -19,11 +19,11 @@ import pytest
 from PIL import Image
 
 import cnnxai.benchmark.cli as benchmark_cli
-from cnnxai.benchmark.summary import write_summary
 from cnnxai.groundtruth.cli import main as localisation_main
-from cnnxai.report_html import BEST_COLOUR, HEADER_COLOUR, write_report
+from cnnxai.reporting.html import BEST_COLOUR, HEADER_COLOUR, write_report
+from cnnxai.reporting.summary import write_summary
 from tests.cnnxai.benchmark.test_benchmark import CHEAP
-from tests.helpers import tiny_imagenet_model
+from tests.helpers import TINY_IMAGENET_MODEL
 
 METHODS = ["saliency", "control_random", "lime"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -111,10 +111,8 @@ def folder_state(folder: Path) -> dict[str, str]:
 def faithfulness_run(tmp_path_factory) -> Path:
     """A MyFaithfulness.py run on the three sample photos with a tiny CNN, 3 methods, 8 metrics, a gallery of 2."""
     out = tmp_path_factory.mktemp("report") / "faith"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(benchmark_cli, "load_model", tiny_imagenet_model)
-        code = benchmark_cli.main("faithfulness", ["--output-dir", str(out), "--methods", ",".join(METHODS),
-                                                   "--report-images", "2", *CHEAP])  # fmt: skip
+    code = benchmark_cli.main("faithfulness", ["--output-dir", str(out), "--methods", ",".join(METHODS),
+                                               "--report-images", "2", *TINY_IMAGENET_MODEL, *CHEAP])  # fmt: skip
     assert code == 0
     return out
 
@@ -216,7 +214,7 @@ def test_report_alone_rewrites_only_the_report_without_a_model(faithfulness_run,
     def no_model(*args, **kwargs):
         raise AssertionError("--report loaded a model")
 
-    monkeypatch.setattr(benchmark_cli, "load_model", no_model)
+    monkeypatch.setattr(benchmark_cli, "load_classifier", no_model)
     argv = ["--output-dir", str(out), "--report", "--report-images", "1"]
     assert benchmark_cli.main("faithfulness", argv) == 0
     assert "report.html" in capsys.readouterr().out

@@ -214,8 +214,7 @@ def test_a_proxy_the_device_lacks_is_a_one_line_user_error_of_explain(tiny_cnn):
 def test_a_proxy_the_device_lacks_is_exit_2_on_the_command_line(tmp_path, capsys):
     from cnnxai.cli import main
 
-    code = main("gradlime", ["--explainer-option", "gradlime.proxy=fp16", "--num-samples", "20",
-                             "--output-dir", str(tmp_path / "out")])  # fmt: skip
+    code = main("gradlime", ["--proxy", "fp16", "--num-samples", "20", "--output-dir", str(tmp_path / "out")])
     stderr = capsys.readouterr().err
     assert code == 2 and stderr.count("\n") == 1 and "proxy=fp16" in stderr, stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -246,3 +245,22 @@ def test_the_stopping_tests_predicted_jaccard_matches_the_measured_one_between_s
         common = [(tops[i] & tops[j]).sum() for i in range(seeds) for j in range(i + 1, seeds)]
         measured = np.mean([c / (2 * k - c) for c in common])
         assert abs(np.mean(predicted) - measured) < 0.05, (n, np.mean(predicted), measured)
+
+
+def test_kernel_shap_with_a_proxy_records_its_measured_rho(monkeypatch, tiny_cnn):
+    """KernelSHAP's multi-fidelity record carries rho as LIME's does: the correlation of the fp32 and proxy fits'
+    residuals on the first exact_samples coalitions (1 for identical values, lower for a noisy proxy)."""
+    from cnnxai.explainers import explain
+    from cnnxai.explainers.kernel_shap import residual_correlation
+
+    z = shapley_coalitions(80, 9, np.random.default_rng(3))
+    fine = _linear(z)[:, 0] + 0.3 * z[:, 0] * z[:, 4]  # an interaction no additive fit captures
+    noise = np.random.default_rng(4).normal(0, 0.3, len(fine))
+    assert residual_correlation(z, fine, fine) == pytest.approx(1.0)
+    assert residual_correlation(z, fine, fine + noise) < 0.9
+    monkeypatch.setattr(multifidelity, "device_has", lambda device, precision: True)  # CPU bf16 autocast
+    attribution = explain("kernel_shap", tiny_cnn, small_photo(48), 0, num_samples=60, segmenter="slic",
+                          proxy="bf16", exact_samples=20)  # fmt: skip
+    record = attribution.extras["samples"]
+    assert record["forwards"] == {"bf16": 60, "fp32": 20} and record["proxy"]["precision"] == "bf16"
+    assert -1.0 <= record["proxy"]["rho"][0] <= 1.0

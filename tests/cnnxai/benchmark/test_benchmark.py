@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cnnxai.benchmark.cli as benchmark_cli
+import cnnxai.zoo as zoo
 from cnnxai.benchmark.cli import main
 from cnnxai.benchmark.data import discover, imagenet_wnids, make_groups, select, shard_groups
 from cnnxai.benchmark.store import SCORE_COLUMNS, run_lock
@@ -48,14 +48,14 @@ METHODS = ["--methods", "saliency,control_random,lime"]
 def tiny_model(monkeypatch):
     """The zoo hands out a tiny CNN with 1000 outputs (ImageNet's class count) instead of a real model."""
 
-    def load(name, weights=None, device="cpu"):
+    def load(name, weights=None, device="cpu", *_):
         return make_tiny_cnn(num_classes=1000).to(device), {
             "model": "tiny",
             "weights_file": None,
             "weights_sha256": "0",
         }
 
-    monkeypatch.setattr(benchmark_cli, "load_model", load)
+    monkeypatch.setattr(zoo, "load_model", load)
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_faithfulness_on_an_imagenet_folder_writes_every_output(tmp_path, imagen
     assert code == 0, stderr
     assert {p.name for p in out.iterdir()} >= {"scores.csv", "curves.csv", "curves_mean.csv", "curves.png",
                                                "summary.csv", "summary.md", "summary.png", "comparison.csv",
-                                               "manifest.json"}  # fmt: skip
+                                               "comparison.png", "manifest.json"}  # fmt: skip
     scores = list(csv.DictReader(open(out / "scores.csv")))
     assert tuple(scores[0]) == SCORE_COLUMNS
     assert {r["samples"] for r in scores if r["method"] == "lime"} == {"24"}  # the LIME family says its N

@@ -21,8 +21,8 @@ from cnnxai.benchmark.statistics import (
     significant_best,
     wilcoxon_p,
 )
-from cnnxai.benchmark.summary import compare, summarise, write_summary
 from cnnxai.errors import UserInputError
+from cnnxai.reporting.summary import compare, paired_figure, summarise, write_summary
 
 RNG = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
 
@@ -130,6 +130,30 @@ def test_comparison_rows_on_a_tiny_scores_table():
     flipped = compare(rows_of({"Insertion": {"lime": lime, "gradlime": gradlime}}), ["lime", "gradlime"],
                       ["Insertion"], "lime")  # fmt: skip
     assert flipped[0]["significant"] and flipped[0]["better"] == "baseline"
+
+
+def test_the_paired_figure_shows_one_dot_per_image_pair_and_the_interval(tmp_path):
+    """comparison.png: a panel per metric, a row per method but the baseline, a dot per image both define (ig's
+    NaN image has none), and the mean difference with its interval at comparison.csv's values."""
+    lime = [0.50, 0.42, 0.61, 0.38, 0.55, 0.47, 0.66, 0.52]
+    gradlime = [v - 0.1 + 0.01 * i for i, v in enumerate(lime)]
+    ig = [0.52, 0.40, 0.63, 0.36, 0.57, float("nan"), 0.64, 0.53]
+    scores = rows_of({"Deletion": {"lime": lime, "gradlime": gradlime, "ig": ig},
+                      "Insertion": {"lime": lime, "gradlime": ig, "ig": gradlime}})  # fmt: skip
+    methods, metrics = ["lime", "gradlime", "ig"], ["Deletion", "Insertion"]
+    comparison = compare(scores, methods, metrics, "lime")
+    fig = paired_figure(scores, comparison, methods, metrics, "lime")
+    panels = [axis for axis in fig.axes if axis.axison]
+    assert len(panels) == 2 and "left of 0 favours" in panels[0].get_title()
+    assert "right of 0 favours" in panels[1].get_title()
+    dots = [collection.get_offsets() for collection in panels[0].collections]
+    assert [len(d) for d in dots] == [8, 7]
+    np.testing.assert_allclose(np.sort(dots[0][:, 0]), np.sort(np.array(gradlime) - np.array(lime)))
+    bar = next(row for row in comparison if row["method"] == "gradlime" and row["metric"] == "Deletion")
+    lines = [line.get_xdata() for line in panels[0].lines if len(line.get_xdata()) == 2]
+    assert list(lines[0]) == pytest.approx([bar["ci_low"], bar["ci_high"]])
+    write_summary(tmp_path, scores, methods, metrics, "three methods")
+    assert (tmp_path / "comparison.png").stat().st_size > 0
 
 
 def test_best_is_marked_only_when_its_lead_over_every_other_is_significant():

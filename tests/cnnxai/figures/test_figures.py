@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import cnnxai.figures.cli as figures_cli
+import cnnxai.zoo as zoo
 from cnnxai.errors import UserInputError
 from cnnxai.figures.catalog import FIGURES, auto_choose_num_features
 from cnnxai.figures.cli import main
@@ -40,12 +41,13 @@ CASES = {
 def tiny_models(monkeypatch, tmp_path):
     """Every zoo model is the tiny CNN (1000 outputs), except resnet18, whose weights are 'missing'."""
 
-    def load(name, weights=None, device="cpu"):
+    def load(name, weights=None, device="cpu", *_):
         if name == "resnet18":
             raise UserInputError("no weights for resnet18 in torch's cache")
-        return make_tiny_cnn(num_classes=1000).to(device), {"model": name, "weights_sha256": "0"}
+        return make_tiny_cnn(num_classes=1000).to(device), {"model": name, "weights_file": None, "weights_sha256": "0"}
 
-    monkeypatch.setattr(figures_cli, "load_model", load)
+    monkeypatch.setattr(figures_cli, "load_model", load)  # the other models of figure 'models'
+    monkeypatch.setattr(zoo, "load_model", load)  # --model
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # NormLIME's cache, never the user's
 
 

@@ -15,11 +15,12 @@ from sklearn.metrics import roc_auc_score
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.groundtruth.benchmark import default_methods, run_localisation
 from cnnxai.groundtruth.cli import main
-from cnnxai.groundtruth.report import example_indices
-from cnnxai.groundtruth.shapes_model import CAM_LAYER, load_shapes_model
-from cnnxai.groundtruth.synthetic import CLASSES, SyntheticSettings, draw_image, make_synthetic
+from cnnxai.images import dilate
 from cnnxai.metrics import LOCALISATION_METRICS, localisation_scores, metric_settings
-from cnnxai.metrics.localisation import dilate, expected_hits_in_top
+from cnnxai.metrics.localisation import expected_hits_in_top
+from cnnxai.reporting.localisation import example_indices
+from cnnxai.synthetic.shapes import CLASSES, SyntheticSettings, draw_image, make_synthetic
+from cnnxai.synthetic.shapes_model import CAM_LAYER, load_shapes_model
 from tests.helpers import fast_options
 
 METRICS = LOCALISATION_METRICS
@@ -267,8 +268,8 @@ def test_command_writes_the_table(cache_dir, tmp_path, capsys):
                  "--cache-dir", str(cache_dir), "--output-dir", str(out), "--quiet", "--dpi", "40"])  # fmt: skip
     assert code == 0
     assert {p.name for p in out.iterdir()} == {
-        "scores.csv", "summary.csv", "summary.md", "summary.png", "comparison.csv", "examples.png", "manifest.json",
-        "report.html", "gallery",
+        "scores.csv", "summary.csv", "summary.md", "summary.png", "comparison.csv", "comparison.png", "examples.png",
+        "manifest.json", "report.html", "gallery",
     }  # fmt: skip
     with open(out / "scores.csv") as handle:
         rows = list(csv.DictReader(handle))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cnnxai.stability.cli as stability_cli
+import cnnxai.zoo as zoo
 from cnnxai.stability.cli import main
 from cnnxai.stability.measures import kendall, top_k_jaccard, top_k_stability
 from cnnxai.stability.rows import ROW_COLUMNS
@@ -37,7 +37,7 @@ def tool(tmp_path_factory):
     for i in range(2):
         Image.fromarray(np.roll(small_photo(64), 17 * i, axis=1)).save(images / f"img{i}.png")
 
-    def load(name, weights=None, device="cpu"):
+    def load(name, weights=None, device="cpu", *_):
         return make_tiny_cnn(num_classes=4).to(device), {
             "model": "tiny",
             "weights_file": None,
@@ -45,7 +45,7 @@ def tool(tmp_path_factory):
         }
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(stability_cli, "load_model", load)
+        patch.setattr(zoo, "load_model", load)
         yield images
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
+from cnnxai.reporting.stability import NOT_REACHED, forwards_to_match, per_image, summarise
 from cnnxai.stability.measures import (
     curve_counts,
     jaccard,
@@ -20,7 +21,6 @@ from cnnxai.stability.measures import (
     top_k_stability,
     top_k_undefined,
 )
-from cnnxai.stability.summary import NOT_REACHED, forwards_to_match, per_image, summarise
 
 
 def test_ranking_is_attribution_descending_ties_by_id():

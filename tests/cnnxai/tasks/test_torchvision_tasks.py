@@ -9,9 +9,9 @@ import torch
 
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import explain_image
+from cnnxai.targets import TargetScore
 from cnnxai.tasks.explain import predict, select_detection, select_region
 from cnnxai.tasks.models import TASK_MODELS, task_model_spec
-from cnnxai.tasks.targets import TargetScore
 from tests.helpers import small_photo
 
 # Small internal resizing, and every detection kept (random weights score ~1/91), so a box can be chosen.

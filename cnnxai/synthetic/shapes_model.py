@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnxai.groundtruth.synthetic import CLASSES, SyntheticSettings, make_synthetic
-from cnnxai.groundtruth.training import accuracy, load_or_train, train_model
+from cnnxai.synthetic.shapes import CLASSES, SyntheticSettings, make_synthetic
+from cnnxai.synthetic.training import accuracy, load_or_train, train_model
 from lime_ext import IMAGENET_MEAN, IMAGENET_STD
 
 CAM_LAYER = "features.conv4"  # the last convolution block (16x16 at 64x64 input): the default CAM layer

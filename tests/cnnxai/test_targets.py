@@ -9,14 +9,14 @@ import torch
 from torch import nn
 
 from cnnxai.explainers import explain, explain_image
-from cnnxai.tasks.explain import select_detection, select_region
-from cnnxai.tasks.targets import (
+from cnnxai.targets import (
     ClassifierOutputTarget,
     DetectionBoxTarget,
     SegmentationTarget,
     TargetScore,
     box_iou,
 )
+from cnnxai.tasks.explain import select_detection, select_region
 from lime_ext import IMAGENET_MEAN, IMAGENET_STD
 
 FIXED = {

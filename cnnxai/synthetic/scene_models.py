@@ -1,5 +1,5 @@
-"""A small object detector and a small semantic segmenter of the procedural scenes (:mod:`cnnxai.tasks.scenes`),
-trained in a minute or two on a CPU and cached by their settings like :class:`~cnnxai.groundtruth.shapes_model.ShapesNet`.
+"""A small object detector and a small semantic segmenter of the procedural scenes (:mod:`cnnxai.synthetic.scenes`),
+trained in a minute or two on a CPU and cached by their settings like :class:`~cnnxai.synthetic.shapes_model.ShapesNet`.
 
 Both follow torchvision's conventions, so that code written for torchvision's detection and segmentation models
 runs on them: the detector takes (B,3,H,W) floats in [0,1] and returns, in eval mode, one dict of ``boxes``,
@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_iou
 
-from cnnxai.groundtruth.shapes_model import normalised
-from cnnxai.groundtruth.training import load_or_train, train_model
-from cnnxai.tasks.scenes import CLASSES, SceneSettings, make_scenes
-from lime_ext import IMAGENET_MEAN, IMAGENET_STD, module_device
+from cnnxai.synthetic.scenes import CLASSES, SceneSettings, make_scenes
+from cnnxai.synthetic.shapes_model import normalised
+from cnnxai.synthetic.training import load_or_train, train_model
+from lime_ext import IMAGENET_MEAN, IMAGENET_STD, evaluation_mode, module_device
 
 DETECTOR_CAM_LAYER = "backbone.block3"  # the last feature map (stride 4) before the detector's heads
 SEGMENTER_CAM_LAYER = "encoder.block3"  # the segmenter's coarsest, most semantic feature map (stride 4)
@@ -142,7 +142,7 @@ class ShapesSegmenter(nn.Module):
     and 4, so that a pixel sees 61 pixels around it, more than the largest object); the decoder upsamples and
     joins each finer encoder map (a U-Net's skips), which puts the boundaries back on the pixel.
 
-    Input: ImageNet-normalised (B,3,H,W) (:func:`cnnxai.groundtruth.shapes_model.normalised` of uint8 images),
+    Input: ImageNet-normalised (B,3,H,W) (:func:`cnnxai.synthetic.shapes_model.normalised` of uint8 images),
     H and W multiples of 4. Output: ``{"out": logits (B,K,H,W)}``, K = 5 (SEGMENTATION_CLASSES), like
     torchvision's segmentation models.
     """
@@ -315,22 +315,23 @@ def segmentation_quality(
 
 @torch.no_grad()
 def detect(model: ShapesDetector, images: np.ndarray, batch_size: int = 128) -> list[dict[str, torch.Tensor]]:
-    """The eval-mode detections of RGB uint8 (N,H,W,3) images."""
-    model.eval()
+    """The eval-mode detections of RGB uint8 (N,H,W,3) images (the model's modes restored after)."""
     x = torch.from_numpy(images).to(module_device(model)).permute(0, 3, 1, 2).float() / 255.0
-    return [d for i in range(0, len(x), batch_size) for d in model(x[i : i + batch_size])]
+    with evaluation_mode(model):
+        return [d for i in range(0, len(x), batch_size) for d in model(x[i : i + batch_size])]
 
 
 @torch.no_grad()
 def segment(model: ShapesSegmenter, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
-    """The predicted label maps int64 (N,H,W) of RGB uint8 (N,H,W,3) images."""
-    model.eval()
+    """The predicted label maps int64 (N,H,W) of RGB uint8 (N,H,W,3) images (eval mode, the model's modes
+    restored after)."""
     x = normalised(images).to(module_device(model))
-    return (
-        torch.cat([model(x[i : i + batch_size])["out"].argmax(1) for i in range(0, len(x), batch_size)])
-        .cpu()
-        .numpy()
-    )
+    with evaluation_mode(model):
+        return (
+            torch.cat([model(x[i : i + batch_size])["out"].argmax(1) for i in range(0, len(x), batch_size)])
+            .cpu()
+            .numpy()
+        )
 
 
 def training_record(

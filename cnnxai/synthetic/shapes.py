@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from skimage.draw import disk, line, polygon
 
-from cnnxai.metrics.localisation import dilate
+from cnnxai.images import dilate
 
 CLASSES = ("disc", "square", "triangle", "cross")
 SPLITS = {"train": 0, "test": 1}

@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from cnnxai.groundtruth.synthetic import SyntheticSettings, draw_image
-from cnnxai.metrics.localisation import dilate
-from cnnxai.tasks.scenes import OBJECT_GAP, SceneSettings, draw_scene, make_scenes
+from cnnxai.images import dilate
+from cnnxai.synthetic.scenes import OBJECT_GAP, SceneSettings, draw_scene, make_scenes
+from cnnxai.synthetic.shapes import SyntheticSettings, draw_image
 
 SETTINGS = SceneSettings()
 

@@ -17,8 +17,7 @@ import io
 import json
 import math
 import re
-import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,24 +31,22 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 from scipy.ndimage import binary_erosion  # noqa: E402
 
-from cnnxai.benchmark.store import run_manifests  # noqa: E402
-from cnnxai.benchmark.summary import (  # noqa: E402
+from cnnxai.benchmark.gallery import DEFAULT_REPORT_IMAGES, GalleryImage, read_gallery  # noqa: E402
+from cnnxai.benchmark.store import result_folders, run_manifests  # noqa: E402
+from cnnxai.errors import UserInputError  # noqa: E402
+from cnnxai.outputs import atomic_write_text  # noqa: E402
+from cnnxai.reporting.summary import (  # noqa: E402
     ARROWS,
     COMPARISON_COLUMNS,
     SUMMARY_COLUMNS,
     cell_text,
     comparison_legend,
     comparison_text,
-    result_folders,
     statistics_legend,
     usual_count,
 )
-from cnnxai.errors import UserInputError  # noqa: E402
-from cnnxai.outputs import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 REPORT_NAME = "report.html"
-GALLERY_FOLDER = "gallery"
-DEFAULT_REPORT_IMAGES = 4
 THUMBNAIL = 128  # px: the longest side of a gallery picture, as inlined and as shown
 HEADER_COLOUR = "#1f4e9a"  # the table's header, and the best method's box (summary.png's best bar)
 BEST_COLOUR = "#ffd966"  # the background of each metric's best cell
@@ -60,78 +57,6 @@ HORIZONTAL = (
     if "orientation" in inspect.signature(matplotlib.axes.Axes.boxplot).parameters
     else {"vert": False}
 )
-
-# ---- the gallery: each shown image's frame and every method's map, one .npz per image ---------------------
-
-
-@dataclass(frozen=True)
-class GalleryImage:
-    """One image of the gallery: ``frame`` RGB uint8 (H,W,3) as explained, ``maps[method]`` float32 (H,W) as
-    scored, ``mask`` bool (H,W) the ground-truth evidence (Localisation.py) or None, ``order`` its place in
-    the run's images (the gallery shows the first ones)."""
-
-    key: str
-    title: str
-    order: int
-    frame: np.ndarray
-    maps: dict[str, np.ndarray]
-    mask: np.ndarray | None = None
-
-
-def gallery_file(folder: Path, key: str) -> Path:
-    """``folder/gallery/<key>.npz``, the image key made a safe file name ('n01440764/a.JPEG' -> 'n01440764__a.JPEG')."""
-    name = re.sub(r"[^\w.\-]", "_", key.replace("/", "__")).lstrip(".") or "image"
-    return Path(folder) / GALLERY_FOLDER / f"{name}.npz"
-
-
-def save_gallery_maps(
-    folder: Path,
-    key: str,
-    order: int,
-    frame: np.ndarray,
-    maps: Mapping[str, np.ndarray],
-    title: str = "",
-    mask: np.ndarray | None = None,
-) -> Path:
-    """Add ``maps`` (method -> float32 (H,W)) to image ``key``'s gallery file in ``folder``, keeping the maps
-    stored before (a benchmark finishes one method at a time, and a resumed run only the missing ones).
-    Written atomically, compressed; returns the file."""
-    path = gallery_file(folder, key)
-    stored = _read_npz(path)
-    merged = dict(stored.maps) if stored is not None and stored.key == key else {}
-    merged.update({method: np.asarray(values, dtype=np.float32) for method, values in maps.items()})
-    arrays = {
-        "key": np.array(key), "title": np.array(title or key), "order": np.array(order),
-        "frame": np.asarray(frame, dtype=np.uint8), "methods": np.array(list(merged), dtype=str),
-        "maps": np.stack(list(merged.values())),
-    }  # fmt: skip
-    if mask is not None:
-        arrays["mask"] = np.asarray(mask, dtype=bool)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
-
-
-def _read_npz(path: Path) -> GalleryImage | None:
-    """One gallery file, or None when it is missing or unreadable (a report never fails on a picture)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            maps = dict(zip((str(m) for m in data["methods"]), data["maps"], strict=True))
-            mask = data["mask"] if "mask" in data.files else None
-            key, title, order = str(data["key"]), str(data["title"]), int(data["order"])
-            return GalleryImage(key, title, order, data["frame"], maps, mask)
-    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
-
-
-def read_gallery(folders: Sequence[Path], count: int) -> list[GalleryImage]:
-    """The first ``count`` images (by their order in the run) stored in the ``gallery/`` of ``folders``."""
-    paths = [path for folder in folders for path in sorted((folder / GALLERY_FOLDER).glob("*.npz"))]
-    found = [_read_npz(path) for path in paths]
-    return sorted((image for image in found if image is not None), key=lambda image: image.order)[:count]
-
 
 # ---- what the report shows, read from an output folder -----------------------------------------------------
 

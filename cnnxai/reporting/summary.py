@@ -1,5 +1,5 @@
-"""Tables and plots of a benchmark: summary.csv / summary.md / summary.png, comparison.csv, curves_mean.csv /
-curves.png.
+"""Tables and plots of a benchmark: summary.csv / summary.md / summary.png, comparison.csv / comparison.png,
+curves_mean.csv / curves.png.
 
 Everything is computed from the rows of ``scores.csv`` and ``curves.csv`` alone (of one run, or of the union
 of its shards), sorted by method, metric and image before any sum, so the union of shards summarises to
@@ -31,7 +31,6 @@ from cnnxai.benchmark.statistics import (  # noqa: E402
     compare_to_baseline,
     significant_best,
 )
-from cnnxai.benchmark.store import CURVE_COLUMNS, SCORE_COLUMNS, read_rows  # noqa: E402
 from cnnxai.metrics import METRICS  # noqa: E402
 from cnnxai.outputs import atomic_savefig, atomic_write_text  # noqa: E402
 
@@ -39,23 +38,6 @@ SUMMARY_COLUMNS = ("method", "metric", "direction", "mean", "ci_low", "ci_high",
 COMPARISON_COLUMNS = ("method", "metric", "direction", "baseline", "n_pairs", "mean_diff", "ci_low", "ci_high",
                       "wilcoxon_p", "p_holm", "significant", "better")  # fmt: skip
 ARROWS = {"higher": "↑", "lower": "↓"}
-
-
-def result_folders(folder: Path, rows: str = "scores.csv") -> list[Path]:
-    """The folders holding rows (file ``rows``) of one run: ``folder`` itself and each ``folder/shards/*``."""
-    found = [folder] if (folder / rows).exists() else []
-    shards = folder / "shards"
-    if shards.is_dir():
-        found += sorted(p for p in shards.iterdir() if (p / rows).exists())
-    return found
-
-
-def load_rows(folders: Sequence[Path]) -> tuple[list[dict], list[dict]]:
-    scores, curves = [], []
-    for folder in folders:
-        scores += read_rows(folder / "scores.csv", SCORE_COLUMNS)
-        curves += read_rows(folder / "curves.csv", CURVE_COLUMNS)
-    return scores, curves
 
 
 def image_scores(scores: list[dict]) -> dict[tuple[str, str], Scores]:
@@ -279,7 +261,56 @@ def write_summary(
     fig = summary_figure(table, methods, metrics)
     atomic_savefig(fig, folder / "summary.png")
     plt.close(fig)
+    if comparison:
+        fig = paired_figure(scores, comparison, methods, metrics, baseline)
+        atomic_savefig(fig, folder / "comparison.png")
+        plt.close(fig)
     return table
+
+
+def paired_figure(
+    scores: list[dict], comparison: list[dict], methods: Sequence[str], metrics: Sequence[str], baseline: str
+):
+    """One panel per metric: for each method but ``baseline``, its paired differences (method - baseline), one
+    dot per image both define (spread vertically by a fixed jitter), with the mean difference and its bootstrap
+    interval from ``comparison`` (comparison.csv's rows) as a black bar, dark when significant (Holm). The
+    metric's direction says which side of 0 favours the method."""
+    values = image_scores(scores)
+    rows = {(r["method"], r["metric"]): r for r in comparison}
+    others = [m for m in methods if m != baseline]
+    columns = min(len(metrics), 4)
+    grid = -(-len(metrics) // columns)
+    height = 0.9 + 0.36 * len(others)
+    fig, axes = plt.subplots(grid, columns, figsize=(4.2 * columns, height * grid), squeeze=False,
+                             constrained_layout=True)  # fmt: skip
+    jitter = np.random.default_rng(0)
+    for axis, metric in zip(axes.ravel(), metrics, strict=False):
+        reference = values.get((baseline, metric), {})
+        for position, method in enumerate(others):
+            mine = values.get((method, metric), {})
+            keys = sorted(k for k in mine if k in reference and not (math.isnan(mine[k]) or math.isnan(reference[k])))
+            differences = np.array([mine[k] - reference[k] for k in keys])
+            axis.scatter(differences, position + jitter.uniform(-0.22, 0.22, len(keys)), s=9, alpha=0.55,
+                         color="#9bb7e0", edgecolors="none")  # fmt: skip
+            row = rows.get((method, metric))
+            if row is None or not np.isfinite(row["mean_diff"]):
+                continue
+            colour = "#1f4e9a" if row["significant"] else "#555555"
+            low, high = row["ci_low"], row["ci_high"]
+            if np.isfinite(low) and np.isfinite(high):
+                axis.plot([low, high], [position, position], color=colour, lw=2.2)
+            axis.plot([row["mean_diff"]], [position], marker="|", markersize=12, color=colour, mew=2)
+        axis.axvline(0, color="black", lw=0.6)
+        axis.set_yticks(np.arange(len(others)), [f"{m} − {baseline}" for m in others], fontsize=8)
+        axis.set_ylim(len(others) - 0.5, -0.5)
+        direction = next((r["direction"] for r in comparison if r["metric"] == metric), "higher")
+        favours = "right" if direction == "higher" else "left"
+        axis.set_title(f"{metric}: {favours} of 0 favours the method", fontsize=9)
+        axis.tick_params(axis="x", labelsize=8)
+    for axis in axes.ravel()[len(metrics) :]:
+        axis.set_axis_off()
+    return fig
+
 
 
 def summary_figure(table: list[dict], methods: Sequence[str], metrics: Sequence[str]):

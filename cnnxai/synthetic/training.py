@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from cnnxai.outputs import json_fallback
-from lime_ext import seeded_torch
+from lime_ext import evaluation_mode, seeded_torch, training_mode
 
 CACHE_ENV = "CNNXAI_CACHE"
 CACHE_FORMAT = 1  # bump when a change of code (architecture, training loop) must invalidate cached models
@@ -48,36 +48,36 @@ def train_model(
 ) -> list[float]:
     """Adam with a cosine schedule and shuffled mini-batches drawn from ``seed``, minimising
     ``loss(model(inputs[rows]), *[t[rows] for t in targets])``; returns the mean loss of each epoch. ``inputs``
-    (N,...) float and every target (N,...), on the model's device. The one training loop of the synthetic models."""
+    (N,...) float and every target (N,...), on the model's device. The one training loop of the synthetic models;
+    the model is in train mode for the loop only, its modes restored after."""
     generator = torch.Generator().manual_seed(int(seed))  # device-ok: a host generator: the same order on every device
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     steps = epochs * ((len(inputs) + batch_size - 1) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1))
     losses = []
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(inputs), generator=generator).to(inputs.device)  # device-ok: a host generator: the same order on every device
-        total = 0.0
-        for start in range(0, len(inputs), batch_size):
-            rows = order[start : start + batch_size]
-            value = loss(model(inputs[rows]), *[t[rows] for t in targets])
-            optimiser.zero_grad(set_to_none=True)
-            value.backward()
-            optimiser.step()
-            schedule.step()
-            total += value.detach().item() * len(rows)
-        losses.append(total / len(inputs))
-    model.eval()
+    with training_mode(model):
+        for _ in range(epochs):
+            order = torch.randperm(len(inputs), generator=generator).to(inputs.device)  # device-ok: a host generator: the same order on every device
+            total = 0.0
+            for start in range(0, len(inputs), batch_size):
+                rows = order[start : start + batch_size]
+                value = loss(model(inputs[rows]), *[t[rows] for t in targets])
+                optimiser.zero_grad(set_to_none=True)
+                value.backward()
+                optimiser.step()
+                schedule.step()
+                total += value.detach().item() * len(rows)
+            losses.append(total / len(inputs))
     return losses
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> float:
-    """Top-1 accuracy of ``model`` (in eval mode) on (N,...) inputs."""
-    model.eval()
-    predicted = torch.cat(
-        [model(inputs[i : i + batch_size]).argmax(1) for i in range(0, len(inputs), batch_size)]
-    )
+    """Top-1 accuracy of ``model`` (in eval mode for the call, its modes restored after) on (N,...) inputs."""
+    with evaluation_mode(model):
+        predicted = torch.cat(
+            [model(inputs[i : i + batch_size]).argmax(1) for i in range(0, len(inputs), batch_size)]
+        )
     return float((predicted == labels).float().mean())
 
 

@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnxai.groundtruth.shapes_model import normalised
-from cnnxai.tasks.scenes import SceneSettings, make_scenes
-from cnnxai.tasks.shapes_models import (
+from cnnxai.synthetic.scene_models import (
     DETECTOR_CAM_LAYER,
     SEGMENTER_CAM_LAYER,
     ShapesDetector,
@@ -23,6 +21,8 @@ from cnnxai.tasks.shapes_models import (
     segment,
     segmentation_quality,
 )
+from cnnxai.synthetic.scenes import SceneSettings, make_scenes
+from cnnxai.synthetic.shapes_model import normalised
 
 SMALL = SceneSettings(size=64, object_size=(14, 22), distractors=(1, 2))  # the tests' quick configuration
 SMALL_DETECTOR = {"train_images": 1500, "test_images": 100, "epochs": 8}

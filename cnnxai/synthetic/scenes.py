@@ -1,5 +1,5 @@
 """Multi-object scenes for detection and segmentation, with ground truth: a few class shapes (those of
-:mod:`cnnxai.groundtruth.synthetic`, drawn by its own functions) at random places on its textured background,
+:mod:`cnnxai.synthetic.shapes`, drawn by its own functions) at random places on its textured background,
 among its distractors (bright strokes and rings, dark silhouettes), which carry no class.
 
 Every scene is drawn from its own generator, seeded by (seed, split, index) and a tag of its own, so scene i is
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cnnxai.groundtruth.synthetic import (
+from cnnxai.images import dilate
+from cnnxai.synthetic.shapes import (
     CLASSES,
     SPLITS,
     background,
@@ -28,7 +29,6 @@ from cnnxai.groundtruth.synthetic import (
     object_colour,
     shape_mask,
 )
-from cnnxai.metrics.localisation import dilate
 
 SCENE_STREAM = 0x5CE4E  # the first entropy word of every scene's seed: a stream apart from synthetic.py's
 OBJECT_GAP = 2  # pixels of background at least between two objects

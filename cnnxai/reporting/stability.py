@@ -25,7 +25,8 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from cnnxai.benchmark.statistics import DEFAULT_BASELINE, bootstrap_ci, compare_to_baseline  # noqa: E402
 from cnnxai.benchmark.store import stored_identity  # noqa: E402
-from cnnxai.benchmark.summary import (  # noqa: E402
+from cnnxai.outputs import atomic_savefig, atomic_write_text  # noqa: E402
+from cnnxai.reporting.summary import (  # noqa: E402
     COMPARISON_COLUMNS,
     _number,
     comparison_legend,
@@ -33,7 +34,6 @@ from cnnxai.benchmark.summary import (  # noqa: E402
     csv_text,
     interval_text,
 )
-from cnnxai.outputs import atomic_savefig, atomic_write_text  # noqa: E402
 from cnnxai.stability.measures import kendall_stability, top_k_stability, top_k_undefined  # noqa: E402
 from cnnxai.stability.rows import REFERENCE, load_rows  # noqa: E402
 from cnnxai.stability.specs import AUTO  # noqa: E402
