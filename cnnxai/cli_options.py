@@ -17,7 +17,7 @@ from typing import Any
 from cnnxai.devices import resolve_device
 from cnnxai.errors import ImageLoadError, UserInputError
 from cnnxai.explainers import REGISTRY
-from cnnxai.options import Option, close_matches, parse_literal, split_assignment, unknown_option
+from cnnxai.options import Option, close_matches, parse_literal, split_assignment
 from cnnxai.preprocess import PREPROCESSING
 from cnnxai.registry import Registry
 from cnnxai.system import tune_malloc
@@ -230,12 +230,11 @@ def add_alias_flags(
         )  # fmt: skip
 
 
-def assignment_option(text: str) -> tuple[str, str, str]:
-    """'NAME.KEY=VALUE' -> (name, key, value text), for ``--explainer-option``."""
-    try:
-        return split_assignment(text, "rise.masks=2000")
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+def assignment_option(example: str) -> Callable[[str], tuple[str, str, str]]:
+    """An argparse ``type`` reading 'NAME.KEY=VALUE' into (name, key, value text) (:func:`split_assignment`):
+    ``--explainer-option rise.masks=2000``, ``--set Deletion.step=448``; ``example`` is cited when malformed.
+    The value text is read later by the named thing's declared option (:meth:`Registry.option_from_text`)."""
+    return argparse_type(lambda text: split_assignment(text, example))
 
 
 def add_explainer_option_flag(
@@ -243,9 +242,9 @@ def add_explainer_option_flag(
 ) -> None:
     """--explainer-option NAME.KEY=VALUE (repeatable): any declared option of any explainer of the run."""
     parser.add_argument(
-        "--explainer-option", dest="explainer_option", type=assignment_option, action="append", default=[],
-        metavar="NAME.KEY=VALUE", help=f"set an explainer's option (repeatable), e.g. rise.masks=2000; the names "
-        f"and options: {what}",
+        "--explainer-option", dest="explainer_option", type=assignment_option("rise.masks=2000"),
+        action="append", default=[], metavar="NAME.KEY=VALUE",
+        help=f"set an explainer's option (repeatable), e.g. rise.masks=2000; the names and options: {what}",
     )  # fmt: skip
 
 
@@ -276,10 +275,7 @@ def explainer_options(
                 f"--explainer-option {name}.{key}: {name!r} is not an explainer of this run{close_matches(name, list(given))} "
                 f"(this run's: {in_run})"
             )
-        declared = {option.name: option for option in registry.lookup(name).options}
-        if key not in declared:
-            raise unknown_option(f"--explainer-option: {registry.kind} {name}", key, list(declared.values()))
-        given[name][key] = declared[key].from_text(text, f"--explainer-option {name}.{key}")
+        given[name][key] = registry.option_from_text(name, key, text, f"--explainer-option {name}.{key}")
     for method in methods:  # every value checked now, before any work
         registry.options(method, given[method])
     return given

@@ -1,15 +1,17 @@
-"""One registry pattern for everything the suite looks up by name: explainers (of images and of 1-D signals) and
-metrics. Each entry is a frozen spec with a ``name`` and its declared ``options``; lookups and option checks give
-one-line errors naming close matches."""
+"""One registry pattern for everything the suite looks up by name: explainers (of images and of 1-D signals),
+metrics, the model zoo, the task models and the paper figures. Each entry is a frozen spec with a ``name`` and its
+declared ``options`` (none for a model or a figure); lookups and option checks give one-line errors naming close
+matches, and :meth:`Registry.option_from_text` is the one reader of an option given as text (``--explainer-option
+NAME.KEY=VALUE``, ``--set METRIC.PARAM=VALUE``, MyStability's ``NAME[KEY=VALUE,...]``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
 from cnnxai.errors import UserInputError
-from cnnxai.options import Option, close_matches, resolve_options
+from cnnxai.options import Option, close_matches, resolve_options, unknown_option
 
 
 class Named(Protocol):
@@ -27,9 +29,13 @@ class Registry(Mapping[str, SpecT], Generic[SpecT]):
     Indexing with ``[]`` is a plain mapping lookup; :meth:`lookup` is the user-facing one.
     """
 
-    def __init__(self, kind: str, hint: str, case_insensitive: bool = False) -> None:
+    def __init__(
+        self, kind: str, hint: str, case_insensitive: bool = False, specs: Iterable[SpecT] = ()
+    ) -> None:
         self.kind, self.hint, self.case_insensitive = kind, hint, case_insensitive
         self._specs: dict[str, SpecT] = {}
+        for spec in specs:
+            self.add(spec)
 
     def add(self, spec: SpecT) -> SpecT:
         if spec.name in self._specs:
@@ -71,6 +77,20 @@ class Registry(Mapping[str, SpecT], Generic[SpecT]):
         raise UserInputError(
             f"unknown {self.kind} {name!r}{close_matches(str(name), list(self))}; {self.hint}"
         )
+
+    def option_from_text(self, name: str, key: str, text: str, where: str) -> Any:
+        """The value of option ``key`` of ``name`` given as command-line ``text``, parsed and checked by its
+        declaration (:meth:`Option.from_text`): what ``--explainer-option``, ``--set`` and a stability spec's
+        brackets all read. ``where`` names the assignment in errors ('--set Deletion.step'); an unknown ``name``
+        or ``key`` is a one-line :class:`UserInputError` naming the close matches."""
+        try:
+            spec = self.lookup(name)
+        except UserInputError as error:
+            raise UserInputError(f"{where}: {error}") from None
+        for option in spec.options:
+            if option.name == key:
+                return option.from_text(text, where)
+        raise unknown_option(f"{where}: {self.kind} {spec.name}", key, spec.options)
 
     def options(self, name: str, given: Mapping[str, Any]) -> dict[str, Any]:
         """The declared options of ``name`` with ``given`` applied and checked (see :func:`resolve_options`)."""

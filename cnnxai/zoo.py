@@ -31,8 +31,9 @@ from torch import nn
 
 from cam_ext.layers import NO_HOOKS, LayerNotFoundError, locate_layers, resolve_layers
 from cnnxai.errors import UserInputError
-from cnnxai.options import close_matches
+from cnnxai.options import Option, close_matches
 from cnnxai.preprocess import FRAME_SIZE, resize_for
+from cnnxai.registry import Registry
 from lime_ext import IMAGENET_MEAN, IMAGENET_STD
 from lime_ext.model_state import module_device
 
@@ -45,12 +46,14 @@ class ModelSpec:
     layers: tuple[str, ...]
     description: str
     torchvision_name: str | None = None  # None: the embedded EfficientNet-Lite0
+    options: tuple[Option, ...] = ()  # none: a zoo model is built as it is (--model-arg is for the other forms)
 
 
 # Default layers: those of the public GradLIME / CamLIME scripts' model table, written as module paths.
-MODELS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in [
+MODELS: Registry[ModelSpec] = Registry(
+    "model",
+    "",
+    specs=[
         ModelSpec(
             "efficientnet_lite0",
             ("_swish",),
@@ -71,8 +74,9 @@ MODELS: dict[str, ModelSpec] = {
             "inception_v3",
         ),
         ModelSpec("densenet121", ("features.norm5",), "torchvision DenseNet-121", "densenet121"),
-    ]
-}
+    ],
+)
+MODELS.hint = f"choose one of: {', '.join(MODELS)}"
 
 
 def imagenet_class_names() -> list[str]:
@@ -208,9 +212,7 @@ def load_model(
     Raises :class:`UserInputError` for an unknown name, a missing weights file (saying how to get one)
     or weights that do not fit the architecture.
     """
-    if name not in MODELS:
-        raise UserInputError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
-    spec = MODELS[name]
+    spec = MODELS.lookup(name)
     if spec.torchvision_name is None:
         model, path = _embedded_efficientnet()
         if weights is not None:

@@ -32,6 +32,7 @@ from cnnxai.cli_options import (
     add_ray_options,
     add_report_options,
     add_run_options,
+    assignment_option,
     comma_separated,
     explainer_list_option,
     explainer_options,
@@ -93,15 +94,6 @@ def metric_list_option(family: tuple[str, ...]):
             raise argparse.ArgumentTypeError(str(error)) from None
 
     return checked
-
-
-def setting_option(text: str) -> tuple[str, str]:
-    key, equals, value = text.partition("=")
-    if not equals or "." not in key or not value:
-        raise argparse.ArgumentTypeError(
-            f"expected Metric.parameter=value (e.g. Deletion.step=448), got {text!r}"
-        )
-    return key.strip(), value.strip()
 
 
 def add_folder_options(parser: argparse.ArgumentParser) -> None:
@@ -177,7 +169,7 @@ def build_parser(tool: str, prog: str | None = None) -> OneLineParser:
     add(
         "--set",
         dest="settings",
-        type=setting_option,
+        type=assignment_option("Deletion.step=448"),
         action="append",
         default=[],
         metavar="METRIC.PARAM=VALUE",
@@ -269,7 +261,7 @@ def run(args: argparse.Namespace, tool: str) -> int:
     if args.report:
         print(f"wrote {write_report(folder, f'{name}.py', args.report_images)}")
         return 0
-    overrides = dict(args.settings)
+    overrides = {f"{metric}.{param}": text for metric, param, text in args.settings}
     if len(overrides) != len(args.settings):
         raise UserInputError("--set: a parameter is given twice; give each once")
     metric_settings = resolve_settings(list(args.metrics), overrides)

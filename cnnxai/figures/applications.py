@@ -9,10 +9,11 @@ from collections.abc import Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
-from cnnxai.figures.catalog import CAM_NAMES, explainer_name
+from cnnxai.figures.catalog import explainer_name
 from cnnxai.figures.explanation import draw_outline
 from cnnxai.figures.panels import (
     blank,
+    cam_name,
     colorbar,
     grid,
     image_panel,
@@ -53,7 +54,7 @@ def application_figure(
     image_panel(cells[0], frame, f"{TASK_TITLES[task]}: {selection.name}\nscore = {selection.score:.3f}")
     cam = result.cam_settings
     shown = overlay_panel(
-        cells[1], frame, result.cam_maps[0], f"{CAM_NAMES.get(cam.method, cam.method)} prior"
+        cells[1], frame, result.cam_maps[0], f"{cam_name(cam.method)} prior"
     )
     colorbar(fig, shown, cells[1])
     for axis, (name, explanation) in zip(

@@ -20,8 +20,10 @@ from skimage.segmentation import mark_boundaries
 from cnnxai.errors import UserInputError
 from cnnxai.figures.context import FigureContext, FigureRun
 from cnnxai.figures.panels import (
+    CAM_NAMES,
     TITLE,
     blank,
+    cam_name,
     cam_panel,
     colorbar,
     grid,
@@ -33,17 +35,14 @@ from cnnxai.figures.panels import (
     values_as_explanation,
 )
 from cnnxai.metrics import ImageMetrics, resolve_settings
+from cnnxai.options import Option
+from cnnxai.registry import Registry
 from lime_ext import hidden_image
 
 SEVEN_CAM_MODES = ("gradcam", "hirescam", "gradcam++", "ablationcam", "xgradcam", "eigencam", "layercam")
 COMPARED = ("ig", "gradient_shap", "occlusion", "gradcam", "lime", "rise", "guided_ig_gnl")
 CURVE_METHODS = ("gradlime", "lime", "gradcam", "ig", "rise", "guided_ig_gnl", "saliency")
 PADDLEX_THRESHOLDS = (0.6, 0.7, 0.75, 0.8, 0.85)
-CAM_NAMES = {
-    "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "layercam": "LayerCAM", "hirescam": "HiResCAM",
-    "xgradcam": "XGrad-CAM", "ablationcam": "Ablation-CAM", "eigencam": "Eigen-CAM", "eigengradcam": "EigenGrad-CAM",
-    "scorecam": "Score-CAM", "fullgrad": "FullGrad", "gradcamelementwise": "Grad-CAM (elementwise)",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,14 +52,17 @@ class FigureSpec:
     draw: Callable
     methods: str  # what --methods lists for this figure: 'cam' (CAM modes), 'explainers' or '' (unused)
     default_methods: tuple[str, ...] = ()
+    options: tuple[Option, ...] = ()  # none: a figure's settings are Figures.py's flags (FigureSettings)
 
 
-FIGURES: dict[str, FigureSpec] = {}
+FIGURES: Registry[FigureSpec] = Registry("figure", "list them with: python Figures.py --list")
 
 
 def figure(name: str, description: str, methods: str = "", default_methods: tuple[str, ...] = ()):
+    """Register the decorated ``draw(run) -> Figure`` as figure ``name``; the function is returned unchanged."""
+
     def register(draw: Callable) -> Callable:
-        FIGURES[name] = FigureSpec(name, description, draw, methods, default_methods)
+        FIGURES.add(FigureSpec(name, description, draw, methods, default_methods))
         return draw
 
     return register
@@ -71,10 +73,6 @@ EXPLAINER_NAMES = {
     "occlusion": "Occlusion", "rise": "RISE", "guided_ig_gnl": "IG with GNL", "saliency": "Saliency",
     "kernel_shap": "KernelSHAP", "lrp": "LRP", "sise": "SISE", "input_x_gradient": "Input x Gradient",
 }  # fmt: skip
-
-
-def cam_name(method: str) -> str:
-    return CAM_NAMES.get(method, method)
 
 
 def explainer_name(name: str) -> str:

@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         return run_application(args, args.figure)
     args.task = "classification"
     check_task_flags(args)
-    spec = FIGURES[args.figure]
+    spec = FIGURES.lookup(args.figure)
     settings = settings_of(args, spec)
     options = explainer_options(REGISTRY, list(REGISTRY), args, ALIASES)  # any explainer may be drawn
     images = images_of(args.image_path or f"sample:{SAMPLE_IMAGES[0]}")

@@ -17,13 +17,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from skimage.segmentation import mark_boundaries  # noqa: E402
 
+from cnnxai.figures.panels import cam_name  # noqa: E402
 from cnnxai.outputs import atomic_folder, atomic_write_text, build_manifest, write_json  # noqa: E402
 from lime_ext import Explanation  # noqa: E402
 
 if TYPE_CHECKING:
     from cnnxai.explainers import CamLimeResult
-
-CAM_TITLES = {"gradcam": "Grad-CAM"}  # the CAM panel's title of a CAM method; others are shown by their key
 
 
 def superpixel_panel(explanation: Explanation, label: int, num_features: int) -> np.ndarray:
@@ -120,7 +119,9 @@ def save_explanation(
     label = result.target
     names = class_names or [str(k) for k in range(len(result.probabilities))]
     cam = result.cam_settings
-    cam_title = f"{CAM_TITLES.get(cam.method, cam.method)} ({', '.join(cam.layers)})"
+    # the CAM panel names Grad-CAM by its display name and any other method by its key, as it always has
+    method = cam_name(cam.method) if cam.method == "gradcam" else cam.method
+    cam_title = f"{method} ({', '.join(cam.layers)})"
     with atomic_folder(Path(folder)) as out:
         files = ["explanation.png"]
         explanation_figure(

@@ -18,6 +18,17 @@ from lime_ext import Explanation, LabelExplanation  # noqa: E402
 
 CELL = 2.1  # inches per panel: a 7-column figure fits a two-column paper page at about 60%
 TITLE = 8  # points
+# The display names of the CAM methods (cam_ext.CAM_METHODS's keys) in figure titles and legends.
+CAM_NAMES = {
+    "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "layercam": "LayerCAM", "hirescam": "HiResCAM",
+    "xgradcam": "XGrad-CAM", "ablationcam": "Ablation-CAM", "eigencam": "Eigen-CAM", "eigengradcam": "EigenGrad-CAM",
+    "scorecam": "Score-CAM", "fullgrad": "FullGrad", "gradcamelementwise": "Grad-CAM (elementwise)",
+}  # fmt: skip
+
+
+def cam_name(method: str) -> str:
+    """The display name of CAM ``method`` ('gradcam++' -> 'Grad-CAM++'); any other name as it is."""
+    return CAM_NAMES.get(method, method)
 
 
 def grid(rows: int, columns: int, cell: float = CELL) -> tuple[Figure, np.ndarray]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnxai.errors import UserInputError
-from cnnxai.options import Option, unknown_option
+from cnnxai.options import Option, split_assignment
 from cnnxai.registry import Registry
 
 FAMILIES = ("faithfulness", "complexity", "localisation")
@@ -67,13 +67,6 @@ class MetricSpec:
     @property
     def direction(self) -> str:
         return "higher" if self.higher_is_better else "lower"
-
-    def option(self, name: str) -> Option:
-        """The declared parameter ``name``; an unknown one is a :class:`UserInputError` naming close matches."""
-        for option in self.options:
-            if option.name == name:
-                return option
-        raise unknown_option(self.name, name, self.options)
 
 
 METRICS: Registry[MetricSpec] = Registry("metric", "no metric is registered", case_insensitive=True)
@@ -129,18 +122,19 @@ def resolve_settings(
     parsed and checked by the declared options. Errors are one line starting with ``--set Metric.param``."""
     settings = {name: METRICS[name].params for name in metrics}
     for key, text in (overrides or {}).items():
-        metric_name, _, param = key.partition(".")
+        try:  # the one reader of NAME.KEY=VALUE, as --set's own
+            metric_name, param, text = split_assignment(f"{key}={text}", "Deletion.step=448")
+        except ValueError as error:
+            raise UserInputError(f"--set: {error}") from None
         try:
             spec = metric_spec(metric_name)
         except UserInputError as error:
             raise UserInputError(f"--set {key}: {error}") from None
         if spec.name not in settings:
             raise UserInputError(f"--set {key}: metric {spec.name} is not among the metrics of this run")
-        try:
-            option = spec.option(param)
-        except UserInputError as error:
-            raise UserInputError(f"--set {key}: {error}") from None
-        settings[spec.name][param] = option.from_text(text, f"--set {spec.name}.{param}")
+        settings[spec.name][param] = METRICS.option_from_text(
+            spec.name, param, text, f"--set {spec.name}.{param}"
+        )
     return settings
 
 

@@ -27,6 +27,7 @@ from cnnxai.benchmark.statistics import DEFAULT_BASELINE, bootstrap_ci, compare_
 from cnnxai.benchmark.store import stored_identity  # noqa: E402
 from cnnxai.outputs import atomic_savefig, atomic_write_text  # noqa: E402
 from cnnxai.reporting.summary import (  # noqa: E402
+    ARROWS,
     COMPARISON_COLUMNS,
     _number,
     comparison_legend,
@@ -65,7 +66,6 @@ PANELS = (
 )
 MATCH_COLUMNS = ("method", "stability_forwards", "stability_ratio", "deletion_forwards", "deletion_ratio")
 NOT_REACHED = "not reached"
-ARROWS = {"higher": "↑", "lower": "↓"}
 
 
 def forwards_text(value: float) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnxai.errors import UserInputError
-from cnnxai.options import unknown_option
+from cnnxai.options import split_assignment
 from cnnxai.registry import Registry
 
 AUTO = "auto"
@@ -45,24 +45,22 @@ def split_top_level(text: str, what: str = "--methods") -> list[str]:
 
 def _assignments(inside: str, label: str) -> list[tuple[str, str]]:
     """'a=1,b=2,3' -> [('a', '1'), ('b', '2,3')]: a piece without '=' continues the previous value (R,G,B colours,
-    layer lists)."""
-    pairs: list[list[str]] = []
+    layer lists); each KEY=VALUE is read by the one assignment reader (:func:`split_assignment`)."""
+    texts: list[str] = []
     for piece in inside.split(","):
-        key, equals, value = piece.partition("=")
-        if equals:
-            pairs.append([key.strip(), value.strip()])
-        elif pairs:
-            pairs[-1][1] += "," + piece.strip()
-        elif piece.strip():
-            raise UserInputError(
-                f"--methods {label}: expected KEY=VALUE inside the brackets, got {piece.strip()!r}"
-            )
-    for key, value in pairs:
-        if not key or not value:
-            raise UserInputError(
-                f"--methods {label}: expected KEY=VALUE inside the brackets, got {key}={value}"
-            )
-    return [(key, value) for key, value in pairs]
+        if "=" in piece or not texts:
+            texts.append(piece)
+        else:
+            texts[-1] += "," + piece
+    pairs = []
+    for text in texts:
+        if text.strip():
+            try:
+                _, key, value = split_assignment(text, "gradlime[prior_strength=10]", owned=False)
+            except ValueError as error:
+                raise UserInputError(f"--methods {label}: {error}") from None
+            pairs.append((key, value))
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -84,15 +82,12 @@ def parse_spec(text: str, registry: Registry) -> MethodSpec:
             f"--methods {text!r}: expected NAME or NAME[KEY=VALUE,...], e.g. gradlime[prior_strength=10]"
         )
     name, inside = match.group(1), match.group(2)
-    spec = registry.lookup(name)
-    declared = {option.name: option for option in spec.options}
+    registry.lookup(name)  # an unknown name refused even without brackets
     given: dict[str, Any] = {}
     for key, value in _assignments(inside or "", label):
-        if key not in declared:
-            raise unknown_option(f"--methods {label}: {registry.kind} {name}", key, list(declared.values()))
         if key in given:
             raise UserInputError(f"--methods {label}: {key} is given twice; give it once")
-        given[key] = declared[key].from_text(value, f"--methods {label}: {name}.{key}")
+        given[key] = registry.option_from_text(name, key, value, f"--methods {label}: {name}.{key}")
     return MethodSpec(label, name, given)
 
 

@@ -22,6 +22,8 @@ from torch import nn
 from cam_ext import CamSettings
 from cnnxai.errors import UserInputError
 from cnnxai.images import sample_image
+from cnnxai.options import Option, close_matches
+from cnnxai.registry import Registry
 from cnnxai.synthetic.scene_models import (
     DETECTOR_CAM_LAYER,
     SEGMENTATION_CLASSES,
@@ -58,6 +60,7 @@ class TaskModelSpec:
     load: Loader
     class_names: Callable[[], list[str]]
     segmenter: str | None = None
+    options: tuple[Option, ...] = ()  # none: a task model is built as it is
 
     @property
     def cam_method(self) -> str:
@@ -127,7 +130,7 @@ def _spec(
     )  # fmt: skip
 
 
-def _task_models() -> dict[str, TaskModelSpec]:
+def _task_models() -> Registry[TaskModelSpec]:
     specs = [
         TaskModelSpec("shapes_detector", "detection", (DETECTOR_CAM_LAYER,), "unit", SceneSettings().size,
                       "a small CenterNet-style detector of the synthetic shapes (trained on first use, cached; default)",
@@ -154,10 +157,10 @@ def _task_models() -> dict[str, TaskModelSpec]:
                       "MTCNN face detector (facenet-pytorch's weights, inside its wheel; default)", _mtcnn,
                       lambda: ["face"]),
     ]  # fmt: skip
-    return {spec.name: spec for spec in specs}
+    return Registry("task model", "choose one of: " + ", ".join(spec.name for spec in specs), specs=specs)
 
 
-TASK_MODELS = _task_models()
+TASK_MODELS: Registry[TaskModelSpec] = _task_models()
 DEFAULT_TASK_MODELS = {"detection": "shapes_detector", "segmentation": "shapes_segmenter", "face": "mtcnn"}
 
 
@@ -166,8 +169,10 @@ def task_model_spec(task: str, name: str | None) -> TaskModelSpec:
     name = name or DEFAULT_TASK_MODELS[task]
     spec = TASK_MODELS.get(name)
     if spec is None or spec.task != task:
-        choices = ", ".join(n for n, s in TASK_MODELS.items() if s.task == task)
-        raise UserInputError(f"--model {name} is not a {task} model; choose one of: {choices}")
+        choices = [n for n, s in TASK_MODELS.items() if s.task == task]
+        raise UserInputError(
+            f"--model {name} is not a {task} model{close_matches(name, choices)}; choose one of: {', '.join(choices)}"
+        )
     return spec
 
 

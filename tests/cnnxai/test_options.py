@@ -132,6 +132,53 @@ def test_a_bad_explainer_option_is_one_line_naming_the_problem(assignment, messa
     assert message in str(raised.value) and "\n" not in str(raised.value)
 
 
+def test_every_form_of_an_option_of_a_named_thing_reads_the_same():
+    """--explainer-option NAME.KEY=VALUE, MyStability's NAME[KEY=VALUE] and --set METRIC.PARAM=VALUE all go
+    through split_assignment and Registry.option_from_text: the same value, the same refusal."""
+    from cnnxai.metrics import METRICS, resolve_settings
+    from cnnxai.stability.specs import parse_spec
+
+    args = parser_with([]).parse_args(["--explainer-option", "gradlime.hide_color=10,20,30"])
+    by_flag = explainer_options(REGISTRY, ["gradlime"], args)["gradlime"]["hide_color"]
+    by_spec = parse_spec("gradlime[hide_color=10,20,30]", REGISTRY).given["hide_color"]
+    assert by_flag == by_spec == REGISTRY.option_from_text("gradlime", "hide_color", "10,20,30", "x")
+    assert by_flag == (10.0, 20.0, 30.0)
+    step = resolve_settings(["Deletion"], {"deletion.step": " 448"})["Deletion"]["step"]
+    assert step == METRICS.option_from_text("Deletion", "step", "448", "x") == 448
+    typo = "explainer gradlime has no option 'kernel_widht'; close matches: kernel_width"
+    with pytest.raises(UserInputError, match=f"^--methods gradlime\\[kernel_widht=1\\]: .*{typo}"):
+        parse_spec("gradlime[kernel_widht=1]", REGISTRY)
+    args = parser_with([]).parse_args(["--explainer-option", "gradlime.kernel_widht=1"])
+    with pytest.raises(UserInputError, match=f"^--explainer-option gradlime.kernel_widht: {typo}"):
+        explainer_options(REGISTRY, ["gradlime"], args)
+    with pytest.raises(UserInputError, match="metric Deletion has no option 'stp'; close matches: step"):
+        resolve_settings(["Deletion"], {"Deletion.stp": "4"})
+    with pytest.raises(UserInputError, match=r"^--set: expected NAME.KEY=VALUE \(e.g. Deletion.step=448\)"):
+        resolve_settings(["Deletion"], {"Deletion": "4"})
+
+
+def test_the_model_zoo_task_models_and_figures_are_registries_naming_close_matches():
+    from cnnxai.figures.catalog import FIGURES
+    from cnnxai.tasks.models import TASK_MODELS
+    from cnnxai.zoo import MODELS, load_model
+
+    cases = [
+        (MODELS, "resnet19", "resnet18"),
+        (TASK_MODELS, "mtcn", "mtcnn"),
+        (FIGURES, "fusion-dept", "fusion-depth"),
+    ]
+    for registry, typo, name in cases:
+        assert isinstance(registry, Registry) and name in registry
+        with pytest.raises(
+            UserInputError, match=f"unknown {registry.kind} '{typo}'; close matches: [^;]*{name}"
+        ):
+            registry.lookup(typo)
+    with pytest.raises(
+        UserInputError, match="unknown model 'vgg15'; close matches: .*; choose one of: efficientnet"
+    ):
+        load_model("vgg15")
+
+
 def test_a_malformed_explainer_option_is_a_parse_error():
     with pytest.raises(SystemExit) as stop:
         parser_with([]).parse_args(["--explainer-option", "rise.masks"])
