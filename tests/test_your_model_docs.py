@@ -24,7 +24,7 @@ def test_the_your_model_page_runs_and_prints_what_it_shows(capsys):
         exec(compile(code, str(PAGE), "exec"), namespace)  # noqa: S102 (our own documentation)
     printed = capsys.readouterr().out
     shown = blocks("text")
-    assert len(blocks("python")) == 4 and len(shown) == 4
+    assert len(blocks("python")) == 5 and len(shown) == 5
     for text in shown:
         assert text.strip() in printed, (text, printed)
     assert namespace["maps"].dtype == torch.float32 and bool(namespace["maps"].abs().sum() > 0)
