@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ from torch import nn
 from cnnxai.benchmark.data import BenchmarkImage, Dataset, ImageGroup, make_groups, shard_groups
 from cnnxai.benchmark.gallery import DEFAULT_REPORT_IMAGES, save_gallery_maps
 from cnnxai.benchmark.store import (
-    SCORE_COLUMNS,
     ResultStore,
     check_identity,
     read_rows,
@@ -165,12 +164,89 @@ class ImageFolderRun:
             "shards": self.shard[1],
         }
 
-    def _bar(self, total: int, finished: int, unit: str):
+    # -- the run: one template, the same for every run over an image folder --------------------------------
+    #
+    # A subclass sets ``self.store`` (its :class:`~cnnxai.benchmark.store.ResultStore`) and ``self.mine`` (the
+    # image groups of this shard) and supplies its units and rows through the hooks below.
+
+    bar_unit = "unit"  # what the progress bar counts
+
+    def run(self) -> dict:
+        """Compute every unfinished unit of this shard under the run lock, after checking that the folder's rows
+        belong to this run and removing those of unfinished units; returns the shard's status (also written, with
+        the manifest, beside its rows). The summary and report over every shard present are the reporting
+        layer's."""
+        start = time.perf_counter()
+        with run_lock(self.rows_folder):
+            check_identity(self.folder, self.identity())
+            expected = self.units()
+            done = self.store.recover(expected)
+            resumed = len(done)
+            self._write_manifest({"status": "running", "shard": list(self.shard)})
+            total = sum(self._unit_size(unit, rows) for unit, rows in expected.items())
+            finished = sum(self._unit_size(unit, expected[unit]) for unit in done)
+            bar = self._bar(total, finished)
+            extra = self._compute(expected, done, bar)
+            if bar is not None:
+                bar.close()
+            status = {
+                "status": "complete",
+                "shard": list(self.shard),
+                "units": len(expected),
+                "units_resumed": resumed,
+                "images": sum(len(group.images) for group in self.mine),
+                "failures": self._failures(),
+                "run_seconds": time.perf_counter() - start,
+            }
+            status.update(extra)
+            self._write_manifest(status)
+        return status
+
+    def units(self) -> dict[Hashable, int]:
+        """The units of this shard, in the order of the run, and how many rows each finished one has."""
+        raise NotImplementedError
+
+    def _unit_size(self, unit: Hashable, rows: int) -> int:
+        """How far a finished unit moves the progress bar (its rows unless a run counts otherwise)."""
+        return rows
+
+    def _compute(self, expected: dict[Hashable, int], done: set, bar: Any) -> dict:
+        """Compute and append the rows of every unit of ``expected`` not in ``done``, moving ``bar`` (None: no
+        bar); returns the run's own fields of the status."""
+        raise NotImplementedError
+
+    def _manifest(self, extra: dict) -> dict:
+        """The manifest of this shard (:func:`cnnxai.outputs.build_manifest`), with the status fields ``extra``."""
+        raise NotImplementedError
+
+    def _write_manifest(self, extra: dict) -> None:
+        self.rows_folder.mkdir(parents=True, exist_ok=True)
+        write_json(self.rows_folder / "manifest.json", self._manifest(extra))
+
+    def _failures(self) -> dict[str, str]:
+        """Images of this shard that could not be read (from its rows, so a resumed run reports them too)."""
+        rows = read_rows(self.store.scores_path, self.store.score_columns)
+        return {row["image"]: row["reason"] for row in rows if row["reason"].startswith(UNREADABLE)}
+
+    def _bar(self, total: int, finished: int):
         if not self.progress or total == finished:
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, initial=finished, desc=self.settings.tool, unit=unit, dynamic_ncols=True)
+        return tqdm(
+            total=total, initial=finished, desc=self.settings.tool, unit=self.bar_unit, dynamic_ncols=True
+        )
+
+
+def explanation_failed(error: Exception, label: str, key: str, debug: bool) -> str:
+    """The reason an explanation of image ``key`` by ``label`` failed, warned on stderr, when the run can go on
+    without it (:func:`cnnxai.devices.recover_from`: an error of the input, or CUDA out of memory); otherwise (or
+    with ``debug``) ``error`` is raised again."""
+    if debug or not recover_from(error):
+        raise error
+    reason = f"{label} failed on this image: {type(error).__name__}: {error}".splitlines()[0]
+    print(f"warning: {key}: {reason}", file=sys.stderr)
+    return reason
 
 
 class GroupScorer:
@@ -252,10 +328,7 @@ class GroupScorer:
                     **settings.explainer_options[method],
                 )  # fmt: skip
             except (ValueError, RuntimeError) as error:  # UserInputError is a ValueError; CUDA's a RuntimeError
-                if self.debug or not recover_from(error):
-                    raise
-                reason = f"{method} failed on this image: {type(error).__name__}: {error}".splitlines()[0]
-                print(f"warning: {image.key}: {reason}", file=sys.stderr)
+                reason = explanation_failed(error, method, image.key, self.debug)
                 results[image.key] = {m: undefined(reason) for m in settings.metrics}
                 continue
             seconds[image.key] = time.perf_counter() - start
@@ -354,10 +427,10 @@ class BenchmarkRun(ImageFolderRun):
         self.report_images = report_images
         self.gallery = gallery_keys(self.images, report_images)
 
-    # -- identity and manifest ----------------------------------------------------------------------------
+    bar_unit = "map"
 
-    def _write_manifest(self, folder: Path, extra: dict) -> None:
-        manifest = build_manifest(
+    def _manifest(self, extra: dict) -> dict:
+        return build_manifest(
             f"{self.settings.tool}.py", ("captum", "zennit", "quantus", "tqdm"),
             identity=self.identity(), seed=self.settings.seed,
             model={**self.model_info, "device": self.pool.device if self.pool else str(self.device)},
@@ -370,65 +443,47 @@ class BenchmarkRun(ImageFolderRun):
             methods={name: REGISTRY[name].description for name in self.settings.methods},
             **extra,
         )  # fmt: skip
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / "manifest.json", manifest)
 
-    # -- the run ------------------------------------------------------------------------------------------
+    # -- the run's units: (group index, method), computed by a GroupScorer here or on the Ray pool ----------
 
-    def run(self) -> dict:
-        """Compute every unfinished unit of this shard; returns the shard's status. The summary and report over
-        every shard present are the reporting layer's (:func:`cnnxai.reporting.benchmark.summarize_run`)."""
-        start = time.perf_counter()
+    def units(self) -> dict[tuple[int, str], int]:
+        """Score rows expected of each unit (image group, method) of this shard: images x metrics."""
+        rows = len(self.settings.metrics)
+        return {(g.index, m): len(g.images) * rows for g in self.mine for m in self.settings.methods}
+
+    def _unit_size(self, unit: tuple[int, str], rows: int) -> int:
+        return len(self.groups[unit[0]].images)  # the bar counts maps (a group's index is its place)
+
+    def _compute(self, expected: dict, done: set, bar: Any) -> dict:
         methods = self.settings.methods
-        with run_lock(self.rows_folder):
-            check_identity(self.folder, self.identity())
-            expected = {
-                (g.index, m): len(g.images) * len(self.settings.metrics) for g in self.mine for m in methods
-            }
-            done = self.store.recover(expected)
-            resumed = len(done)
-            self._write_manifest(self.rows_folder, {"status": "running", "shard": list(self.shard)})
-            total = sum(len(g.images) for g in self.mine) * len(methods)
-            finished = sum(len(g.images) for g in self.mine for m in methods if (g.index, m) in done)
-            bar = self._bar(total, finished, "map")
-            explain_seconds: dict[str, list[float]] = {m: [] for m in methods}
-            groups = {group.index: group for group in self.mine}
-            work = []
-            for group in self.mine:
-                pending = [m for m in methods if (group.index, m) not in done]
-                if pending:
-                    work.append((group.index, (group, pending), len(group.images) * len(pending)))
-            pool = self.pool or LocalPool(
-                GroupScorer(self.settings, self.model, self.batch_size, self.debug, self.gallery)
-            )
-            for index, result in pool.map_unordered(work):
-                group = groups[index]
-                if isinstance(result, WorkFailed):
-                    pending = [m for m in methods if (index, m) not in done]
-                    result = [self._given_up(group, m, result.reason) for m in pending]
-                for method, scores, curves, seconds, shown in result:
-                    self.store.append(scores, curves)
-                    self._keep_maps(method, shown)
-                    done.add((index, method))
-                    explain_seconds[method] += seconds
-                    if bar is not None:
-                        bar.update(len(group.images))
-            if bar is not None:
-                bar.close()
-            status = {
-                "status": "complete",
-                "shard": list(self.shard),
-                "units": len(expected),
-                "units_resumed": resumed,
-                "images": sum(len(g.images) for g in self.mine),
-                "failures": self._failures(),
-                "run_seconds": time.perf_counter() - start,
-                "mean_explain_seconds": {m: float(np.mean(s)) for m, s in explain_seconds.items() if s},
-            }
-            if self.pool is not None:
-                status["cluster"] = self.pool.describe("maps")
-            self._write_manifest(self.rows_folder, status)
-        return status
+        explain_seconds: dict[str, list[float]] = {m: [] for m in methods}
+        groups = {group.index: group for group in self.mine}
+        work = []
+        for group in self.mine:
+            pending = [m for m in methods if (group.index, m) not in done]
+            if pending:
+                work.append((group.index, (group, pending), len(group.images) * len(pending)))
+        pool = self.pool or LocalPool(
+            GroupScorer(self.settings, self.model, self.batch_size, self.debug, self.gallery)
+        )
+        for index, result in pool.map_unordered(work):
+            group = groups[index]
+            if isinstance(result, WorkFailed):
+                pending = [m for m in methods if (index, m) not in done]
+                result = [self._given_up(group, m, result.reason) for m in pending]
+            for method, scores, curves, seconds, shown in result:
+                self.store.append(scores, curves)
+                self._keep_maps(method, shown)
+                done.add((index, method))
+                explain_seconds[method] += seconds
+                if bar is not None:
+                    bar.update(len(group.images))
+        extra: dict[str, Any] = {
+            "mean_explain_seconds": {m: float(np.mean(s)) for m, s in explain_seconds.items() if s}
+        }
+        if self.pool is not None:
+            extra["cluster"] = self.pool.describe("maps")
+        return extra
 
     def _given_up(self, group: ImageGroup, method: str, reason: str) -> UnitRows:
         """NaN rows for a unit whose worker kept dying on it."""
@@ -443,8 +498,3 @@ class BenchmarkRun(ImageFolderRun):
         for key, (frame, attribution, target) in shown.items():
             save_gallery_maps(self.rows_folder, key, self.gallery.index(key), frame, {method: attribution},
                               title=gallery_title(key, target, self.model_info.get("num_classes", 1000)))  # fmt: skip
-
-    def _failures(self) -> dict[str, str]:
-        """Images of this shard that could not be read (from its rows, so a resumed run reports them too)."""
-        rows = read_rows(self.store.scores_path, SCORE_COLUMNS)
-        return {row["image"]: row["reason"] for row in rows if row["reason"].startswith(UNREADABLE)}

@@ -25,13 +25,12 @@ import numpy as np
 import torch
 
 from cnnxai.benchmark.data import BenchmarkImage, make_groups, shard_groups
-from cnnxai.benchmark.runner import ImageFolderRun
-from cnnxai.benchmark.store import ResultStore, check_identity, read_rows, run_lock
-from cnnxai.devices import recover_from
+from cnnxai.benchmark.runner import ImageFolderRun, explanation_failed
+from cnnxai.benchmark.store import ResultStore, read_rows
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.explainers.lime_family import fix_segments
-from cnnxai.outputs import build_manifest, write_json
+from cnnxai.outputs import build_manifest
 from cnnxai.preprocess import FRAME_SIZE, RESIZE_SIZE, to_model_frame
 from cnnxai.stability.adapter import read_explanation
 from cnnxai.stability.curves import SuperpixelCurves
@@ -96,15 +95,17 @@ class StabilityRun(ImageFolderRun):
 
     def __init__(self, settings: StabilitySettings, *args: Any, **kwargs: Any) -> None:
         super().__init__(settings, *args, **kwargs)
-        self.groups = shard_groups(make_groups(self.images, 1, settings.seed), self.shard)
+        self.mine = shard_groups(make_groups(self.images, 1, settings.seed), self.shard)
         self.store = ResultStore(
             self.rows_folder, rows=(ROWS_FILE, ROW_COLUMNS), curves=None,
             key=lambda row: (row["image"], row["budget"], row["seed"]),
         )  # fmt: skip
 
-    def _write_manifest(self, extra: dict) -> None:
+    bar_unit = "explanation"
+
+    def _manifest(self, extra: dict) -> dict:
         settings = self.settings
-        manifest = build_manifest(
+        return build_manifest(
             "MyStability.py", ("tqdm",), identity=self.identity(), seed=settings.seed, seeds=list(settings.seeds),
             grid=list(settings.grid),
             reference={"method": "lime", "num_samples": settings.reference_samples, "seed": settings.reference_seed,
@@ -113,54 +114,25 @@ class StabilityRun(ImageFolderRun):
                                "budgets": list(m.budgets), "options": m.options} for m in settings.methods},
             model={**self.model_info, "device": str(self.device)}, batch_size=self.batch_size, **extra,
         )  # fmt: skip
-        self.rows_folder.mkdir(parents=True, exist_ok=True)
-        write_json(self.rows_folder / "manifest.json", manifest)
 
-    # -- the run ------------------------------------------------------------------------------------------
+    # -- the run's units: (image group, method), one image with all its budgets and seeds -------------------------
 
     def units(self) -> dict[tuple[int, str], int]:
         """Rows expected of each unit (image group, method) of this shard; the reference first per image."""
         expected = {}
-        for group in self.groups:
+        for group in self.mine:
             expected[(group.index, REFERENCE)] = 1
             for method in self.settings.methods:
                 expected[(group.index, method.label)] = self.settings.rows_per_unit(method)
         return expected
 
-    def run(self) -> dict:
-        """Compute every unfinished unit of this shard; returns the shard's status. The summary over every shard
-        present is the reporting layer's (:func:`cnnxai.reporting.stability.write_stability_summary`)."""
-        start = time.perf_counter()
-        with run_lock(self.rows_folder):
-            check_identity(self.folder, self.identity())
-            expected = self.units()
-            done = self.store.recover(expected)
-            self._write_manifest({"status": "running", "shard": list(self.shard)})
-            total = sum(expected.values())
-            bar = self._bar(total, sum(expected[unit] for unit in done), "explanation")
-            curve_forwards = 0
-            for group in self.groups:
-                pending = [unit for unit in expected if unit[0] == group.index and unit not in done]
-                if pending:
-                    curve_forwards += self._image(group.index, group.images[0], [u[1] for u in pending], bar)
-            if bar is not None:
-                bar.close()
-            status = {
-                "status": "complete",
-                "shard": list(self.shard),
-                "units": len(expected),
-                "units_resumed": len(done),
-                "images": len(self.groups),
-                "failures": self._failures(),
-                "run_seconds": time.perf_counter() - start,
-                "curve_forwards": curve_forwards,
-            }
-            self._write_manifest(status)
-        return status
-
-    def _failures(self) -> dict[str, str]:
-        rows = read_rows(self.store.scores_path, ROW_COLUMNS)
-        return {row["image"]: row["reason"] for row in rows if row["reason"].startswith(UNREADABLE)}
+    def _compute(self, expected: dict, done: set, bar: Any) -> dict:
+        curve_forwards = 0
+        for group in self.mine:
+            pending = [unit for unit in expected if unit[0] == group.index and unit not in done]
+            if pending:
+                curve_forwards += self._image(group.index, group.images[0], [u[1] for u in pending], bar)
+        return {"curve_forwards": curve_forwards}
 
     def _image(self, index: int, image: BenchmarkImage, pending: list[str], bar) -> int:
         """Every pending unit of one image, in the order of the run (the reference first); returns the curves'
@@ -265,10 +237,7 @@ class StabilityRun(ImageFolderRun):
                     "did not use the run's segmentation"
                 )
         except (ValueError, RuntimeError) as error:  # UserInputError is a ValueError; CUDA's a RuntimeError
-            if self.debug or not recover_from(error):
-                raise
-            reason = f"{label} failed on this image: {type(error).__name__}: {error}".splitlines()[0]
-            print(f"warning: {context['image'].key}: {reason}", file=sys.stderr)
+            reason = explanation_failed(error, label, context["image"].key, self.debug)
             return {**row, "forwards": "", "seconds": nan, "r2": nan, "deletion_auc": nan, "insertion_auc": nan,
                     "jaccard_vs_reference": nan, "kendall_vs_reference": nan, "reason": reason, "attributions": ""}  # fmt: skip
         deletion, insertion = context["curves"].areas(found.attributions)
