@@ -20,7 +20,6 @@ Usage (the table in docs/cheap-explanations.md):
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 from pathlib import Path
@@ -32,18 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cnnxai.benchmark.statistics import bootstrap_ci  # noqa: E402
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image  # noqa: E402
 from cnnxai.preprocess import to_model_frame  # noqa: E402
+from cnnxai.stability.measures import top_k_stability  # noqa: E402
 from cnnxai.zoo import load_model  # noqa: E402
 from lime_ext import CamLimeExplainer, LimeSettings, TorchClassifier  # noqa: E402
-from lime_ext.adaptive import SETTLED_JACCARD, expected_top_k_jaccard, top_k  # noqa: E402
+from lime_ext.adaptive import SETTLED_JACCARD, expected_top_k_jaccard  # noqa: E402
 
 TOP = 5
-
-
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Top-5 Jaccard index of two attribution vectors (M,), ranked as the rule ranks."""
-    first, second = top_k(a, TOP), top_k(b, TOP)
-    common = int((first & second).sum())
-    return common / (2 * TOP - common)
 
 
 def photo(explainer: CamLimeExplainer, frame: np.ndarray, budgets: list[int], seeds: int) -> dict:
@@ -64,8 +57,7 @@ def photo(explainer: CamLimeExplainer, frame: np.ndarray, budgets: list[int], se
             predicted[n].append(expected_top_k_jaccard(explained.attributions, covariance, TOP))
     result = {"superpixels": int(segments.max()) + 1, "target": target}
     for n in budgets:
-        pairs = [jaccard(a, b) for a, b in itertools.combinations(fits[n], 2)]
-        result[n] = (float(np.mean(predicted[n])), float(np.mean(pairs)))
+        result[n] = (float(np.mean(predicted[n])), top_k_stability(fits[n], TOP))
     return result
 
 

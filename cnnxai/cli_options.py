@@ -316,13 +316,11 @@ def add_run_options(parser: argparse.ArgumentParser, default_output: str, output
 
 def model_request(args: argparse.Namespace) -> ModelRequest:
     """The :class:`~cnnxai.zoo.ModelRequest` of the flags :func:`add_model_options` made (the default model
-    when --model is not given; the flags of ``any_model`` at their defaults when the parser has none)."""
-    given = vars(args)
+    when --model is not given)."""
     return ModelRequest(
-        source=given.get("model") or "efficientnet_lite0", weights=given.get("weights"),
-        model_args=tuple(given.get("model_arg") or ()), class_names=given.get("class_names"),
-        input_size=given.get("input_size"), mean=given.get("mean"), std=given.get("std"),
-        offline=bool(given.get("offline")), layers=tuple(given.get("layers") or ()),
+        source=args.model or "efficientnet_lite0", weights=args.weights, model_args=tuple(args.model_arg),
+        class_names=args.class_names, input_size=args.input_size, mean=args.mean, std=args.std,
+        offline=args.offline, layers=tuple(args.layers or ()),
     )  # fmt: skip
 
 
