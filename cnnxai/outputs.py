@@ -11,6 +11,7 @@ import platform
 import shlex
 import shutil
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
@@ -102,9 +103,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it: a reader never sees half a file."""
+    """Write ``data`` to a temporary file beside ``path``, then rename it: a reader never sees half a file, and
+    processes writing the same path at once each rename a whole file of their own."""
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.partial")
+    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}-{threading.get_ident()}")
     temporary.write_bytes(data)
     os.replace(temporary, path)
 

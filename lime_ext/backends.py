@@ -175,18 +175,22 @@ def cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
-def model_key(model: nn.Module, shape: tuple[int, ...], backend: str) -> str:
-    """A hex key of everything the exported file depends on: every parameter and buffer (names, dtypes, shapes,
-    bytes), the module structure (its repr), the input size (C,H,W), the opset, torch's and the runtime's
-    versions."""
+def model_digest(model: nn.Module, *header: Any) -> str:
+    """A hex key of a module: its structure (its repr), every parameter and buffer (names, dtypes, shapes, bytes),
+    and ``header`` (what else the caller's result depends on)."""
     digest = hashlib.sha256()
-    header = (repr(model), tuple(shape), OPSET, torch.__version__, backend, runtime_version(backend))
-    digest.update(repr(header).encode())
+    digest.update(repr((repr(model), *header)).encode())
     for name, tensor in model.state_dict().items():
         data = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{data.dtype}:{tuple(data.shape)}".encode())
         digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())  # device-ok: copied to the host above
     return digest.hexdigest()[:32]
+
+
+def model_key(model: nn.Module, shape: tuple[int, ...], backend: str) -> str:
+    """A hex key of everything the exported file depends on: the module (:func:`model_digest`), the input size
+    (C,H,W), the opset, torch's and the runtime's versions."""
+    return model_digest(model, tuple(shape), OPSET, torch.__version__, backend, runtime_version(backend))
 
 
 @contextmanager

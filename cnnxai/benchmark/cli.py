@@ -213,6 +213,15 @@ def build_parser(tool: str, prog: str | None = None) -> OneLineParser:
         help="let CUDA run the explainers' and metrics' forwards in TF32 (faster on recent GPUs; logits move by "
         "~1e-3, as much as the changes measured); off: full float32",
     )
+    add(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="keep every map and score in FOLDER by its content and read those an earlier run computed (the same "
+        "image, class, explainer settings, model, seed and code), e.g. MyComplexity after MyFaithfulness, or "
+        "--target true after --target predicted (docs/benchmarks.md#reusing-results); default: none",
+    )
     add_resume_options(parser, "the summary and report.html")
     add_baseline_option(parser)
     add_report_options(parser, DEFAULT_REPORT_IMAGES)
@@ -298,12 +307,13 @@ def run(args: argparse.Namespace, tool: str) -> int:
         if pool is not None:
             load = partial(load_classifier_model, request)
             gallery = gallery_keys(images, args.report_images)
-            work = partial(scorer_in_worker, settings, load, args.batch_size, args.debug, gallery=gallery)
+            work = partial(scorer_in_worker, settings, load, args.batch_size, args.debug, gallery=gallery,
+                           cache=args.cache)  # fmt: skip
             pool.using(work)
         benchmark = BenchmarkRun(
             settings, loaded.model, loaded.manifest, dataset, images, folder, shard, args.batch_size,
             folder_selection(args, dataset), progress=not args.quiet, debug=args.debug, pool=pool,
-            report_images=args.report_images,
+            report_images=args.report_images, cache=args.cache,
         )  # fmt: skip
         status = benchmark.run()
         summarize_run(benchmark, args.baseline)

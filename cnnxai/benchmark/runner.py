@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnxai.benchmark.cache import ResultCache
 from cnnxai.benchmark.data import BenchmarkImage, Dataset, ImageGroup, make_groups, shard_groups
 from cnnxai.benchmark.gallery import DEFAULT_REPORT_IMAGES, save_gallery_maps
 from cnnxai.benchmark.store import (
@@ -47,8 +48,9 @@ UNREADABLE = "image could not be read"
 # A gallery image's part of a unit: its frame (224,224,3) uint8, the map as scored (224,224) float32, the target.
 Shown = tuple[np.ndarray, np.ndarray, int]
 UnitRows = tuple[
-    str, list[dict], list[dict], list[float], dict[str, Shown]
-]  # (method, score rows, curve rows, explain seconds, the maps of the gallery's images by image key)
+    str, list[dict], list[dict], list[float], dict[str, Shown], dict[str, int]
+]  # (method, score rows, curve rows, explain seconds, the maps of the gallery's images by image key,
+#    the maps and scores read from the cache)
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,8 @@ class GroupScorer:
         batch_size: inputs per forward pass (None: from the device); debug: let an explainer's error stop the run.
         gallery: keys of the images whose maps a unit hands back too (for report.html's gallery: the maps are
             made anyway, so showing them costs no model work).
+        cache: a folder of explanations and scores kept by content (:mod:`cnnxai.benchmark.cache`): what is
+            there is read instead of computed, and what is computed is added (None: none).
     """
 
     def __init__(
@@ -269,10 +273,12 @@ class GroupScorer:
         batch_size: int | None = None,
         debug: bool = False,
         gallery: Collection[str] = (),
+        cache: Path | None = None,
     ) -> None:
         self.settings, self.model, self.batch_size, self.debug = settings, model, batch_size, debug
         self.gallery = frozenset(gallery)
         self.device = next(iter(model.parameters())).device
+        self.cache = None if cache is None else ResultCache(cache, model, settings.tf32)
 
     def load(self, item: tuple[ImageGroup, Sequence[str]]) -> tuple[ImageGroup, Sequence[str], dict]:
         group, methods = item
@@ -280,7 +286,7 @@ class GroupScorer:
 
     def compute(self, loaded: tuple[ImageGroup, Sequence[str], dict]) -> Iterator[UnitRows]:
         """Each method's unit of the group in turn: ``(method, score rows, curve rows, explainer seconds,
-        gallery maps)``."""
+        gallery maps, maps and scores read from the cache)``."""
         group, methods, prepared = loaded
         for image in group.images:
             self._prepare(prepared[image.key])
@@ -308,8 +314,9 @@ class GroupScorer:
 
     def _unit(self, group: ImageGroup, method: str, prepared: dict[str, PreparedImage]) -> UnitRows:
         """Score one explainer on one group: (method, score rows, curve rows, explainer seconds per image, the
-        maps of the group's gallery images)."""
+        maps of the group's gallery images, the maps and scores read from the cache)."""
         settings = self.settings
+        before = dict(self.cache.reused) if self.cache is not None else {}
         per_image = [m for m in settings.metrics if not METRICS[m].batch_level]
         results: dict[str, dict[str, MetricResult]] = {}
         maps: dict[str, np.ndarray] = {}
@@ -320,27 +327,58 @@ class GroupScorer:
             if item.error:
                 results[image.key] = {m: undefined(item.error) for m in settings.metrics}
                 continue
-            start = time.perf_counter()
-            try:
-                attribution = explain(
-                    method, self.model, item.frame, item.metrics.target, seed=settings.seed, device=self.device,
-                    batch_size=self.batch_size, shared=item.shared, tf32=settings.tf32,
-                    **settings.explainer_options[method],
-                )  # fmt: skip
-            except (ValueError, RuntimeError) as error:  # UserInputError is a ValueError; CUDA's a RuntimeError
-                reason = explanation_failed(error, method, image.key, self.debug)
-                results[image.key] = {m: undefined(reason) for m in settings.metrics}
-                continue
-            seconds[image.key] = time.perf_counter() - start
-            if "forwards" in attribution.extras:
-                samples[image.key] = int(attribution.extras["forwards"])
-            maps[image.key] = postprocess(attribution.map, settings.attribution)
-            results[image.key] = item.metrics.score(maps[image.key], per_image)
+            key = None if self.cache is None else self.cache.map_key(
+                item.frame, item.metrics.target, settings.seed, method, settings.explainer_options[method]
+            )  # fmt: skip
+            found = None if key is None else self.cache.get_map(key)
+            if found is None:
+                start = time.perf_counter()
+                try:
+                    attribution = explain(
+                        method, self.model, item.frame, item.metrics.target, seed=settings.seed,
+                        device=self.device, batch_size=self.batch_size, shared=item.shared, tf32=settings.tf32,
+                        **settings.explainer_options[method],
+                    )  # fmt: skip
+                # UserInputError is a ValueError; CUDA's errors are RuntimeErrors
+                except (ValueError, RuntimeError) as error:
+                    reason = explanation_failed(error, method, image.key, self.debug)
+                    results[image.key] = {m: undefined(reason) for m in settings.metrics}
+                    continue
+                found = attribution.map, time.perf_counter() - start, attribution.extras.get("forwards")
+                if key is not None:
+                    self.cache.put_map(key, *found)
+            raw, seconds[image.key], forwards = found
+            if forwards is not None:
+                samples[image.key] = int(forwards)
+            maps[image.key] = postprocess(raw, settings.attribution)
+            results[image.key] = self._score(item, key, maps[image.key], per_image)
         if "Sufficiency" in settings.metrics:
             self._sufficiency(group, maps, prepared, results)
         shown = {key: (prepared[key].frame, maps[key], int(prepared[key].metrics.target))
                  for key in maps if key in self.gallery}  # fmt: skip
-        return method, *unit_rows(settings, group, method, prepared, results, seconds, samples), shown
+        reused = {kind: count - before[kind] for kind, count in self.cache.reused.items()} if before else {}
+        return method, *unit_rows(settings, group, method, prepared, results, seconds, samples), shown, reused
+
+    def _score(
+        self, item: PreparedImage, map_key: str | None, scored: np.ndarray, metrics: list[str]
+    ) -> dict[str, MetricResult]:
+        """The per-image ``metrics`` of one map as scored (H,W): those the cache holds read, the rest computed
+        (and added to the cache)."""
+        if self.cache is None:
+            return item.metrics.score(scored, metrics)
+        settings = self.settings
+        keys = {
+            m: self.cache.score_key(map_key, scored, item.image.key, m,
+                                    {"settings": settings.metric_settings[m], "feature_unit": settings.feature_unit})
+            for m in metrics
+        }  # fmt: skip
+        results = self.cache.get_scores(keys)
+        missing = [m for m in metrics if m not in results]
+        if missing:
+            computed = item.metrics.score(scored, missing)
+            self.cache.put_scores(keys, computed)
+            results.update(computed)
+        return results
 
     def _sufficiency(self, group, maps, prepared, results) -> None:
         keys = [image.key for image in group.images if image.key in maps]
@@ -387,13 +425,14 @@ def unit_rows(
 
 def scorer_in_worker(
     settings: BenchmarkSettings, load: Callable[[torch.device], tuple[nn.Module, dict]], batch_size: int | None,
-    debug: bool, device: str, gallery: Collection[str] = (),
+    debug: bool, device: str, gallery: Collection[str] = (), cache: Path | None = None,
 ) -> GroupScorer:  # fmt: skip
     """A :class:`GroupScorer` built inside a Ray worker on ``device`` ('cuda': its own GPU), with the model
     loaded there by ``load(device)`` (e.g. a partial of :func:`cnnxai.zoo.load_model`); ``gallery`` the keys
-    of the images whose maps come back with the rows (:func:`gallery_keys`)."""
+    of the images whose maps come back with the rows (:func:`gallery_keys`); ``cache`` the run's cache folder
+    (on a file system the workers share)."""
     model, _ = load(resolve_device(device))
-    return GroupScorer(settings, model, batch_size, debug, gallery)
+    return GroupScorer(settings, model, batch_size, debug, gallery, cache)
 
 
 def gallery_keys(images: Sequence[BenchmarkImage], count: int) -> list[str]:
@@ -412,13 +451,16 @@ class BenchmarkRun(ImageFolderRun):
     """One run (or one shard of it) of a benchmark into ``folder``; the arguments as :class:`ImageFolderRun`'s,
     with ``settings`` a :class:`BenchmarkSettings`, and ``pool`` a :class:`~cnnxai.distributed.WorkerPool`
     of :func:`scorer_in_worker` to compute on Ray (None: in this process, on ``model``). The maps of the first
-    ``report_images`` images are kept in ``gallery/`` beside the rows, and report.html shows them."""
+    ``report_images`` images are kept in ``gallery/`` beside the rows, and report.html shows them. ``cache``: a
+    folder of explanations and scores kept by content (:mod:`cnnxai.benchmark.cache`; a Ray pool's scorers
+    must be given the same folder)."""
 
     def __init__(
         self, settings: BenchmarkSettings, *args: Any, pool: Any = None,
-        report_images: int = DEFAULT_REPORT_IMAGES, **kwargs: Any,
+        report_images: int = DEFAULT_REPORT_IMAGES, cache: Path | None = None, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(settings, *args, **kwargs)
+        self.cache = None if cache is None else Path(cache).resolve()
         check_sizes(settings.metric_settings, (3, settings.frame_size, settings.frame_size), settings.feature_unit)
         self.groups = make_groups(self.images, settings.group_size, settings.seed)
         self.mine = shard_groups(self.groups, self.shard)
@@ -457,6 +499,7 @@ class BenchmarkRun(ImageFolderRun):
     def _compute(self, expected: dict, done: set, bar: Any) -> dict:
         methods = self.settings.methods
         explain_seconds: dict[str, list[float]] = {m: [] for m in methods}
+        cache_reads = {"maps": 0, "scores": 0}
         groups = {group.index: group for group in self.mine}
         work = []
         for group in self.mine:
@@ -464,15 +507,17 @@ class BenchmarkRun(ImageFolderRun):
             if pending:
                 work.append((group.index, (group, pending), len(group.images) * len(pending)))
         pool = self.pool or LocalPool(
-            GroupScorer(self.settings, self.model, self.batch_size, self.debug, self.gallery)
+            GroupScorer(self.settings, self.model, self.batch_size, self.debug, self.gallery, self.cache)
         )
         for index, result in pool.map_unordered(work):
             group = groups[index]
             if isinstance(result, WorkFailed):
                 pending = [m for m in methods if (index, m) not in done]
                 result = [self._given_up(group, m, result.reason) for m in pending]
-            for method, scores, curves, seconds, shown in result:
+            for method, scores, curves, seconds, shown, reused in result:
                 self.store.append(scores, curves)
+                for kind, count in reused.items():
+                    cache_reads[kind] += count
                 self._keep_maps(method, shown)
                 done.add((index, method))
                 explain_seconds[method] += seconds
@@ -481,6 +526,9 @@ class BenchmarkRun(ImageFolderRun):
         extra: dict[str, Any] = {
             "mean_explain_seconds": {m: float(np.mean(s)) for m, s in explain_seconds.items() if s}
         }
+        if self.cache is not None:
+            extra["cache"] = {"folder": str(self.cache), "maps_read": cache_reads["maps"],
+                              "scores_read": cache_reads["scores"]}  # fmt: skip
         if self.pool is not None:
             extra["cluster"] = self.pool.describe("maps")
         return extra
@@ -490,7 +538,7 @@ class BenchmarkRun(ImageFolderRun):
         prepared = {image.key: PreparedImage(image, error=reason) for image in group.images}
         results = {image.key: {m: undefined(reason) for m in self.settings.metrics} for image in group.images}
         print(f"warning: group {group.index} {method}: {reason}", file=sys.stderr)
-        return method, *unit_rows(self.settings, group, method, prepared, results), {}
+        return method, *unit_rows(self.settings, group, method, prepared, results), {}, {}
 
     def _keep_maps(self, method: str, shown: dict[str, Shown]) -> None:
         """Add a finished unit's maps of gallery images to ``gallery/`` beside its rows (after the rows: a
