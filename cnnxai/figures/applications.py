@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
-from cnnxai.figures.catalog import explainer_name
+from cnnxai.figures.catalog import explainer_name, figure
 from cnnxai.figures.explanation import draw_outline
 from cnnxai.figures.panels import (
     blank,
@@ -23,7 +23,7 @@ from cnnxai.figures.panels import (
 from cnnxai.tasks.explain import TaskExplanation
 
 TASK_TITLES = {"detection": "Detection", "segmentation": "Segmentation", "face": "Face detection"}
-APPLICATION_FIGURES = {
+DESCRIPTIONS = {
     "detection": "a detected box: CamLIME of its D-RISE score beside its Grad-CAM prior, LIME and D-RISE "
     "(CamLIME_Obd.py; --model, --box-index, --box, --class)",
     "segmentation": "a class region of a segmenter: CamLIME of its mean probability beside the prior, LIME and "
@@ -70,3 +70,7 @@ def application_figure(
     for axis in cells[:panels]:
         draw_outline(axis, outline)
     return fig
+
+
+for _task, _description in DESCRIPTIONS.items():  # on the one registry of figures, beside the classifier ones
+    figure(_task, _description, "explainers", APPLICATION_OTHERS, task=_task)(application_figure)

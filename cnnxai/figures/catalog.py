@@ -53,16 +53,20 @@ class FigureSpec:
     methods: str  # what --methods lists for this figure: 'cam' (CAM modes), 'explainers' or '' (unused)
     default_methods: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()  # none: a figure's settings are Figures.py's flags (FigureSettings)
+    # '' for a figure of a classifier, drawn by draw(run: FigureRun); else the task whose target an application
+    # figure explains (cnnxai.figures.applications), drawn by draw(explained, task, title, others)
+    task: str = ""
 
 
 FIGURES: Registry[FigureSpec] = Registry("figure", "list them with: python Figures.py --list")
 
 
-def figure(name: str, description: str, methods: str = "", default_methods: tuple[str, ...] = ()):
-    """Register the decorated ``draw(run) -> Figure`` as figure ``name``; the function is returned unchanged."""
+def figure(name: str, description: str, methods: str = "", default_methods: tuple[str, ...] = (), task: str = ""):
+    """Register the decorated ``draw`` as figure ``name`` (see :class:`FigureSpec`); the function is returned
+    unchanged."""
 
     def register(draw: Callable) -> Callable:
-        FIGURES.add(FigureSpec(name, description, draw, methods, default_methods))
+        FIGURES.add(FigureSpec(name, description, draw, methods, default_methods, task=task))
         return draw
 
     return register

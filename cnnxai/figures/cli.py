@@ -33,7 +33,6 @@ from cnnxai.cli_options import (
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
-from cnnxai.figures.applications import APPLICATION_FIGURES, APPLICATION_OTHERS, application_figure
 from cnnxai.figures.catalog import FIGURES, FigureSpec
 from cnnxai.figures.context import FigureContext, FigureRun, FigureSettings
 from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
@@ -62,7 +61,7 @@ def build_parser(prog: str | None = None) -> OneLineParser:
     add(
         "figure",
         nargs="?",
-        choices=[*FIGURES, *APPLICATION_FIGURES],
+        choices=list(FIGURES),
         metavar="NAME",
         help="the figure to draw (see --list)",
     )
@@ -112,8 +111,6 @@ def list_figures() -> str:
     for name, spec in FIGURES.items():
         methods = f" [--methods default: {','.join(spec.default_methods)}]" if spec.default_methods else ""
         lines.append(f"{name:<20}{spec.description}{methods}")
-    for name, description in APPLICATION_FIGURES.items():
-        lines.append(f"{name:<20}{description} [--methods default: {','.join(APPLICATION_OTHERS)}]")
     return "\n".join(lines)
 
 
@@ -180,11 +177,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.figure is None:
         raise UserInputError("name a figure (Figures.py NAME); Figures.py --list names them")
-    if args.figure in APPLICATION_FIGURES:
-        return run_application(args, args.figure)
+    spec = FIGURES.lookup(args.figure)
+    if spec.task:
+        return run_application(args, spec)
     args.task = "classification"
     check_task_flags(args)
-    spec = FIGURES.lookup(args.figure)
     settings = settings_of(args, spec)
     options = explainer_options(REGISTRY, list(REGISTRY), args, ALIASES)  # any explainer may be drawn
     images = images_of(args.image_path or f"sample:{SAMPLE_IMAGES[0]}")
@@ -221,13 +218,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_application(args: argparse.Namespace, task: str) -> int:
+def run_application(args: argparse.Namespace, figure: FigureSpec) -> int:
     """An application figure: CamLIME (--method; default: the task's, docs/applications.md#which-cam) of a box, a
     region or a face of the task's model, beside LIME and the --methods explainers (default: RISE, i.e. D-RISE for boxes) of the same target."""
-    args.task = task
+    args.task = task = figure.task
     check_task_flags(args)
     spec = task_model_spec(task, args.model)
-    methods = list(args.methods) if args.methods is not None else list(APPLICATION_OTHERS)
+    methods = list(args.methods) if args.methods is not None else list(figure.default_methods)
     unknown = [name for name in methods if name not in REGISTRY]
     if unknown:
         raise UserInputError(
@@ -255,9 +252,9 @@ def run_application(args: argparse.Namespace, task: str) -> int:
                                      **options["camlime"])  # fmt: skip
             others = {m: explain(m, explained.model, frame, 0, args.seed, device, args.batch_size, explained.shared,
                                  **options[m]).map for m in methods}  # fmt: skip
-            fig = application_figure(explained, task, "CamLIME", others)
+            fig = figure.draw(explained, task, "CamLIME", others)
         manifest = build_manifest(
-            "Figures.py", figure=task, description=APPLICATION_FIGURES[task], options=vars(args),
+            "Figures.py", figure=figure.name, description=figure.description, options=vars(args),
             image={"source": args.image_path or "sample", "name": name, "frame_size_wh": [frame.shape[1], frame.shape[0]]},
             model={**model_info, "device": str(device)}, task=explained.selection.record, methods=methods,
             layers=layers, seed=args.seed, seconds=time.perf_counter() - start,

@@ -15,21 +15,13 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from skimage.segmentation import mark_boundaries  # noqa: E402
 
-from cnnxai.figures.panels import cam_name  # noqa: E402
+from cnnxai.figures.panels import cam_name, image_panel, overlay_panel, signed_panel, superpixels_panel  # noqa: E402
 from cnnxai.outputs import atomic_folder, atomic_write_text, build_manifest, write_json  # noqa: E402
 from lime_ext import Explanation  # noqa: E402
 
 if TYPE_CHECKING:
     from cnnxai.explainers import CamLimeResult
-
-
-def superpixel_panel(explanation: Explanation, label: int, num_features: int) -> np.ndarray:
-    """The image with the top ``num_features`` superpixels by |attribution| tinted green (+) / red (-), with
-    their boundaries drawn in yellow: lime's ``get_image_and_mask(positive_only=False)`` + ``mark_boundaries``."""
-    temp, mask = explanation.get_image_and_mask(label, positive_only=False, num_features=num_features)
-    return mark_boundaries(temp / 255.0, mask)
 
 
 def draw_outline(axis, outline: tuple[float, float, float, float] | np.ndarray) -> None:
@@ -72,24 +64,19 @@ def explanation_figure(
         rows, columns, figsize=(4 * columns, 4.6 * rows), constrained_layout=True, squeeze=False
     )
     axes = grid.ravel()
-    axes[0].imshow(image)
-    if outline is None:
-        axes[0].set_title(f"Original: {class_name}\np = {probability:.3f} (class {label})")
-    else:
-        axes[0].set_title(f"Original: {class_name}\nscore = {probability:.3f}")
-    axes[1].imshow(image)
-    overlay = axes[1].imshow(cam_map, cmap="jet", alpha=0.5, vmin=0, vmax=1)
-    axes[1].set_title(cam_title)
+    # this figure's titles are matplotlib's default size, not the paper grids' (panels.TITLE)
+    size = plt.rcParams["axes.titlesize"]
+    score = f"p = {probability:.3f} (class {label})" if outline is None else f"score = {probability:.3f}"
+    image_panel(axes[0], image, f"Original: {class_name}\n{score}", size)
+    overlay = overlay_panel(axes[1], image, cam_map, cam_title, alpha=0.5, size=size)
     fig.colorbar(overlay, ax=axes[1], fraction=0.046, pad=0.02)
-    lime_fit, ours_fit = lime.labels[label], ours.labels[label]
-    axes[2].imshow(superpixel_panel(lime, label, num_features))
-    axes[2].set_title(f"LIME, top {num_features}\nR² = {lime_fit.score:.3f}")
-    axes[3].imshow(superpixel_panel(ours, label, num_features))
-    axes[3].set_title(f"{ours_title}, top {num_features}\nR² = {ours_fit.score:.3f}")
+    for axis, explanation, title in ((axes[2], lime, "LIME"), (axes[3], ours, ours_title)):
+        fit = explanation.labels[label]
+        superpixels_panel(axis, explanation, label, num_features, f"{title}, top {num_features}\nR² = {fit.score:.3f}",
+                          size=size)  # fmt: skip
     for axis, (name, attribution) in zip(axes[4:panels], compare.items(), strict=True):
         limit = float(np.abs(attribution).max()) or 1.0
-        shown = axis.imshow(attribution, cmap="bwr", vmin=-limit, vmax=limit)
-        axis.set_title(f"{name}\n(signed, symmetric scale)")
+        shown = signed_panel(axis, attribution, f"{name}\n(signed, symmetric scale)", limit, size=size)
         fig.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
     for axis in axes:
         axis.set_axis_off()

@@ -48,9 +48,10 @@ def blank(axis: Axes) -> None:
     axis.set_label("blank")
 
 
-def image_panel(axis: Axes, image: np.ndarray, title: str) -> None:
+def image_panel(axis: Axes, image: np.ndarray, title: str, size: float | str = TITLE) -> None:
+    """``image`` (H,W,3) with ``title`` at ``size`` (points or a matplotlib size name), as every panel."""
     axis.imshow(image)
-    axis.set_title(title, fontsize=TITLE)
+    axis.set_title(title, fontsize=size)
 
 
 def cam_panel(axis: Axes, cam: np.ndarray, title: str, raw: bool = False):
@@ -60,11 +61,13 @@ def cam_panel(axis: Axes, cam: np.ndarray, title: str, raw: bool = False):
     return shown
 
 
-def overlay_panel(axis: Axes, image: np.ndarray, cam: np.ndarray, title: str, alpha: float = 0.4):
+def overlay_panel(
+    axis: Axes, image: np.ndarray, cam: np.ndarray, title: str, alpha: float = 0.4, size: float | str = TITLE
+):
     """The map (H,W) in [0,1] over the image it was computed on (same frame: no misalignment)."""
     axis.imshow(image)
     shown = axis.imshow(cam, cmap="jet", vmin=0, vmax=1, alpha=alpha)
-    axis.set_title(title, fontsize=TITLE)
+    axis.set_title(title, fontsize=size)
     return shown
 
 
@@ -74,6 +77,7 @@ def signed_panel(
     title: str,
     limit: float | None = None,
     under: np.ndarray | None = None,
+    size: float | str = TITLE,
 ):
     """A signed map on a symmetric blue-white-red scale; ``limit`` defaults to the 99th percentile of |map|
     (captum's outlier_perc=1), so a few extreme pixels do not wash out the rest. ``under``: an image (H,W,3)
@@ -84,7 +88,7 @@ def signed_panel(
         axis.imshow(under)
     alpha = None if under is None else 0.7
     shown = axis.imshow(attribution, cmap="bwr", vmin=-limit, vmax=limit, alpha=alpha)
-    axis.set_title(title, fontsize=TITLE)
+    axis.set_title(title, fontsize=size)
     return shown
 
 
@@ -95,13 +99,19 @@ def colorbar(fig: Figure, mappable, axes, label: str = "") -> None:
         bar.set_label(label, fontsize=7)
 
 
-def superpixels_panel(
-    axis: Axes, explanation: Explanation, label: int, num_features: int, title: str, ids: bool = False
-) -> None:
-    """lime's display: the top superpixels by |attribution| tinted green (+) / red (-), yellow boundaries."""
+def superpixels_image(explanation: Explanation, label: int, num_features: int) -> np.ndarray:
+    """The image with the top ``num_features`` superpixels by |attribution| tinted green (+) / red (-), with
+    their boundaries drawn in yellow: lime's ``get_image_and_mask(positive_only=False)`` + ``mark_boundaries``."""
     temp, mask = explanation.get_image_and_mask(label, positive_only=False, num_features=num_features)
-    axis.imshow(mark_boundaries(temp / 255.0, mask))
-    axis.set_title(title, fontsize=TITLE)
+    return mark_boundaries(temp / 255.0, mask)
+
+
+def superpixels_panel(
+    axis: Axes, explanation: Explanation, label: int, num_features: int, title: str, ids: bool = False,
+    size: float | str = TITLE,
+) -> None:  # fmt: skip
+    """lime's display (:func:`superpixels_image`), with each shown superpixel's id when ``ids``."""
+    image_panel(axis, superpixels_image(explanation, label, num_features), title, size)
     if ids:
         segment_ids(axis, explanation.segments, explanation.labels[label].ranking[:num_features])
 
