@@ -1,5 +1,5 @@
 """The command line of MNIST1D.py: parse, make :class:`~cnnxai.signal1d.report.Mnist1DSettings`, run
-:func:`~cnnxai.signal1d.report.run_mnist1d`, save, print. Exit status 0, or 2 for a bad option (one line on
+:func:`~cnnxai.signal1d.report.run_mnist1d`, save (:func:`~cnnxai.figures.signal1d.save_mnist1d`), print. Exit status 0, or 2 for a bad option (one line on
 stderr naming the problem and the fix; nothing is written)."""
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from cnnxai.cli_options import (
     name_list,
     run_main,
 )
+from cnnxai.figures.signal1d import DPI, STEM, save_mnist1d
 from cnnxai.registry import listing
 from cnnxai.signal1d.data import SIGNAL_LENGTH
 from cnnxai.signal1d.registry import REGISTRY_1D
-from cnnxai.signal1d.report import DPI, STEM, WINDOWS, Mnist1DSettings, run_mnist1d
+from cnnxai.signal1d.report import WINDOWS, Mnist1DSettings, run_mnist1d
 
 # The shared flags of the 1-D explainers' options, made from their declarations (--num-samples sets lime's and
 # gradlime's num_samples, --cam-layer their layer, ...).
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     started = time.perf_counter()
     report = run_mnist1d(settings_of(args))
-    written = report.save(args.output_dir, args.dpi, args.pdf)
+    written = save_mnist1d(report, args.output_dir, args.dpi, args.pdf)
     if not args.quiet:
         print("\n".join(report.summary()))
     print(f"wrote {', '.join(map(str, written))} ({time.perf_counter() - started:.1f} s)")

@@ -2,8 +2,8 @@
 test signal per class with each chosen 1-D method, score every map by deletion, and save the figure and its
 manifest.
 
-``run_mnist1d(Mnist1DSettings(...))`` returns a :class:`Mnist1DReport`; ``report.save(folder)`` writes
-mnist1d_explanations.png (and .pdf) and the .json manifest beside it, each file atomically.
+``run_mnist1d(Mnist1DSettings(...))`` returns a :class:`Mnist1DReport`, which holds the data; its writer is
+:func:`cnnxai.figures.signal1d.save_mnist1d` (mnist1d_explanations.png, .pdf and the .json manifest beside it).
 """
 
 from __future__ import annotations
@@ -11,35 +11,20 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
-from cnnxai.outputs import atomic_savefig, build_manifest, write_json
+from cnnxai.outputs import build_manifest
 from cnnxai.signal1d.data import NUM_CLASSES, SIGNAL_LENGTH, make_mnist1d
 from cnnxai.signal1d.deletion import deletion_scores
-from cnnxai.signal1d.figure import draw_mnist1d_figure
 from cnnxai.signal1d.model import DEFAULT_EPOCHS, load_mnist1d_model, torch_threads
 from cnnxai.signal1d.registry import BATCH_SIZE, REGISTRY_1D, explain_1d
 
 TOOL = "MNIST1D.py"
-STEM = "mnist1d_explanations"
-DPI = 200
-TITLES = {
-    "lime": "LIME",
-    "gradlime": "GradLIME",
-    "gradcam": "Grad-CAM",
-    "ig": "Integrated Gradients",
-    "input_x_gradient": "Input x Gradient",
-    "saliency": "Saliency",
-    "rise": "RISE",
-}
 # The windows a run accepts: those that tile a signal into equal windows (explain_1d takes any window, the
 # last one then shorter).
 WINDOWS = tuple(d for d in range(1, SIGNAL_LENGTH + 1) if SIGNAL_LENGTH % d == 0)
@@ -156,21 +141,6 @@ class Mnist1DReport:
     def mean_deletion(self) -> dict[str, float]:
         return {name: float(np.mean(values)) for name, values in self.deletion.items()}
 
-    def figure(self) -> Figure:
-        """One row per signal, one column per method, each column titled with its mean deletion AUC."""
-        mean = self.mean_deletion
-        rows = [
-            f"digit {t}\n#{i}, p={p:.2f}"
-            for t, i, p in zip(self.targets, self.indices, self.probabilities, strict=True)
-        ]
-        titles = {name: f"{TITLES.get(name, name)}\ndel. AUC {mean[name]:.2f}" for name in self.maps}
-        signed = {name: REGISTRY_1D[name].signed for name in self.maps}
-        note = (
-            f"del. AUC: deletion AUC (P(class) as positions are zeroed in attribution order), mean of the "
-            f"{len(self.indices)} rows, lower is better; random order: {mean['random']:.2f}"
-        )
-        return draw_mnist1d_figure(self.signals, rows, self.maps, titles, signed, note)
-
     def manifest(self, output: Mapping[str, Any], files: list[str], seconds: float) -> dict[str, Any]:
         """The JSON manifest (:func:`cnnxai.outputs.build_manifest`): settings and ``output`` (folder, dpi, pdf),
         every method's options, the model, the data, the signals, per method its seconds and deletion AUC, the
@@ -209,26 +179,6 @@ class Mnist1DReport:
             seconds=round(seconds, 3),
             files=files,
         )
-
-    def save(self, folder: str | Path, dpi: int = DPI, pdf: bool = False) -> list[Path]:
-        """Write mnist1d_explanations.png (and .pdf with ``pdf``) and the .json manifest into ``folder`` (made if
-        missing; other files in it are left alone), each atomically. Returns the paths written, the manifest
-        last."""
-        started = time.perf_counter()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        figures = [folder / f"{STEM}{suffix}" for suffix in ((".png", ".pdf") if pdf else (".png",))]
-        fig = self.figure()
-        try:
-            for path in figures:
-                atomic_savefig(fig, path, dpi)
-        finally:
-            plt.close(fig)
-        seconds = self.run_seconds + time.perf_counter() - started
-        output = {"output_dir": str(folder), "dpi": dpi, "pdf": pdf}
-        manifest_path = folder / f"{STEM}.json"
-        write_json(manifest_path, self.manifest(output, [p.name for p in figures], seconds))
-        return [*figures, manifest_path]
 
     def summary(self) -> list[str]:
         """The lines MNIST1D.py prints: the model (loaded or trained, accuracies), then seconds per signal and

@@ -493,7 +493,7 @@ def small_run(cache_dir, out, *args: str) -> dict:
 def test_mnist1d_command_is_deterministic_counts_its_panels_and_writes_a_pdf(
     cache_dir, tmp_path, monkeypatch, capsys
 ):
-    import cnnxai.signal1d.report as report
+    import cnnxai.figures.signal1d as report
 
     drawn = []
     original = report.draw_mnist1d_figure

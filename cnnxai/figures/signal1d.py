@@ -1,9 +1,13 @@
 """The MNIST-1D explanation figure: one row per class, one column per method, each panel the signal as a line
-over a strip coloured by the method's attribution (scaled per panel, one diverging colour bar for all)."""
+over a strip coloured by the method's attribution (scaled per panel, one diverging colour bar for all); and the
+writer of a MNIST1D.py run (:func:`save_mnist1d`): the run's report holds the data, its files are written here."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -12,9 +16,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from cnnxai.outputs import atomic_savefig, write_json  # noqa: E402
+from cnnxai.signal1d.registry import REGISTRY_1D  # noqa: E402
+
+if TYPE_CHECKING:
+    from cnnxai.signal1d.report import Mnist1DReport
+
 CMAP = "RdBu_r"  # diverging, symmetric around 0: red = evidence for the class, blue = against
 PANEL_WIDTH, PANEL_HEIGHT = 1.3, 0.62  # inches: 7 methods fit a page width at ~75%
 FONT = 7  # points
+STEM = "mnist1d_explanations"  # the files' name
+DPI = 200
+TITLES = {
+    "lime": "LIME",
+    "gradlime": "GradLIME",
+    "gradcam": "Grad-CAM",
+    "ig": "Integrated Gradients",
+    "input_x_gradient": "Input x Gradient",
+    "saliency": "Saliency",
+    "rise": "RISE",
+}
 
 
 def scaled(attribution: np.ndarray, signed: bool = True) -> np.ndarray:
@@ -94,3 +115,40 @@ def draw_mnist1d_figure(
     bar.set_label(label + (f"\n{note}" if note else ""), fontsize=FONT)
     bar.ax.tick_params(labelsize=FONT - 1)
     return fig
+
+
+def mnist1d_figure(report: Mnist1DReport) -> Figure:
+    """One row per signal of ``report``, one column per method, each column titled with its mean deletion AUC."""
+    mean = report.mean_deletion
+    rows = [
+        f"digit {t}\n#{i}, p={p:.2f}"
+        for t, i, p in zip(report.targets, report.indices, report.probabilities, strict=True)
+    ]
+    titles = {name: f"{TITLES.get(name, name)}\ndel. AUC {mean[name]:.2f}" for name in report.maps}
+    signed = {name: REGISTRY_1D[name].signed for name in report.maps}
+    note = (
+        f"del. AUC: deletion AUC (P(class) as positions are zeroed in attribution order), mean of the "
+        f"{len(report.indices)} rows, lower is better; random order: {mean['random']:.2f}"
+    )
+    return draw_mnist1d_figure(report.signals, rows, report.maps, titles, signed, note)
+
+
+def save_mnist1d(report: Mnist1DReport, folder: str | Path, dpi: int = DPI, pdf: bool = False) -> list[Path]:
+    """Write ``report``'s mnist1d_explanations.png (and .pdf with ``pdf``) and its .json manifest into ``folder``
+    (made if missing; other files in it are left alone), each atomically. Returns the paths written, the
+    manifest last."""
+    started = time.perf_counter()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = [folder / f"{STEM}{suffix}" for suffix in ((".png", ".pdf") if pdf else (".png",))]
+    fig = mnist1d_figure(report)
+    try:
+        for path in figures:
+            atomic_savefig(fig, path, dpi)
+    finally:
+        plt.close(fig)
+    seconds = report.run_seconds + time.perf_counter() - started
+    output = {"output_dir": str(folder), "dpi": dpi, "pdf": pdf}
+    manifest_path = folder / f"{STEM}.json"
+    write_json(manifest_path, report.manifest(output, [p.name for p in figures], seconds))
+    return [*figures, manifest_path]
