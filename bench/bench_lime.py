@@ -9,8 +9,9 @@
 (b) Our GradLIME end to end (segmentation, Grad-CAM, N perturbations and predictions, GradLIME and LIME
     fits) with the embedded EfficientNet-Lite0, against the model's own forward time on N images of the
     same size in batches of the same size (the physical limit). Model loading is excluded.
-(c) The same for the command line ``GradLIME.py --num-samples N --batch-size B`` on the sample photo: the
-    library's own ExplainRun (what GradLIME.py calls), model loaded beforehand, figure and files written.
+(c) The same for ``GradLIME.py --num-samples N --batch-size B`` on the sample photo: one image of the library's
+    explain-to-folder run (what GradLIME.py calls: :class:`cnnxai.explain_run.ExplainRun`, then
+    :func:`cnnxai.reporting.explain.explain_and_save`), model loaded beforehand, figure and files written.
 
 The machines are shared and noisy (two forward-only timings of the same work differ by up to 15%), so each
 figure is measured ``--repeats`` times, ours and the reference interleaved, and the medians are compared.
@@ -23,8 +24,6 @@ The last line printed is one JSON object with the figures. Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import statistics
 import sys
@@ -38,10 +37,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cnnxai.cli import ExplainRun, build_parser  # noqa: E402
+from cnnxai.explain_run import ExplainRun, ExplainSettings  # noqa: E402
 from cnnxai.explainers import explain_image  # noqa: E402
 from cnnxai.images import sample_image  # noqa: E402
 from cnnxai.preprocess import to_model_frame  # noqa: E402
+from cnnxai.reporting.explain import explain_and_save  # noqa: E402
 from cnnxai.zoo import MODELS, load_model  # noqa: E402
 from lime_ext import CamLimeExplainer, LimeSettings, TorchClassifier, segment_image  # noqa: E402
 
@@ -198,22 +198,11 @@ def main() -> None:
     model, _ = load_model("efficientnet_lite0", device=device)
     layers = MODELS["efficientnet_lite0"].layers
     with tempfile.TemporaryDirectory() as output_dir:
-        cli_args = build_parser("gradlime").parse_args(
-            [
-                "--num-samples",
-                str(n),
-                "--batch-size",
-                str(bs),
-                "--device",
-                str(device),
-                "--quiet",
-                "--output-dir",
-                output_dir,
-            ]
-        )
-        cli_run = ExplainRun(
-            cli_args, "gradlime"
-        )  # loads its own copy of the model: excluded from the timing
+        settings = ExplainSettings(
+            "gradlime", {"gradlime": {"num_samples": n}}, output_dir=output_dir, device=str(device),
+            batch_size=bs, quiet=True,
+        )  # fmt: skip
+        cli_run = ExplainRun(settings)  # loads its own copy of the model: excluded from the timing
         photo = sample_image("chelsea")
         forward_time(model, image, 2 * bs, bs, device)  # warm-up
         forward_runs, e2e_runs, cli_runs = [], [], []
@@ -224,8 +213,8 @@ def main() -> None:
                     "gradlime", model, image, seed=0, batch_size=bs, num_samples=n, layers=list(layers)
                 )
             e2e_runs.append(clock)
-            with Clock() as clock, contextlib.redirect_stdout(io.StringIO()):
-                cli_run.explain(photo, "sample:chelsea", "chelsea")
+            with Clock() as clock:
+                explain_and_save(cli_run, photo, "sample:chelsea", "chelsea")
             cli_runs.append(clock)
 
     def median(runs: list[Clock], attr: str) -> float:

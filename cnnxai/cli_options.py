@@ -17,9 +17,19 @@ from typing import Any
 from cnnxai.devices import resolve_device
 from cnnxai.errors import ImageLoadError, UserInputError
 from cnnxai.explainers import REGISTRY
-from cnnxai.options import Option, close_matches, parse_literal, split_assignment
+from cnnxai.options import (
+    TYPE_NAMES,
+    Check,
+    Option,
+    at_least,
+    close_matches,
+    parse_literal,
+    positive,
+    split_assignment,
+)
 from cnnxai.preprocess import PREPROCESSING
 from cnnxai.registry import Registry
+from cnnxai.registry import fill_alias as fill_alias  # the CLIs' import of it (it lives with the registry)
 from cnnxai.system import tune_malloc
 from cnnxai.tasks.explain import DEFAULT_SCORE_THRESHOLD, Choice, class_index, parse_box
 from cnnxai.tasks.models import TASKS
@@ -47,17 +57,25 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def int_at_least(minimum: int):
-    def parse(text: str) -> int:
+def number_option(kind: type, check: Check) -> Callable[[str], Any]:
+    """An argparse ``type``: a number of ``kind`` (int or float) that passes ``check``, the checks the declared
+    options use (:mod:`cnnxai.options`), so a flag and an option say the same thing about the same value."""
+
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {TYPE_NAMES[kind]}, got {text!r}") from None
+        complaint = check(value)
+        if complaint:
+            raise argparse.ArgumentTypeError(f"{complaint}, got {text}")
         return value
 
     return parse
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    return number_option(int, at_least(minimum))
 
 
 def batch_size_option(text: str) -> int | None:
@@ -281,18 +299,6 @@ def explainer_options(
     return given
 
 
-def fill_alias(
-    options: dict[str, dict[str, Any]], registry: Registry, alias: str, value: Any
-) -> dict[str, dict[str, Any]]:
-    """Set ``value`` on every explainer of ``options`` that declares an option answering to ``alias`` and was not
-    given one explicitly (e.g. the model's default layers, known once the model is loaded)."""
-    for method, given in options.items():
-        for option in registry.lookup(method).options:
-            if option.alias == alias and option.name not in given:
-                given[option.name] = option.validated(value, f"{method}.{option.name}")
-    return options
-
-
 def takes_alias(registry: Registry, methods: Sequence[str], alias: str) -> bool:
     """Whether any of ``methods`` declares an option answering to ``alias`` (e.g. 'layers': the run needs CAM
     layers)."""
@@ -433,14 +439,7 @@ def task_choice(args: argparse.Namespace, class_names: Sequence[str]) -> Choice:
     return Choice(args.box_index, args.box, category, args.face_index, args.score_threshold)
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
-    return value
+positive_float = number_option(float, positive)
 
 
 def add_ray_options(parser: argparse.ArgumentParser) -> None:

@@ -108,3 +108,15 @@ def listing(registry: Registry) -> str:
         for option in spec.options:
             lines.append(f"{'':<{width}}    {name}.{option.name} = {option.default!r}: {option.help}")
     return "\n".join(lines)
+
+
+def fill_alias(
+    options: dict[str, dict[str, Any]], registry: Registry, alias: str, value: Any
+) -> dict[str, dict[str, Any]]:
+    """Set ``value`` on every explainer of ``options`` that declares an option answering to ``alias`` and was not
+    given one explicitly (e.g. the model's default layers, known once the model is loaded)."""
+    for method, given in options.items():
+        for option in registry.lookup(method).options:
+            if option.alias == alias and option.name not in given:
+                given[option.name] = option.validated(value, f"{method}.{option.name}")
+    return options

@@ -57,8 +57,8 @@ LAYERS = (
     ("targets", ("cnnxai/targets",)),
     ("explainers, metrics", ("cnnxai/explainers", "cnnxai/metrics")),
     ("library runs", (
-        "cnnxai/attribute", "cnnxai/distributed", "cnnxai/tasks", "cnnxai/benchmark", "cnnxai/stability",
-        "cnnxai/groundtruth", "cnnxai/signal1d")),
+        "cnnxai/attribute", "cnnxai/distributed", "cnnxai/explain_run", "cnnxai/tasks", "cnnxai/benchmark",
+        "cnnxai/stability", "cnnxai/groundtruth", "cnnxai/signal1d")),
     ("figures, reporting", ("cnnxai/figures", "cnnxai/reporting")),
     ("command lines", ("cnnxai/__init__", "cnnxai/cli", "cnnxai/cli_options", "cnnxai/commands")),
 )  # fmt: skip
@@ -194,3 +194,16 @@ def test_the_layer_check_sees_imports_in_functions_and_relative_ones():
         unit_of("cnnxai.figures.cli") == "cnnxai/figures/cli"
         and layer_of("cnnxai/figures/cli") == len(LAYERS) - 1
     )
+
+
+def test_only_the_command_lines_parse_arguments():
+    """argparse (and so a Namespace) stays in the command-line files: the library takes settings objects."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path.name not in CLI_FILES and path.name != "cli_options.py"
+        for line, module in imports_of(path)
+        if module.split(".")[0] == "argparse"
+    ]
+    assert not found, "argparse imported below the command lines: " + ", ".join(found)

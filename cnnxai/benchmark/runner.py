@@ -113,63 +113,29 @@ class PreparedImage:
     shared: dict = field(default_factory=dict)
 
 
-class ImageFolderRun:
-    """What every run (or shard of a run) over an image folder has: its model, images, output folder and shard,
-    where its rows go, its identity and its progress bar.
+class ResumableRun:
+    """The one run template: a run (or one shard of it) whose work comes in units and whose rows go to a
+    :class:`~cnnxai.benchmark.store.ResultStore`, so that an interrupted run resumes to the same rows and the
+    shards of a run split its units. :meth:`run` owns the run lock, the identity check, the recovery of the
+    finished units, the manifest, the progress bar and the status.
+
+    A subclass sets ``self.store`` and supplies ``identity()``, its units and rows through the hooks below
+    (:class:`ImageFolderRun` for the runs over an image folder; the localisation run over the synthetic sets).
 
     Args:
         settings: a frozen dataclass of everything that decides the rows (its ``tool`` names the run).
-        model, model_info: the classifier on its device and its zoo record (name, weights file and hash).
-        dataset, images: what was found and the images drawn from it (see ``cnnxai.benchmark.data``).
         folder: the output folder; a shard writes its rows to ``folder/shards/<i>-of-<n>/``.
         shard: (i, n), 1-based; (1, 1) is the whole run.
-        batch_size: inputs per forward pass for the explainers and metrics (None: from the device).
-        selection: how the images were drawn (recorded in the identity).
-        progress: show a progress bar; debug: let an explainer's error stop the run (else its rows say why).
+        progress: show a progress bar.
     """
 
     def __init__(
-        self,
-        settings: Any,
-        model: nn.Module,
-        model_info: dict,
-        dataset: Dataset,
-        images: Sequence[BenchmarkImage],
-        folder: Path,
-        shard: tuple[int, int] = (1, 1),
-        batch_size: int | None = None,
-        selection: dict | None = None,
-        progress: bool = True,
-        debug: bool = False,
+        self, settings: Any, folder: Path, shard: tuple[int, int] = (1, 1), progress: bool = True
     ) -> None:
-        self.settings, self.model, self.model_info = settings, model, model_info
-        self.dataset, self.images = dataset, list(images)
-        self.folder, self.shard = Path(folder), shard
-        self.batch_size, self.progress, self.debug = batch_size, progress, debug
-        self.selection = dict(selection or {})
-        self.device = module_device(model)
+        self.settings, self.folder, self.shard, self.progress = settings, Path(folder), shard, progress
         self.rows_folder = (
             self.folder if shard == (1, 1) else self.folder / "shards" / f"{shard[0]}-of-{shard[1]}"
         )
-
-    def identity(self) -> dict:
-        """What must be equal for rows to belong to the same run (device, batch size and progress may differ)."""
-        return {
-            "settings": json.loads(json.dumps(asdict(self.settings), default=json_fallback)),
-            "model": {k: self.model_info.get(k) for k in ("model", "weights_sha256")},
-            "data": {
-                "layout": self.dataset.layout,
-                "root": str(self.dataset.root.resolve()) if self.dataset.root else None,
-                **self.selection,
-                "images": len(self.images),
-            },
-            "shards": self.shard[1],
-        }
-
-    # -- the run: one template, the same for every run over an image folder --------------------------------
-    #
-    # A subclass sets ``self.store`` (its :class:`~cnnxai.benchmark.store.ResultStore`) and ``self.mine`` (the
-    # image groups of this shard) and supplies its units and rows through the hooks below.
 
     bar_unit = "unit"  # what the progress bar counts
 
@@ -196,8 +162,7 @@ class ImageFolderRun:
                 "shard": list(self.shard),
                 "units": len(expected),
                 "units_resumed": resumed,
-                "images": sum(len(group.images) for group in self.mine),
-                "failures": self._failures(),
+                **self._inputs(),
                 "run_seconds": time.perf_counter() - start,
             }
             status.update(extra)
@@ -221,14 +186,17 @@ class ImageFolderRun:
         """The manifest of this shard (:func:`cnnxai.outputs.build_manifest`), with the status fields ``extra``."""
         raise NotImplementedError
 
+    def _inputs(self) -> dict:
+        """The status's fields about this shard's inputs (e.g. its images, and those that could not be read)."""
+        raise NotImplementedError
+
+    def identity(self) -> dict:
+        """What must be equal for rows to belong to the same run."""
+        raise NotImplementedError
+
     def _write_manifest(self, extra: dict) -> None:
         self.rows_folder.mkdir(parents=True, exist_ok=True)
         write_json(self.rows_folder / "manifest.json", self._manifest(extra))
-
-    def _failures(self) -> dict[str, str]:
-        """Images of this shard that could not be read (from its rows, so a resumed run reports them too)."""
-        rows = read_rows(self.store.scores_path, self.store.score_columns)
-        return {row["image"]: row["reason"] for row in rows if row["reason"].startswith(UNREADABLE)}
 
     def _bar(self, total: int, finished: int):
         if not self.progress or total == finished:
@@ -238,6 +206,66 @@ class ImageFolderRun:
         return tqdm(
             total=total, initial=finished, desc=self.settings.tool, unit=self.bar_unit, dynamic_ncols=True
         )
+
+
+class ImageFolderRun(ResumableRun):
+    """What every run (or shard of a run) over an image folder has: its model, images, output folder and shard,
+    where its rows go, its identity and its progress bar. A subclass sets ``self.mine`` (the image groups of this
+    shard) too.
+
+    Args:
+        settings: a frozen dataclass of everything that decides the rows (its ``tool`` names the run).
+        model, model_info: the classifier on its device and its zoo record (name, weights file and hash).
+        dataset, images: what was found and the images drawn from it (see ``cnnxai.benchmark.data``).
+        folder: the output folder; a shard writes its rows to ``folder/shards/<i>-of-<n>/``.
+        shard: (i, n), 1-based; (1, 1) is the whole run.
+        batch_size: inputs per forward pass for the explainers and metrics (None: from the device).
+        selection: how the images were drawn (recorded in the identity).
+        progress: show a progress bar; debug: let an explainer's error stop the run (else its rows say why).
+    """
+
+    def __init__(
+        self,
+        settings: Any,
+        model: nn.Module,
+        model_info: dict,
+        dataset: Dataset,
+        images: Sequence[BenchmarkImage],
+        folder: Path,
+        shard: tuple[int, int] = (1, 1),
+        batch_size: int | None = None,
+        selection: dict | None = None,
+        progress: bool = True,
+        debug: bool = False,
+    ) -> None:
+        super().__init__(settings, folder, shard, progress)
+        self.model, self.model_info = model, model_info
+        self.dataset, self.images = dataset, list(images)
+        self.batch_size, self.debug = batch_size, debug
+        self.selection = dict(selection or {})
+        self.device = module_device(model)
+
+    def identity(self) -> dict:
+        """What must be equal for rows to belong to the same run (device, batch size and progress may differ)."""
+        return {
+            "settings": json.loads(json.dumps(asdict(self.settings), default=json_fallback)),
+            "model": {k: self.model_info.get(k) for k in ("model", "weights_sha256")},
+            "data": {
+                "layout": self.dataset.layout,
+                "root": str(self.dataset.root.resolve()) if self.dataset.root else None,
+                **self.selection,
+                "images": len(self.images),
+            },
+            "shards": self.shard[1],
+        }
+
+    def _inputs(self) -> dict:
+        return {"images": sum(len(group.images) for group in self.mine), "failures": self._failures()}
+
+    def _failures(self) -> dict[str, str]:
+        """Images of this shard that could not be read (from its rows, so a resumed run reports them too)."""
+        rows = read_rows(self.store.scores_path, self.store.score_columns)
+        return {row["image"]: row["reason"] for row in rows if row["reason"].startswith(UNREADABLE)}
 
 
 def explanation_failed(error: Exception, label: str, key: str, debug: bool) -> str:

@@ -80,7 +80,8 @@ class ResultStore:
     curve: Deletion and Insertion's p(target) per step, space-separated) in ``folder``.
 
     Another tool keeps its own rows the same way: ``rows`` names its file and columns, ``curves`` its second
-    file (None: none), ``unit`` gives the unit a row belongs to and ``key`` what makes a row unique in its unit.
+    file (None: none), ``unit`` gives the unit a row belongs to and ``key`` what makes a row unique in its unit
+    (None: nothing does, as for two boxes of one class in one scene; a unit's rows are then only counted).
     """
 
     def __init__(
@@ -89,7 +90,7 @@ class ResultStore:
         rows: tuple[str, tuple[str, ...]] = ("scores.csv", SCORE_COLUMNS),
         curves: tuple[str, tuple[str, ...]] | None = ("curves.csv", CURVE_COLUMNS),
         unit: Callable[[Mapping[str, str]], Hashable] = _benchmark_unit,
-        key: Callable[[Mapping[str, str]], Hashable] = _benchmark_key,
+        key: Callable[[Mapping[str, str]], Hashable] | None = _benchmark_key,
     ) -> None:
         self.folder = Path(folder)
         self.scores_path, self.score_columns = self.folder / rows[0], rows[1]
@@ -111,8 +112,8 @@ class ResultStore:
             by_unit[self.unit(row)].append(row)
         done = set()
         for unit, rows in by_unit.items():
-            keys = {self.key(row) for row in rows}
-            if unit in expected and len(rows) == expected[unit] == len(keys):
+            unique = self.key is None or len({self.key(row) for row in rows}) == len(rows)
+            if unit in expected and len(rows) == expected[unit] and unique:
                 done.add(unit)
         for (path, columns), rows in zip(files, contents, strict=True):
             kept = [row for row in rows if self.unit(row) in done]

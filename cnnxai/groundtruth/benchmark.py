@@ -1,4 +1,9 @@
-"""The localisation benchmark: every explainer on test images of the synthetic set, scored against the masks."""
+"""The localisation benchmark: every explainer on test images of the synthetic set, scored against the masks.
+
+The unit of work is one test image (for a task, one scene: every case of it) with every method, so that LIME,
+GradLIME, CamLIME and KernelSHAP fit the same perturbations; nothing about a unit depends on which units ran
+before it. :func:`localise` hands the units over in the order of the run, however they were computed.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +24,15 @@ from cnnxai.devices import recover_from
 from cnnxai.distributed import LocalPool, WorkFailed
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.metrics import LOCALISATION_METRICS, localisation_scores, metric_settings
-from cnnxai.synthetic.shapes import SyntheticSet
+from cnnxai.synthetic.shapes import CLASSES, SyntheticSet
 from lime_ext import TorchClassifier, forward_batches
 
 # Every registered explainer except NormLIME's two variants, whose global weights need a fit of their own on a
 # reference image folder of the model's images (Localisation.py refuses them).
 EXCLUDED_BY_DEFAULT = ("normlime", "normlime_logreg")
 SCORE_COLUMNS = ("image", "label", "predicted", "method", "metric", "value", "seconds", "note")
+# The notes of a NaN score that are not an explainer's failure.
+NO_RELEVANCE, UNDEFINED = "no positive relevance", "undefined"
 
 
 # The applications' table: ours against LIME, the CAMs of both priors, RISE (D-RISE on a box) and occlusion.
@@ -64,12 +71,12 @@ def predictions(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> 
 
 
 class LocaliseWork:
-    """Explains one image (by index) with every method and scores the maps against its mask: the work of a
-    localisation run, in this process or in a Ray worker (:mod:`cnnxai.distributed`).
+    """Explains the cases of one unit (their places in the set) with every method and scores the maps against
+    their masks: the work of a localisation run, in this process or in a Ray worker (:mod:`cnnxai.distributed`).
 
-    ``compute(i)`` yields one :class:`ImageScores`. One ``shared`` dict per image, so LIME, GradLIME, CamLIME and
-    KernelSHAP fit the same perturbations. The arguments are :func:`run_localisation`'s; ``predicted`` (N,) the
-    classes recorded in the rows.
+    ``compute(cases)`` yields one list: an :class:`ImageScores` per case. One ``shared`` dict per case, so LIME,
+    GradLIME, CamLIME and KernelSHAP fit the same perturbations. The arguments are :func:`run_localisation`'s;
+    ``predicted`` (N,) the classes recorded in the rows.
     """
 
     def __init__(
@@ -90,10 +97,14 @@ class LocaliseWork:
         self.settings = metric_settings(LOCALISATION_METRICS, given)
         self.device = next(model.parameters()).device
 
-    def load(self, index: int) -> int:
-        return index
+    def load(self, cases: Sequence[int]) -> Sequence[int]:
+        return cases
 
-    def compute(self, i: int) -> Iterator[ImageScores]:
+    def compute(self, cases: Sequence[int]) -> Iterator[list[ImageScores]]:
+        yield [self.case(i) for i in cases]
+
+    def case(self, i: int) -> ImageScores:
+        """Case ``i`` explained by every method and scored."""
         dataset = self.dataset
         image, mask, label = dataset.images[i], dataset.masks[i], int(dataset.labels[i])
         explained, target = (self.model, label) if self.case_models is None else (self.case_models[i], 0)
@@ -112,14 +123,20 @@ class LocaliseWork:
                 if self.debug or not recover_from(error):
                     raise
                 note = f"{type(error).__name__}: {error}".replace("\n", " ")
-                scored_image.failures[method] = note
                 scores = dict.fromkeys(LOCALISATION_METRICS, float("nan"))
             seconds = time.perf_counter() - start
             scored_image.seconds[method] = seconds
             if not note and any(math.isnan(v) for v in scores.values()):
-                note = "no positive relevance" if math.isnan(scores["RelevanceMassAccuracy"]) else "undefined"
+                note = NO_RELEVANCE if math.isnan(scores["RelevanceMassAccuracy"]) else UNDEFINED
             scored_image.rows += self.rows(i, method, scores, seconds, note)
-        yield scored_image
+        return scored_image
+
+    def lost(self, i: int, reason: str) -> ImageScores:
+        """NaN rows with the reason for case ``i``, whose worker kept dying on it."""
+        lost = ImageScores(i)
+        nan = dict.fromkeys(LOCALISATION_METRICS, float("nan"))
+        lost.rows = [row for m in self.methods for row in self.rows(i, m, nan, 0.0, reason)]
+        return lost
 
     def rows(self, i: int, method: str, scores: Mapping[str, float], seconds: float, note: str) -> list[dict]:
         """One row per metric of image ``i`` and ``method`` (``SCORE_COLUMNS``)."""
@@ -133,13 +150,73 @@ class LocaliseWork:
 
 @dataclass
 class ImageScores:
-    """One image's part of a :class:`LocalisationResult`: its rows, and per method its map, seconds, failure."""
+    """One case's part of a :class:`LocalisationResult`: its place in the set, its rows (a failure's reason in
+    their notes), and per method its map (none where it failed) and seconds."""
 
     index: int
     rows: list[dict] = field(default_factory=list)
     maps: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
+
+
+def image_units(dataset: SyntheticSet, shard: tuple[int, int] = (1, 1)) -> dict[int, list[int]]:
+    """The units of shard i of n (1-based; (1, 1) the whole run), in the order of the run: each test image (for a
+    task, each scene) whose index in its split is i-1 modulo n, with the places of its cases in ``dataset``."""
+    units: dict[int, list[int]] = {}
+    for place, image in enumerate(dataset.indices):
+        if int(image) % shard[1] == shard[0] - 1:
+            units.setdefault(int(image), []).append(place)
+    return units
+
+
+def localise(
+    work: LocaliseWork, units: Mapping[int, Sequence[int]], pool: Any = None
+) -> Iterator[tuple[int, list[ImageScores]]]:
+    """Each unit of ``units`` (:func:`image_units`) with its cases' scores, in the order of ``units``: computed
+    by ``work`` here, or by ``pool`` (a :class:`~cnnxai.distributed.WorkerPool` of the same work) on Ray, where
+    a unit finished early waits for those before it. A unit whose worker kept dying gets NaN rows with the
+    reason."""
+    items = [(image, tuple(cases), len(cases) * len(work.methods)) for image, cases in units.items()]
+    order, ready = iter(units), {}
+    waiting = next(order, None)
+    for image, results in (pool or LocalPool(work)).map_unordered(items):
+        failed = isinstance(results, WorkFailed)
+        ready[image] = [work.lost(i, results.reason) for i in units[image]] if failed else results[0]
+        while waiting in ready:
+            yield waiting, ready.pop(waiting)
+            waiting = next(order, None)
+
+
+def method_failures(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The first failure of each method that failed on some case (the note of its NaN rows), in row order."""
+    failures: dict[str, str] = {}
+    for row in rows:
+        if row["note"] not in ("", NO_RELEVANCE, UNDEFINED):
+            failures.setdefault(row["method"], row["note"])
+    return failures
+
+
+def warn_failures(failures: Mapping[str, str]) -> None:
+    for method, reason in failures.items():
+        warnings.warn(f"{method} failed on some images ({reason}); their scores are NaN", stacklevel=3)
+
+
+def example_indices(labels: np.ndarray, count: int) -> list[int]:
+    """``count`` images for the figure: the first of each class in class order, then the second of each, ..."""
+    by_class = [list(np.flatnonzero(labels == c)) for c in range(len(CLASSES))]
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < count and depth < len(labels):
+        for members in by_class:
+            if depth < len(members) and len(chosen) < count:
+                chosen.append(int(members[depth]))
+        depth += 1
+    return chosen
+
+
+def example_title(dataset: SyntheticSet, i: int) -> str:
+    """How example ``i`` is named in examples.png and report.html: its index in the test split, its class."""
+    return f"#{int(dataset.indices[i])} {CLASSES[int(dataset.labels[i])]}"
 
 
 def run_localisation(
@@ -157,7 +234,8 @@ def run_localisation(
     case_models: Sequence[nn.Module] | None = None,
     pool: Any = None,
 ) -> LocalisationResult:
-    """Explain each image's true class with each method and score the post-processed map against its mask.
+    """Explain each image's true class with each method and score the post-processed map against its mask, in
+    memory (Localisation.py's run, :class:`~cnnxai.groundtruth.report.LocalisationRun`, keeps its rows on disk).
 
     ``case_models`` (one per image) replaces ``model`` for the applications: image i is explained on
     ``case_models[i]``, a :class:`~cnnxai.targets.TargetScore` whose one output (class 0) is the score of
@@ -167,7 +245,7 @@ def run_localisation(
     explainer that fails on an image (ValueError/RuntimeError) gives NaN rows with the reason, and a warning
     (``debug`` re-raises). ``top_k`` and ``tolerance`` set TopKIntersection's k and PointingGame's tolerance
     (None: the metrics' defaults). ``pool``: a :class:`~cnnxai.distributed.WorkerPool` of :class:`LocaliseWork`
-    on the same images to compute on Ray (None: here); the rows are put back in the images' order.
+    on the same images to compute on Ray (None: here); the rows are in the images' order.
     """
     predicted = predictions(model, dataset.images) if case_models is None else dataset.labels.copy()
     work = LocaliseWork(model, dataset, methods, options, predicted, seed, attribution, top_k, tolerance,
@@ -176,28 +254,17 @@ def run_localisation(
     size = dataset.images.shape[1:3]
     result.maps = {m: np.full((len(dataset), *size), np.nan, dtype=np.float32) for m in methods}
     result.seconds = dict.fromkeys(methods, 0.0)
-    by_image: dict[int, ImageScores] = {}
-    items = [(i, i, len(methods)) for i in range(len(dataset))]
     with tqdm(
         total=len(dataset) * len(methods), desc="localisation", unit="map", disable=not progress
     ) as bar:
-        for i, results in (pool or LocalPool(work)).map_unordered(items):
-            if isinstance(results, WorkFailed):  # its worker kept dying: NaN rows with the reason
-                lost = ImageScores(i, failures=dict.fromkeys(methods, results.reason))
-                nan = dict.fromkeys(LOCALISATION_METRICS, float("nan"))
-                lost.rows = [row for m in methods for row in work.rows(i, m, nan, 0.0, results.reason)]
-                results = [lost]
-            [by_image[i]] = results
-            bar.update(len(methods))
-    for i in range(len(dataset)):
-        scored = by_image[i]
-        result.rows += scored.rows
-        for method, attribution_map in scored.maps.items():
-            result.maps[method][i] = attribution_map
-        for method, seconds in scored.seconds.items():
-            result.seconds[method] += seconds
-        for method, note in scored.failures.items():
-            result.failures.setdefault(method, note)
-    for method, reason in result.failures.items():
-        warnings.warn(f"{method} failed on some images ({reason}); their scores are NaN", stacklevel=2)
+        for _, cases in localise(work, image_units(dataset), pool):
+            for scored in cases:
+                result.rows += scored.rows
+                for method, attribution_map in scored.maps.items():
+                    result.maps[method][scored.index] = attribution_map
+                for method, seconds in scored.seconds.items():
+                    result.seconds[method] += seconds
+                bar.update(len(methods))
+    result.failures = method_failures(result.rows)
+    warn_failures(result.failures)
     return result

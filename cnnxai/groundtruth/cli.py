@@ -1,7 +1,9 @@
 """The command line of Localisation.py: parse, make :class:`~cnnxai.groundtruth.report.LocalisationSettings`, load
-the model, run :func:`~cnnxai.groundtruth.report.run_localisation_benchmark`, save
-(:func:`~cnnxai.reporting.localisation.save_localisation`), print. Exit status 0, or 2 for
-a bad option (one line on stderr naming the problem and the fix; nothing is written)."""
+the model, run :func:`~cnnxai.groundtruth.report.run_localisation_benchmark` (its rows appended as computed: an
+interrupted run resumes; ``--shard i/n`` computes every n-th image), summarise every shard present
+(:func:`~cnnxai.reporting.localisation.summarize_localisation`), print. Exit status 0, 2 for a bad option (one
+line on stderr naming the problem and the fix; nothing is written), 130 when interrupted (run the same command
+again to resume)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from functools import partial
 from pathlib import Path
 
 from cam_ext import CAM_METHODS
-from cnnxai.benchmark.cli import add_baseline_option
+from cnnxai.benchmark.cli import add_baseline_option, add_resume_options, clear_run
+from cnnxai.benchmark.data import parse_shard
 from cnnxai.benchmark.gallery import DEFAULT_REPORT_IMAGES
 from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS
 from cnnxai.cli_options import (
@@ -44,13 +47,15 @@ from cnnxai.groundtruth.report import (
     task_layers,
 )
 from cnnxai.metrics import LOCALISATION_METRICS, METRICS
-from cnnxai.reporting.html import write_report
-from cnnxai.reporting.localisation import localisation_markdown, save_localisation
+from cnnxai.reporting.html import REPORT_NAME, write_report
+from cnnxai.reporting.localisation import localisation_markdown, summarize_localisation
 from cnnxai.synthetic.shapes_model import CAM_LAYER, SISE_LAYERS
 from cnnxai.tasks.models import DEFAULT_TASK_MODELS, TASK_CAM_METHODS, TASK_MODELS
 
 # The explainers' shared settings offered as flags (each made from the explainers' declarations).
 ALIASES = ("num_samples", "segmenter", "hide_color", "rise_masks", "ig_steps")
+RUN_FILES = ("scores.csv", "manifest.json", "summary.csv", "summary.md", "summary.png", "comparison.csv",
+             "comparison.png", "examples.png", REPORT_NAME)  # fmt: skip
 
 
 def build_parser(prog: str | None = None) -> OneLineParser:
@@ -60,7 +65,8 @@ def build_parser(prog: str | None = None) -> OneLineParser:
         "triangle or cross on a textured background, among bright strokes, rings and dark silhouettes of every "
         "shape), generated from --data-seed; a small CNN trained on them in seconds and cached; every explainer "
         "explains each test image's true class, and its map is scored against the object's mask (pointing game, "
-        "relevance mass and rank accuracy, top-k intersection, ROC AUC). Writes <output-dir>/scores.csv, "
+        "relevance mass and rank accuracy, top-k intersection, ROC AUC). Writes <output-dir>/scores.csv (appended "
+        "as computed: an interrupted run resumes), "
         "summary.csv/.md/.png, examples.png, manifest.json and report.html (one self-contained page: the table, "
         "plots and every method's map on a few images, kept in gallery/), and prints the table.",
         formatter_class=DefaultsHelpFormatter,
@@ -124,7 +130,8 @@ def build_parser(prog: str | None = None) -> OneLineParser:
     add("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     add_backend_option(parser)
     add("--batch-size", type=batch_size_option, default=None, help="images per forward pass; default auto")
-    add("--output-dir", default="results/localisation", help="folder of the results (replaced as a whole)")
+    add("--output-dir", default="results/localisation", help="folder of the results")
+    add_resume_options(parser, "the summary, examples.png and report.html")
     add_report_options(parser, DEFAULT_REPORT_IMAGES, "K examples, chosen as for examples.png")
     add_baseline_option(parser)
     add_ray_options(parser)
@@ -168,15 +175,29 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print(list_all())
         return 0
+    folder = Path(args.output_dir)
     if args.report:
-        print(f"wrote {write_report(Path(args.output_dir), 'Localisation.py', args.report_images)}")
+        print(f"wrote {write_report(folder, 'Localisation.py', args.report_images)}")
+        return 0
+    say = (lambda *_: None) if args.quiet else print
+    if args.summarize:
+        report, files = summarize_localisation(
+            folder, args.dpi, args.report_images, args.examples, args.baseline
+        )
+        say(localisation_markdown(report))
+        print(f"wrote {folder}/ ({', '.join(files)})")
         return 0
     settings = settings_of(args)
+    shard = parse_shard(args.shard) if args.shard else (1, 1)
     cluster = ray_settings(args)
-    say = (lambda *_: None) if args.quiet else print
     started = time.perf_counter()
+    options = {k: v for k, v in vars(args).items() if k not in ("list", "debug", "quiet", "report", "summarize",
+                                                                "overwrite", "shard")}  # fmt: skip
+    options["examples"] = settings.shown  # the default made explicit
     # With --ray the workers start now and load the model (from the cache filled here) on their own devices.
     with worker_pool(cluster, settings.device, ("cnnxai.groundtruth.report",)) as pool:
+        if args.overwrite:
+            clear_run(folder, shard, RUN_FILES)
         model, info = load_localisation_model(settings if pool is None else replace(settings, device="cpu"))
         how = (
             "loaded from the cache"
@@ -186,15 +207,17 @@ def run(args: argparse.Namespace) -> int:
         say(f"model: {how} ({info['cache_file']}); {model_quality(settings.task, info)}")
         if pool is not None:
             pool.using(partial(localise_in_worker, settings, args.debug))
-        report = run_localisation_benchmark(settings, model, info, not args.quiet, args.debug, pool)
-    options = {k: v for k, v in vars(args).items() if k not in ("list", "debug", "quiet", "report")}
-    options["examples"] = settings.shown  # the default made explicit
-    files = save_localisation(report, args.output_dir, args.dpi, options, args.report_images)
+        run_localisation_benchmark(settings, model, info, folder, shard, options, not args.quiet, args.debug, pool,
+                                   args.report_images)  # fmt: skip
+    report, files = summarize_localisation(folder, args.dpi, args.report_images, args.examples, args.baseline)
     say(localisation_markdown(report))
-    print(f"wrote {args.output_dir}/ ({', '.join(files)}; {time.perf_counter() - started:.1f} s)")
+    print(f"wrote {folder}/ ({', '.join(files)}; {time.perf_counter() - started:.1f} s)")
     return 0
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Entry point of Localisation.py. ``prog``: the program name shown by --help (default: the script's)."""
-    return run_main(build_parser(prog), run, argv, interrupted="interrupted: nothing written")
+    return run_main(
+        build_parser(prog), run, argv,
+        interrupted="interrupted: the rows computed so far are kept; run the same command again to resume",
+    )  # fmt: skip

@@ -1,33 +1,44 @@
-"""Localisation.py as a library call: typed settings, :func:`run_localisation_benchmark`, and the report it
-returns (data: the settings, the images, every row and map; its writer is
-:func:`cnnxai.reporting.localisation.save_localisation`, in the reporting layer)."""
+"""Localisation.py as a library call: typed settings, :func:`run_localisation_benchmark` (the run on the one run
+template, :class:`LocalisationRun`: its rows in ``scores.csv``, appended as computed, so an interrupted run
+resumes and ``--shard i/n`` splits the images), and the report of a finished run's folder (data: the settings,
+every row, the stored examples; it is read and written by :mod:`cnnxai.reporting.localisation`, in the reporting
+layer)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 from torch import nn
 
-from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS
+from cnnxai.benchmark.gallery import DEFAULT_REPORT_IMAGES, GalleryImage, save_gallery_maps
+from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS, ResumableRun
 from cnnxai.benchmark.statistics import choose_baseline
+from cnnxai.benchmark.store import ResultStore, read_rows
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY
 from cnnxai.groundtruth.benchmark import (
     EXCLUDED_BY_DEFAULT,
-    LocalisationResult,
+    SCORE_COLUMNS,
+    ImageScores,
     LocaliseWork,
     default_methods,
+    example_indices,
+    example_title,
+    image_units,
+    localise,
+    method_failures,
     predictions,
-    run_localisation,
+    warn_failures,
 )
 from cnnxai.metrics import LOCALISATION_METRICS, METRICS
 from cnnxai.metrics.localisation import default_tolerance
-from cnnxai.outputs import build_manifest
+from cnnxai.outputs import build_manifest, json_fallback
 from cnnxai.synthetic.scene_models import load_shapes_detector, load_shapes_segmenter
 from cnnxai.synthetic.scenes import SceneSettings, make_scenes
 from cnnxai.synthetic.shapes import CLASSES, SyntheticSet, SyntheticSettings, make_synthetic
@@ -37,6 +48,10 @@ from cnnxai.tasks.groundtruth import detection_cases, segmentation_cases
 from cnnxai.tasks.models import DEFAULT_TASK_MODELS, TASK_MODELS
 
 MAX_TEST_IMAGES = 100_000
+# The settings that decide the rows: a resumed run and every shard of a run must have the same (the others, such
+# as the device, the batch size, the examples shown or the baseline, may differ).
+ROW_SETTINGS = ("methods", "explainer_options", "num_images", "seed", "data_seed", "train_images", "epochs",
+                "attribution", "top_k", "tolerance", "task")  # fmt: skip
 LOCALISATION_TASKS = ("classification", "detection", "segmentation")
 DEFAULT_EXAMPLES = 4
 
@@ -74,6 +89,7 @@ class LocalisationSettings:
     device: str = "auto"
     task: str = "classification"
     baseline: str | None = None
+    tool: ClassVar[str] = "Localisation"
 
     def __post_init__(self) -> None:
         if self.task not in LOCALISATION_TASKS:
@@ -156,17 +172,28 @@ def model_quality(task: str, info: Mapping[str, Any]) -> str:
     return f"test accuracy {info['test_accuracy']:.4f}"
 
 
+def typed_row(row: Mapping[str, str]) -> dict:
+    """A row of scores.csv as the run made it (numbers as numbers, so images sort by their index)."""
+    return {**row, "image": int(row["image"]), "label": int(row["label"]), "predicted": int(row["predicted"]),
+            "value": float(row["value"]), "seconds": float(row["seconds"])}  # fmt: skip
+
+
+def first_rows(rows: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> list[Mapping[str, Any]]:
+    """One row per case (its first method's first metric), in the rows' order."""
+    return [r for r in rows if r["method"] == methods[0] and r["metric"] == LOCALISATION_METRICS[0]]
+
+
 @dataclass
 class LocalisationReport:
-    """A finished run: the settings, the model's info, the test images, every row and map."""
+    """A run's folder as read back (every shard present): the settings, the model's info, every row (as
+    :func:`typed_row` makes it, in the order of the run within each shard), the stored examples (the first
+    ``settings.shown`` by their place among the examples) and the shards present."""
 
     settings: LocalisationSettings
     model_info: dict
-    dataset: SyntheticSet
-    result: LocalisationResult
-    device: str
-    seconds: float
-    cluster: dict | None = None  # with Ray: the cluster and each worker's throughput
+    rows: list[dict]
+    examples: list[GalleryImage] = field(default_factory=list)
+    shards: list[str] = field(default_factory=list)
 
     @property
     def metrics(self) -> list[str]:
@@ -177,48 +204,37 @@ class LocalisationReport:
         return dict.fromkeys(self.metrics, "higher")
 
     @property
+    def cases(self) -> int:
+        return len(first_rows(self.rows, self.settings.methods))
+
+    @property
     def accuracy(self) -> float:
         """The model's accuracy on the explained images."""
-        return float(np.mean(self.result.predicted == self.dataset.labels))
+        cases = first_rows(self.rows, self.settings.methods)
+        return float(np.mean([r["predicted"] == r["label"] for r in cases])) if cases else float("nan")
 
     def note(self) -> str:
         s = self.settings
+        shards = f" (shards present: {', '.join(self.shards)})" if self.shards else ""
         if s.task != "classification":
             what = ("the box of each object the detector finds (its class, score >= 0.5, IoU >= 0.5 with the object), "
                     "explained for its D-RISE score" if s.task == "detection" else
                     "the region the segmenter predicts for each class of the scene's objects, explained for its mean "
                     "probability")  # fmt: skip
             return (
-                f"# Localisation of {s.task} explanations on the synthetic scenes\n\n{len(self.dataset)} cases from "
-                f"{s.num_images} test scenes ({s.data.size}x{s.data.size}, data seed {s.data_seed}; {model_quality(s.task, self.model_info)}): {what}; the "
+                f"# Localisation of {s.task} explanations on the synthetic scenes\n\n{self.cases} cases from "
+                f"{s.num_images} test scenes{shards} ({s.data.size}x{s.data.size}, data seed {s.data_seed}; {model_quality(s.task, self.model_info)}): {what}; the "
                 f"evidence is the object's mask. Scored: the {s.attribution} part of each map. PointingGame tolerance "
                 f"{s.pointing_tolerance} px; TopKIntersection k = {s.k}; ties averaged (see docs/applications.md)."
             )
         return (
-            f"# Localisation on the synthetic shapes benchmark\n\n{s.num_images} test images (64x64, data seed "
+            f"# Localisation on the synthetic shapes benchmark\n\n{s.num_images} test images{shards} (64x64, data seed "
             f"{s.data_seed}), each explained for its true class; model test accuracy "
             f"{self.model_info['test_accuracy']:.4f} (on these images {self.accuracy:.4f}). Scored: the "
             f"{s.attribution} part of each map. PointingGame tolerance {s.pointing_tolerance} px; "
             f"TopKIntersection k = {s.k}; ties averaged (see docs/ground-truth.md)."
         )
 
-    def manifest(self, options: Mapping[str, Any] | None = None) -> dict:
-        s, result = self.settings, self.result
-        return build_manifest(
-            "Localisation.py", ("captum", "zennit"), seed=s.seed, options=dict(options or {}),
-            explainer_options={m: REGISTRY.options(m, s.explainer_options.get(m, {})) for m in s.methods},
-            pointing_tolerance=s.pointing_tolerance, top_k=s.k, attribution=s.attribution, device=self.device,
-            data={**asdict(s.data), "classes": list(CLASSES), "test_images": s.num_images},
-            model=self.model_info, accuracy_on_explained_images=self.accuracy,
-            methods={
-                m: {"seconds_total": round(result.seconds[m], 3),
-                    "seconds_per_image": round(result.seconds[m] / len(self.dataset), 4),
-                    "failure": result.failures.get(m)}
-                for m in s.methods
-            },
-            metrics={name: METRICS[name].description for name in self.metrics},
-            seconds=round(self.seconds, 2), **({"cluster": self.cluster} if self.cluster else {}),
-        )  # fmt: skip
 
 def localisation_data(
     settings: LocalisationSettings, model: nn.Module
@@ -249,26 +265,137 @@ def localise_in_worker(settings: LocalisationSettings, debug: bool, device: str)
     )  # fmt: skip
 
 
+class LocalisationRun(ResumableRun):
+    """One run (or one shard of it) of the localisation benchmark into ``folder``, on the one run template
+    (:class:`~cnnxai.benchmark.runner.ResumableRun`): its rows in ``scores.csv`` (``SCORE_COLUMNS``), appended a
+    unit at a time in the order of the run (:func:`~cnnxai.groundtruth.benchmark.image_units`: one test image,
+    or one scene with all its cases, with every method), so a killed or interrupted run resumes to the same rows
+    and shard i of n computes every n-th image. The maps of the examples (those of examples.png and of
+    report.html's gallery) are kept in ``gallery/`` beside the rows as their units finish.
+
+    Args:
+        settings: the run's :class:`LocalisationSettings`; ``model`` and ``model_info`` from
+            :func:`load_localisation_model`; ``dataset`` and ``case_models`` from :func:`localisation_data`.
+        folder, shard, progress: as :class:`~cnnxai.benchmark.runner.ResumableRun`'s.
+        options: recorded in the manifest (the command line's); debug: an explainer's error stops the run.
+        pool: a :class:`~cnnxai.distributed.WorkerPool` of :func:`localise_in_worker` to compute on Ray (None:
+            here); report_images: the examples whose maps report.html shows.
+    """
+
+    bar_unit = "map"
+
+    def __init__(
+        self, settings: LocalisationSettings, model: nn.Module, model_info: dict, dataset: SyntheticSet,
+        case_models: Sequence[nn.Module] | None, folder: Path, shard: tuple[int, int] = (1, 1),
+        options: Mapping[str, Any] | None = None, progress: bool = True, debug: bool = False, pool: Any = None,
+        report_images: int = DEFAULT_REPORT_IMAGES,
+    ) -> None:  # fmt: skip
+        super().__init__(settings, folder, shard, progress)
+        self.model_info, self.dataset, self.pool = model_info, dataset, pool
+        self.options = dict(options or {})
+        predicted = predictions(model, dataset.images) if case_models is None else dataset.labels.copy()
+        self.work = LocaliseWork(
+            model, dataset, settings.methods, settings.explainer_options, predicted, settings.seed,
+            settings.attribution, settings.k, settings.pointing_tolerance, settings.batch_size, debug, case_models,
+        )  # fmt: skip
+        self.device = pool.device if pool is not None else str(next(model.parameters()).device)
+        self.mine = image_units(dataset, shard)
+        count = min(max(settings.shown, report_images), len(dataset))
+        self.examples = {i: order for order, i in enumerate(example_indices(dataset.labels, count))}
+        self.store = ResultStore(self.rows_folder, rows=("scores.csv", SCORE_COLUMNS), curves=None,
+                                 unit=lambda row: int(row["image"]), key=None)  # fmt: skip
+
+    def identity(self) -> dict:
+        """What must be equal for rows to belong to the same run: :data:`ROW_SETTINGS`, the model's settings,
+        the cases, the number of shards."""
+        decided = {name: getattr(self.settings, name) for name in ROW_SETTINGS}
+        return {
+            "settings": json.loads(json.dumps(decided, default=json_fallback)),
+            "model": {k: self.model_info.get(k) for k in ("name", "settings")},
+            "data": {"cases": len(self.dataset)},
+            "shards": self.shard[1],
+        }
+
+    def units(self) -> dict[int, int]:
+        """Score rows expected of each unit (test image or scene) of this shard: cases x methods x metrics."""
+        rows = len(self.settings.methods) * len(LOCALISATION_METRICS)
+        return {image: len(cases) * rows for image, cases in self.mine.items()}
+
+    def _unit_size(self, unit: int, rows: int) -> int:
+        return len(self.mine[unit]) * len(self.settings.methods)  # the bar counts maps
+
+    def _inputs(self) -> dict:
+        return {"images": len(self.mine), "cases": sum(len(cases) for cases in self.mine.values())}
+
+    def _compute(self, expected: dict, done: set, bar: Any) -> dict:
+        pending = {image: cases for image, cases in self.mine.items() if image not in done}
+        for _, cases in localise(self.work, pending, self.pool):
+            rows = [{**row, "value": repr(float(row["value"]))} for scored in cases for row in scored.rows]
+            self.store.append(rows)
+            for scored in cases:
+                self._keep_example(scored)
+            if bar is not None:
+                bar.update(len(cases) * len(self.settings.methods))
+        warn_failures(method_failures(self._rows()))
+        return {"cluster": self.pool.describe("maps")} if self.pool is not None else {}
+
+    def _keep_example(self, scored: ImageScores) -> None:
+        """Add an example's maps (as scored; NaN where its method failed) to ``gallery/`` beside the rows (after
+        the rows: a killed run may lack an example, never a row)."""
+        i, dataset = scored.index, self.dataset
+        if i not in self.examples:
+            return
+        nan = np.full(dataset.images.shape[1:3], np.nan, dtype=np.float32)
+        maps = {m: scored.maps.get(m, nan) for m in self.settings.methods}
+        save_gallery_maps(self.rows_folder, f"case-{i}", self.examples[i], dataset.images[i], maps,
+                          example_title(dataset, i), dataset.masks[i])  # fmt: skip
+
+    def _rows(self) -> list[dict]:
+        return [typed_row(row) for row in read_rows(self.store.scores_path, SCORE_COLUMNS)]
+
+    def _manifest(self, extra: dict) -> dict:
+        s, rows = self.settings, self._rows()
+        cases = first_rows(rows, s.methods)
+        failures = method_failures(rows)
+        seconds = {m: sum(r["seconds"] for r in rows if r["method"] == m and r["metric"] == LOCALISATION_METRICS[0])
+                   for m in s.methods}  # fmt: skip
+        return build_manifest(
+            "Localisation.py", ("captum", "zennit"), seed=s.seed, options=self.options,
+            explainer_options={m: REGISTRY.options(m, s.explainer_options.get(m, {})) for m in s.methods},
+            pointing_tolerance=s.pointing_tolerance, top_k=s.k, attribution=s.attribution, device=self.device,
+            data={**asdict(s.data), "classes": list(CLASSES), "test_images": s.num_images},
+            model=self.model_info,
+            accuracy_on_explained_images=float(np.mean([r["predicted"] == r["label"] for r in cases]))
+            if cases else None,
+            methods={
+                m: {"seconds_total": round(seconds[m], 3),
+                    "seconds_per_image": round(seconds[m] / len(cases), 4) if cases else None,
+                    "failure": failures.get(m)}
+                for m in s.methods
+            },
+            metrics={name: METRICS[name].description for name in LOCALISATION_METRICS},
+            identity=self.identity(), **extra,
+        )  # fmt: skip
+
+
 def run_localisation_benchmark(
     settings: LocalisationSettings,
     model: nn.Module,
     model_info: dict,
+    folder: str | Path,
+    shard: tuple[int, int] = (1, 1),
+    options: Mapping[str, Any] | None = None,
     progress: bool = True,
     debug: bool = False,
     pool: Any = None,
-) -> LocalisationReport:
-    """Explain the first ``settings.num_images`` test images with every method of the settings and score their
-    maps against the objects' masks (``model`` from :func:`load_localisation_model`). ``pool``: Ray workers
-    of :func:`localise_in_worker` with the same settings (None: compute here)."""
-    started = time.perf_counter()
+    report_images: int = DEFAULT_REPORT_IMAGES,
+) -> dict:
+    """Explain the first ``settings.num_images`` test images (those of ``shard``) with every method of the
+    settings and score their maps against the objects' masks (``model`` from :func:`load_localisation_model`),
+    the rows into ``folder`` (:class:`LocalisationRun`; an interrupted run resumes). ``pool``: Ray workers of
+    :func:`localise_in_worker` with the same settings (None: compute here). Returns the shard's status; the
+    summary over every shard present is :func:`cnnxai.reporting.localisation.summarize_localisation`'s."""
     dataset, case_models = localisation_data(settings, model)
-    result = run_localisation(
-        model, dataset, settings.methods, settings.explainer_options, settings.seed, settings.attribution,
-        settings.k, settings.pointing_tolerance, settings.batch_size, progress=progress, debug=debug,
-        case_models=case_models, pool=pool,
-    )  # fmt: skip
-    device = pool.device if pool is not None else str(next(model.parameters()).device)
-    report = LocalisationReport(settings, model_info, dataset, result, device, time.perf_counter() - started)
-    if pool is not None:
-        report.cluster = pool.describe("maps")
-    return report
+    run = LocalisationRun(settings, model, model_info, dataset, case_models, Path(folder), shard, options,
+                          progress, debug, pool, report_images)  # fmt: skip
+    return run.run()

@@ -8,6 +8,7 @@ same command again to resume).
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 from cnnxai.benchmark.cli import (
@@ -25,6 +26,7 @@ from cnnxai.cli_options import (
     add_explainer_option_flag,
     add_model_options,
     add_run_options,
+    argparse_type,
     explainer_options,
     fill_alias,
     int_at_least,
@@ -37,7 +39,7 @@ from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY
 from cnnxai.reporting.stability import write_stability_summary
 from cnnxai.stability.runner import StabilityRun, StabilitySettings
-from cnnxai.stability.specs import MethodSpec, ResolvedMethod, parse_specs, resolve_method, spec_list_option
+from cnnxai.stability.specs import MethodSpec, ResolvedMethod, parse_specs, resolve_method
 from cnnxai.zoo import load_classifier
 
 DEFAULT_METHODS = (
@@ -78,7 +80,7 @@ def build_parser(prog: str | None = None) -> OneLineParser:
     )
     add = parser.add_argument
     add_folder_options(parser)
-    add("--methods", type=spec_list_option(REGISTRY), default=None, metavar="SPECS",
+    add("--methods", type=argparse_type(partial(parse_specs, registry=REGISTRY)), default=None, metavar="SPECS",
         help="method specs, comma-separated: a registry name with options in brackets, e.g. "
              "gradlime[prior_strength=10] or lime[num_samples=auto] (the spec is the method's label in every output; "
              "num_samples=auto: the method chooses N and runs once per seed; num_samples=K: at K only); default: "

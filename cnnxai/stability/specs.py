@@ -7,7 +7,6 @@ or key is a one-line :class:`~cnnxai.errors.UserInputError` naming the close mat
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -99,18 +98,6 @@ def parse_specs(text: str, registry: Registry) -> list[MethodSpec]:
     if not specs:
         raise UserInputError("--methods: expected at least one method, e.g. lime,gradlime[prior_strength=10]")
     return specs
-
-
-def spec_list_option(registry: Registry):
-    """An argparse ``type`` for ``--methods``: the specs, or the one-line error."""
-
-    def parse(text: str) -> list[MethodSpec]:
-        try:
-            return parse_specs(text, registry)
-        except UserInputError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    return parse
 
 
 @dataclass(frozen=True)

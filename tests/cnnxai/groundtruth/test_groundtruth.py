@@ -13,12 +13,11 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from cnnxai.explainers import REGISTRY, explain
-from cnnxai.groundtruth.benchmark import default_methods, run_localisation
+from cnnxai.groundtruth.benchmark import default_methods, example_indices, run_localisation
 from cnnxai.groundtruth.cli import main
 from cnnxai.images import dilate
 from cnnxai.metrics import LOCALISATION_METRICS, localisation_scores, metric_settings
 from cnnxai.metrics.localisation import expected_hits_in_top
-from cnnxai.reporting.localisation import example_indices
 from cnnxai.synthetic.shapes import CLASSES, SyntheticSettings, draw_image, make_synthetic
 from cnnxai.synthetic.shapes_model import CAM_LAYER, load_shapes_model
 from tests.helpers import fast_options
