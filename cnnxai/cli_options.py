@@ -299,12 +299,6 @@ def explainer_options(
     return given
 
 
-def takes_alias(registry: Registry, methods: Sequence[str], alias: str) -> bool:
-    """Whether any of ``methods`` declares an option answering to ``alias`` (e.g. 'layers': the run needs CAM
-    layers)."""
-    return any(option.alias == alias for method in methods for option in registry.lookup(method).options)
-
-
 def add_run_options(parser: argparse.ArgumentParser, default_output: str, output_help: str) -> None:
     """--batch-size, --seed, --output-dir, --quiet, --debug."""
     add = parser.add_argument

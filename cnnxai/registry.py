@@ -6,7 +6,7 @@ NAME.KEY=VALUE``, ``--set METRIC.PARAM=VALUE``, MyStability's ``NAME[KEY=VALUE,.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -108,6 +108,12 @@ def listing(registry: Registry) -> str:
         for option in spec.options:
             lines.append(f"{'':<{width}}    {name}.{option.name} = {option.default!r}: {option.help}")
     return "\n".join(lines)
+
+
+def takes_alias(registry: Registry, methods: Sequence[str], alias: str) -> bool:
+    """Whether any of ``methods`` declares an option answering to ``alias`` (e.g. 'layers': the run needs CAM
+    layers)."""
+    return any(option.alias == alias for method in methods for option in registry.lookup(method).options)
 
 
 def fill_alias(

@@ -1,4 +1,5 @@
-"""The command line of MyFaithfulness.py and MyComplexity.py: options, checks, the run and what it prints.
+"""The command line of MyFaithfulness.py and MyComplexity.py: parse the flags into a
+:class:`~cnnxai.benchmark.request.BenchmarkRequest`, call :func:`cnnxai.reporting.benchmark.run_benchmark`, print.
 
 Exit status: 0 when every image was scored; 1 when some image could not be read (its rows say why, and
 failures are listed on stderr); 2 for a bad option or input (one line on stderr naming the problem and the fix);
@@ -8,20 +9,12 @@ failures are listed on stderr); 2 for a bad option or input (one line on stderr 
 from __future__ import annotations
 
 import argparse
-import shutil
-from functools import partial
 from pathlib import Path
 
-from cnnxai.benchmark.data import discover, imagenet_wnids, parse_shard, select
-from cnnxai.benchmark.gallery import DEFAULT_REPORT_IMAGES, GALLERY_FOLDER
-from cnnxai.benchmark.runner import (
-    ATTRIBUTION_VIEWS,
-    TARGETS,
-    BenchmarkRun,
-    BenchmarkSettings,
-    gallery_keys,
-    scorer_in_worker,
-)
+from cnnxai.benchmark.data import parse_shard
+from cnnxai.benchmark.gallery import DEFAULT_REPORT_IMAGES
+from cnnxai.benchmark.request import BenchmarkRequest, FolderRequest, RunStatus
+from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS, TARGETS, BenchmarkSettings
 from cnnxai.benchmark.statistics import DEFAULT_BASELINE, choose_baseline
 from cnnxai.cli_options import (
     DefaultsHelpFormatter,
@@ -36,15 +29,11 @@ from cnnxai.cli_options import (
     comma_separated,
     explainer_list_option,
     explainer_options,
-    fill_alias,
     int_at_least,
     model_request,
     ray_settings,
     run_main,
-    takes_alias,
 )
-from cnnxai.devices import resolve_device
-from cnnxai.distributed import worker_pool
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY
 from cnnxai.metrics import (
@@ -54,9 +43,8 @@ from cnnxai.metrics import (
     metric_spec,
     resolve_settings,
 )
-from cnnxai.reporting.benchmark import summarize_folder, summarize_run
+from cnnxai.reporting.benchmark import run_benchmark, summarize_folder
 from cnnxai.reporting.html import REPORT_NAME, write_report
-from cnnxai.zoo import load_classifier, load_classifier_model
 
 # The comparison set of the public CamLIME repository's MyFaithfulness.py (Lime, our, IG, SA, GS, IXG, DeCon, KH,
 # LRP, Gradient, CVSF, CVRU), plus three.
@@ -230,35 +218,46 @@ def build_parser(tool: str, prog: str | None = None) -> OneLineParser:
     return parser
 
 
-RUN_FILES = ("scores.csv", "curves.csv", "manifest.json", "summary.csv", "summary.md", "summary.png",
-             "comparison.csv", "comparison.png", "curves_mean.csv", "curves.png", REPORT_NAME)  # fmt: skip
+def folder_request(args: argparse.Namespace) -> FolderRequest:
+    """The image folder, output folder, shard, model and run flags of a run over an image folder."""
+    return FolderRequest(
+        output_dir=args.output_dir, data_dir=args.data_dir, num_classes=args.num_classes, per_class=args.per_class,
+        shard=parse_shard(args.shard) if args.shard else (1, 1), model=model_request(args), device=args.device,
+        batch_size=args.batch_size, overwrite=args.overwrite, debug=args.debug, quiet=args.quiet,
+    )  # fmt: skip
 
 
-def clear_run(folder: Path, shard: tuple[int, int], files: tuple[str, ...] = RUN_FILES) -> None:
-    """Remove what a run writes (``files``, and only that) from ``folder``; for a shard, only that shard's rows."""
-    for name in files:
-        (folder / name).unlink(missing_ok=True)
-    if shard == (1, 1):
-        shutil.rmtree(folder / "shards", ignore_errors=True)
-        shutil.rmtree(folder / GALLERY_FOLDER, ignore_errors=True)
-    else:
-        shutil.rmtree(folder / "shards" / f"{shard[0]}-of-{shard[1]}", ignore_errors=True)
+def benchmark_request(args: argparse.Namespace, tool: str) -> BenchmarkRequest:
+    """The run the flags ask for; a flag that does not fit is a one-line :class:`UserInputError`, before any
+    work."""
+    name, _, _ = TOOLS[tool]
+    overrides = {f"{metric}.{param}": text for metric, param, text in args.settings}
+    if len(overrides) != len(args.settings):
+        raise UserInputError("--set: a parameter is given twice; give each once")
+    metric_settings = resolve_settings(list(args.metrics), overrides)
+    choose_baseline(args.methods, args.baseline)  # an unknown --baseline refused before any work
+    options = explainer_options(REGISTRY, args.methods, args, ALIASES)
+    sufficiency = "Sufficiency" in args.metrics
+    settings = BenchmarkSettings(
+        tool=name, methods=tuple(args.methods), metrics=tuple(args.metrics), metric_settings=metric_settings,
+        feature_unit=getattr(args, "feature_unit", "pixel"), attribution=args.attribution,
+        group_size=args.sufficiency_batch if sufficiency else 1, target=args.target, seed=args.seed,
+        preprocess=args.preprocess, tf32=args.tf32,
+    )  # fmt: skip
+    return BenchmarkRequest(
+        settings=settings, folder=folder_request(args), explainer_options=options, ray=ray_settings(args),
+        cache=args.cache, report_images=args.report_images, baseline=args.baseline,
+    )  # fmt: skip
 
 
-def folder_selection(args: argparse.Namespace, dataset) -> dict:
-    """What was drawn from the image folder (part of a run's identity)."""
-    return {"num_classes": args.num_classes, "per_class": args.per_class, "classes": len(dataset.classes)}
-
-
-def exit_status(status: dict) -> int:
+def exit_status(status: RunStatus) -> int:
     """0, or 1 (with a line saying so) when some image could not be read."""
-    if status["failures"]:
+    if status.failures:
         print(
-            f"{len(status['failures'])} image(s) could not be read; their rows hold NaN and the reason",
+            f"{len(status.failures)} image(s) could not be read; their rows hold NaN and the reason",
             flush=True,
         )
-        return 1
-    return 0
+    return status.exit_status
 
 
 def run(args: argparse.Namespace, tool: str) -> int:
@@ -270,58 +269,12 @@ def run(args: argparse.Namespace, tool: str) -> int:
     if args.report:
         print(f"wrote {write_report(folder, f'{name}.py', args.report_images)}")
         return 0
-    overrides = {f"{metric}.{param}": text for metric, param, text in args.settings}
-    if len(overrides) != len(args.settings):
-        raise UserInputError("--set: a parameter is given twice; give each once")
-    metric_settings = resolve_settings(list(args.metrics), overrides)
-    choose_baseline(args.methods, args.baseline)  # an unknown --baseline refused before any work
-    options = explainer_options(REGISTRY, args.methods, args, ALIASES)
-    shard = parse_shard(args.shard) if args.shard else (1, 1)
-    dataset = discover(args.data_dir)
-    if args.target == "true" and dataset.layout != "imagenet":
-        raise UserInputError(
-            f"--target true needs class folders named by WordNet id; this is a {dataset.layout} input"
-        )
-    images = select(dataset, args.num_classes, args.per_class, args.seed)
-    cluster = ray_settings(args)
-    # With --ray the workers start now (importing while the model loads here) and load it on their own devices;
-    # here it only names the run and its layers.
-    with worker_pool(cluster, args.device, ("cnnxai.benchmark.runner",)) as pool:
-        device = resolve_device("cpu" if cluster else args.device)
-        if args.overwrite:
-            clear_run(folder, shard)
-        request = model_request(args)
-        loaded = load_classifier(request, device, takes_alias(REGISTRY, args.methods, "layers"), not args.quiet)
-        if args.target == "true" and len(loaded.info.class_names) != len(imagenet_wnids()):
-            raise UserInputError(f"--target true takes the ImageNet class of each folder; --model {request.source} has "
-                                 f"{len(loaded.info.class_names)} outputs, not {len(imagenet_wnids())}")  # fmt: skip
-        fill_alias(options, REGISTRY, "layers", list(loaded.layers))
-        sufficiency = "Sufficiency" in args.metrics
-        settings = BenchmarkSettings(
-            tool=name, methods=tuple(args.methods), metrics=tuple(args.metrics), metric_settings=metric_settings,
-            explainer_options=options, feature_unit=getattr(args, "feature_unit", "pixel"),
-            attribution=args.attribution, group_size=args.sufficiency_batch if sufficiency else 1,
-            target=args.target, seed=args.seed, preprocess=args.preprocess, frame_size=loaded.info.input_size,
-            resize=loaded.info.resize, tf32=args.tf32,
-        )  # fmt: skip
-        if pool is not None:
-            load = partial(load_classifier_model, request)
-            gallery = gallery_keys(images, args.report_images)
-            work = partial(scorer_in_worker, settings, load, args.batch_size, args.debug, gallery=gallery,
-                           cache=args.cache)  # fmt: skip
-            pool.using(work)
-        benchmark = BenchmarkRun(
-            settings, loaded.model, loaded.manifest, dataset, images, folder, shard, args.batch_size,
-            folder_selection(args, dataset), progress=not args.quiet, debug=args.debug, pool=pool,
-            report_images=args.report_images, cache=args.cache,
-        )  # fmt: skip
-        status = benchmark.run()
-        summarize_run(benchmark, args.baseline)
+    status = run_benchmark(benchmark_request(args, tool))
     print((folder / "summary.md").read_text(), end="")
     written = "scores.csv, manifest.json" + (
         ", curves.csv" if any(m in ("Deletion", "Insertion") for m in args.metrics) else ""
     )
-    print(f"wrote {benchmark.rows_folder}/ ({written}) and {folder}/summary.md, summary.csv, summary.png, "
+    print(f"wrote {status.rows_folder}/ ({written}) and {folder}/summary.md, summary.csv, summary.png, "
           f"comparison.csv, comparison.png, {REPORT_NAME}")  # fmt: skip
     return exit_status(status)
 

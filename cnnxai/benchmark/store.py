@@ -13,12 +13,14 @@ import csv
 import io
 import json
 import os
+import shutil
 import socket
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from cnnxai.benchmark.gallery import GALLERY_FOLDER
 from cnnxai.errors import UserInputError
 
 SCORE_COLUMNS = (
@@ -218,3 +220,15 @@ def load_rows(folders: Sequence[Path]) -> tuple[list[dict], list[dict]]:
         scores += read_rows(folder / "scores.csv", SCORE_COLUMNS)
         curves += read_rows(folder / "curves.csv", CURVE_COLUMNS)
     return scores, curves
+
+
+def clear_run(folder: Path, shard: tuple[int, int], files: Sequence[str]) -> None:
+    """Remove what a run writes (``files``, and only that) from ``folder``; for a shard, only that shard's rows
+    (``--overwrite``)."""
+    for name in files:
+        (folder / name).unlink(missing_ok=True)
+    if shard == (1, 1):
+        shutil.rmtree(folder / "shards", ignore_errors=True)
+        shutil.rmtree(folder / GALLERY_FOLDER, ignore_errors=True)
+    else:
+        shutil.rmtree(folder / "shards" / f"{shard[0]}-of-{shard[1]}", ignore_errors=True)

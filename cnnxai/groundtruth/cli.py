@@ -1,20 +1,17 @@
-"""The command line of Localisation.py: parse, make :class:`~cnnxai.groundtruth.report.LocalisationSettings`, load
-the model, run :func:`~cnnxai.groundtruth.report.run_localisation_benchmark` (its rows appended as computed: an
-interrupted run resumes; ``--shard i/n`` computes every n-th image), summarise every shard present
-(:func:`~cnnxai.reporting.localisation.summarize_localisation`), print. Exit status 0, 2 for a bad option (one
-line on stderr naming the problem and the fix; nothing is written), 130 when interrupted (run the same command
-again to resume)."""
+"""The command line of Localisation.py: parse the flags into a :class:`~cnnxai.groundtruth.report.LocalisationRequest`
+(its :class:`~cnnxai.groundtruth.report.LocalisationSettings` and how the run is done), call
+:func:`cnnxai.reporting.localisation.run_localisation` (its rows appended as computed: an interrupted run resumes;
+``--shard i/n`` computes every n-th image; then the summary over every shard present), print. Exit status 0, 2 for
+a bad option (one line on stderr naming the problem and the fix; nothing is written), 130 when interrupted (run the
+same command again to resume)."""
 
 from __future__ import annotations
 
 import argparse
-import time
-from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 from cam_ext import CAM_METHODS
-from cnnxai.benchmark.cli import add_baseline_option, add_resume_options, clear_run
+from cnnxai.benchmark.cli import add_baseline_option, add_resume_options
 from cnnxai.benchmark.data import parse_shard
 from cnnxai.benchmark.gallery import DEFAULT_REPORT_IMAGES
 from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS
@@ -34,28 +31,23 @@ from cnnxai.cli_options import (
     ray_settings,
     run_main,
 )
-from cnnxai.distributed import worker_pool
 from cnnxai.explainers import REGISTRY
 from cnnxai.groundtruth.benchmark import EXCLUDED_BY_DEFAULT, TASK_METHODS, default_methods
 from cnnxai.groundtruth.report import (
     LOCALISATION_TASKS,
+    LocalisationRequest,
     LocalisationSettings,
-    load_localisation_model,
-    localise_in_worker,
     model_quality,
-    run_localisation_benchmark,
     task_layers,
 )
 from cnnxai.metrics import LOCALISATION_METRICS, METRICS
-from cnnxai.reporting.html import REPORT_NAME, write_report
-from cnnxai.reporting.localisation import localisation_markdown, summarize_localisation
+from cnnxai.reporting.html import write_report
+from cnnxai.reporting.localisation import localisation_markdown, run_localisation, summarize_localisation
 from cnnxai.synthetic.shapes_model import CAM_LAYER, SISE_LAYERS
 from cnnxai.tasks.models import DEFAULT_TASK_MODELS, TASK_CAM_METHODS, TASK_MODELS
 
 # The explainers' shared settings offered as flags (each made from the explainers' declarations).
 ALIASES = ("num_samples", "segmenter", "hide_color", "rise_masks", "ig_steps")
-RUN_FILES = ("scores.csv", "manifest.json", "summary.csv", "summary.md", "summary.png", "comparison.csv",
-             "comparison.png", "examples.png", REPORT_NAME)  # fmt: skip
 
 
 def build_parser(prog: str | None = None) -> OneLineParser:
@@ -152,8 +144,8 @@ def list_all() -> str:
     return "\n".join(lines)
 
 
-def settings_of(args: argparse.Namespace) -> LocalisationSettings:
-    """The run's settings from the command line, every option checked before any work."""
+def localisation_request(args: argparse.Namespace) -> LocalisationRequest:
+    """The run the flags ask for, every option checked before any work (a one-line :class:`UserInputError`)."""
     methods = args.methods or default_methods(args.task)
     camlime_method = args.camlime_method or ("layercam" if args.task == "classification" else
                                              TASK_MODELS[DEFAULT_TASK_MODELS[args.task]].cam_method)  # fmt: skip
@@ -162,12 +154,21 @@ def settings_of(args: argparse.Namespace) -> LocalisationSettings:
     fill_alias(
         options, REGISTRY, "layers", [CAM_LAYER] if args.task == "classification" else task_layers(args.task)
     )
-    return LocalisationSettings(
+    settings = LocalisationSettings(
         methods=tuple(methods), explainer_options=options, num_images=args.num_images, seed=args.seed,
         data_seed=args.data_seed, train_images=args.train_images, epochs=args.epochs, cache_dir=args.cache_dir,
         retrain=args.retrain, attribution=args.attribution, top_k=args.top_k, tolerance=args.pointing_tolerance,
         examples=args.examples, batch_size=args.batch_size, device=args.device, task=args.task,
         baseline=args.baseline,
+    )  # fmt: skip
+    shard = parse_shard(args.shard) if args.shard else (1, 1)
+    ray = ray_settings(args)
+    record = {k: v for k, v in vars(args).items() if k not in ("list", "debug", "quiet", "report", "summarize",
+                                                               "overwrite", "shard")}  # fmt: skip
+    record["examples"] = settings.shown  # the default made explicit
+    return LocalisationRequest(
+        settings, args.output_dir, shard, ray, args.report_images, args.dpi, args.overwrite, args.debug,
+        args.quiet, record,
     )  # fmt: skip
 
 
@@ -187,31 +188,19 @@ def run(args: argparse.Namespace) -> int:
         say(localisation_markdown(report))
         print(f"wrote {folder}/ ({', '.join(files)})")
         return 0
-    settings = settings_of(args)
-    shard = parse_shard(args.shard) if args.shard else (1, 1)
-    cluster = ray_settings(args)
-    started = time.perf_counter()
-    options = {k: v for k, v in vars(args).items() if k not in ("list", "debug", "quiet", "report", "summarize",
-                                                                "overwrite", "shard")}  # fmt: skip
-    options["examples"] = settings.shown  # the default made explicit
-    # With --ray the workers start now and load the model (from the cache filled here) on their own devices.
-    with worker_pool(cluster, settings.device, ("cnnxai.groundtruth.report",)) as pool:
-        if args.overwrite:
-            clear_run(folder, shard, RUN_FILES)
-        model, info = load_localisation_model(settings if pool is None else replace(settings, device="cpu"))
+    request = localisation_request(args)
+
+    def loaded(info: dict) -> None:
         how = (
             "loaded from the cache"
             if info["loaded_from_cache"]
             else f"trained in {info['train_seconds']:.1f} s"
         )
-        say(f"model: {how} ({info['cache_file']}); {model_quality(settings.task, info)}")
-        if pool is not None:
-            pool.using(partial(localise_in_worker, settings, args.debug))
-        run_localisation_benchmark(settings, model, info, folder, shard, options, not args.quiet, args.debug, pool,
-                                   args.report_images)  # fmt: skip
-    report, files = summarize_localisation(folder, args.dpi, args.report_images, args.examples, args.baseline)
-    say(localisation_markdown(report))
-    print(f"wrote {folder}/ ({', '.join(files)}; {time.perf_counter() - started:.1f} s)")
+        say(f"model: {how} ({info['cache_file']}); {model_quality(request.settings.task, info)}")
+
+    status = run_localisation(request, loaded)
+    say(localisation_markdown(status.report))
+    print(f"wrote {folder}/ ({', '.join(status.files)}; {status.seconds:.1f} s)")
     return 0
 
 

@@ -20,6 +20,7 @@ from cnnxai.benchmark.runner import ATTRIBUTION_VIEWS, ResumableRun
 from cnnxai.benchmark.statistics import choose_baseline
 from cnnxai.benchmark.store import ResultStore, read_rows
 from cnnxai.devices import resolve_device
+from cnnxai.distributed import RaySettings
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY
 from cnnxai.groundtruth.benchmark import (
@@ -139,6 +140,26 @@ class LocalisationSettings:
     @property
     def shown(self) -> int:
         return min(DEFAULT_EXAMPLES, self.num_images) if self.examples is None else self.examples
+
+
+@dataclass(frozen=True)
+class LocalisationRequest:
+    """Everything a Localisation.py run reads: its ``settings`` (what it computes), the ``output_dir`` and
+    ``shard`` (i, n) computed here, ``ray`` (compute on Ray workers; None: here), ``report_images`` (the examples
+    whose maps report.html shows), ``dpi`` of the figures, ``overwrite`` (delete an earlier run's files first),
+    ``debug`` (an explainer's error stops the run), ``quiet`` (no progress bar) and ``record`` (the options
+    written in the manifest: the command line's)."""
+
+    settings: LocalisationSettings
+    output_dir: str = "results/localisation"
+    shard: tuple[int, int] = (1, 1)
+    ray: RaySettings | None = None
+    report_images: int = DEFAULT_REPORT_IMAGES
+    dpi: int = 150
+    overwrite: bool = False
+    debug: bool = False
+    quiet: bool = False
+    record: Mapping[str, Any] | None = None
 
 
 def load_localisation_model(settings: LocalisationSettings) -> tuple[nn.Module, dict]:

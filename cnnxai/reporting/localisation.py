@@ -1,4 +1,5 @@
-"""The summary and report of a localisation run's folder (Localisation.py), over the rows of every shard present:
+"""Localisation.py as one library call (:func:`run_localisation`), and the summary and report of a localisation
+run's folder, over the rows of every shard present:
 summary.csv/.md/.png, comparison.csv, examples.png and report.html, read from what the run left (scores.csv,
 manifest.json and the examples' maps in gallery/, :class:`~cnnxai.groundtruth.report.LocalisationRun`), so that
 ``--summarize`` and the union of shards give what one run does."""
@@ -6,20 +7,38 @@ manifest.json and the examples' maps in gallery/, :class:`~cnnxai.groundtruth.re
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from cnnxai.benchmark.gallery import DEFAULT_REPORT_IMAGES, GALLERY_FOLDER, read_gallery
-from cnnxai.benchmark.store import read_rows, result_folders, run_manifests, stored_identity
+from cnnxai.benchmark.store import clear_run, read_rows, result_folders, run_manifests, stored_identity
+from cnnxai.distributed import worker_pool
 from cnnxai.figures.localisation import draw_examples
 from cnnxai.groundtruth.benchmark import SCORE_COLUMNS
-from cnnxai.groundtruth.report import LocalisationReport, LocalisationSettings, typed_row
+from cnnxai.groundtruth.report import (
+    LocalisationReport,
+    LocalisationRequest,
+    LocalisationSettings,
+    load_localisation_model,
+    localise_in_worker,
+    run_localisation_benchmark,
+    typed_row,
+)
 from cnnxai.metrics import localisation_scores, metric_settings
 from cnnxai.outputs import atomic_savefig
 from cnnxai.reporting.html import REPORT_NAME, write_report
 from cnnxai.reporting.summary import markdown_table, summarise, write_summary
+
+# What a localisation run writes into its folder (``overwrite`` deletes these, and the shards and gallery).
+RUN_FILES = ("scores.csv", "manifest.json", "summary.csv", "summary.md", "summary.png", "comparison.csv",
+             "comparison.png", "examples.png", REPORT_NAME)  # fmt: skip
 
 
 def read_localisation(
@@ -95,3 +114,43 @@ def summarize_localisation(
     left (:func:`read_localisation`, :func:`save_localisation`); returns the report read and the names written."""
     report = read_localisation(folder, examples, baseline)
     return report, save_localisation(report, folder, dpi, report_images)
+
+
+@dataclass(frozen=True)
+class LocalisationStatus:
+    """How a localisation run ended: the ``report`` read back from its folder (over every shard present), the
+    ``files`` the folder then holds of the run, the shard's ``status`` (as in its manifest) and the ``seconds``
+    the whole call took."""
+
+    report: LocalisationReport
+    files: tuple[str, ...]
+    status: dict[str, Any]
+    seconds: float
+
+
+def run_localisation(
+    request: LocalisationRequest, on_model: Callable[[dict[str, Any]], None] | None = None
+) -> LocalisationStatus:
+    """Run the localisation benchmark ``request`` asks for (its shard; here or on Ray workers; an interrupted run
+    resumes; :func:`~cnnxai.groundtruth.report.run_localisation_benchmark`), then write the summary, examples.png
+    and report.html over every shard present (:func:`summarize_localisation`). ``on_model`` is called with the
+    model's info (trained or read from the cache, its test quality) once it is loaded, before the run
+    (Localisation.py prints it)."""
+    started = time.perf_counter()
+    settings, folder = request.settings, Path(request.output_dir)
+    # With --ray the workers start now and load the model (from the cache filled here) on their own devices.
+    with worker_pool(request.ray, settings.device, ("cnnxai.groundtruth.report",)) as pool:
+        if request.overwrite:
+            clear_run(folder, request.shard, RUN_FILES)
+        model, info = load_localisation_model(settings if pool is None else replace(settings, device="cpu"))
+        if on_model is not None:
+            on_model(info)
+        if pool is not None:
+            pool.using(partial(localise_in_worker, settings, request.debug))
+        status = run_localisation_benchmark(
+            settings, model, info, folder, request.shard, request.record, not request.quiet, request.debug, pool,
+            request.report_images,
+        )  # fmt: skip
+    report, files = summarize_localisation(folder, request.dpi, request.report_images, settings.examples,
+                                           settings.baseline)  # fmt: skip
+    return LocalisationStatus(report, tuple(files), status, time.perf_counter() - started)

@@ -1,4 +1,5 @@
-"""The tables and the figure of a stability run, from its rows alone (so ``--summarize`` and the union of shards
+"""MyStability.py as one library call (:func:`run_stability`), and the tables and the figure of a stability run,
+from its rows alone (so ``--summarize`` and the union of shards
 give exactly what one run does): summary.csv/.md, comparison.csv, forwards_to_match.csv/.md, curves.png/.pdf.
 
 Per image, method and budget: the row measures averaged over seeds, and the stability measures across seeds
@@ -23,8 +24,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
+from cnnxai.benchmark.request import RunStatus  # noqa: E402
 from cnnxai.benchmark.statistics import DEFAULT_BASELINE, bootstrap_ci, compare_to_baseline  # noqa: E402
-from cnnxai.benchmark.store import stored_identity  # noqa: E402
+from cnnxai.benchmark.store import clear_run, stored_identity  # noqa: E402
 from cnnxai.outputs import atomic_savefig, atomic_write_text  # noqa: E402
 from cnnxai.reporting.summary import (  # noqa: E402
     ARROWS,
@@ -36,9 +38,13 @@ from cnnxai.reporting.summary import (  # noqa: E402
     interval_text,
 )
 from cnnxai.stability.measures import kendall_stability, top_k_stability, top_k_undefined  # noqa: E402
+from cnnxai.stability.request import StabilityRequest, stability_images, stability_run  # noqa: E402
 from cnnxai.stability.rows import REFERENCE, load_rows  # noqa: E402
 from cnnxai.stability.specs import AUTO  # noqa: E402
 
+# What a stability run writes into its folder (``overwrite`` deletes these, and the shards).
+RUN_FILES = ("rows.csv", "manifest.json", "summary.csv", "summary.md", "comparison.csv", "forwards_to_match.csv",
+             "forwards_to_match.md", "curves.png", "curves.pdf")  # fmt: skip
 # (column, title, direction): the quality measures, in the order of the tables and the figure's panels.
 MEASURES = (
     ("top_k_stability", "top-k stability (Jaccard across seeds)", "higher"),
@@ -336,3 +342,18 @@ def write_stability_summary(folder: Path) -> Path:
     atomic_savefig(fig, folder / "curves.pdf")
     plt.close(fig)
     return folder / "summary.md"
+
+
+def run_stability(request: StabilityRequest) -> RunStatus:
+    """Run the stability study ``request`` asks for (its shard; an interrupted run resumes), then write the
+    summary, forwards_to_match and curves over every shard present (:func:`write_stability_summary`); returns how
+    it ended (the tables are ``folder/summary.md`` and ``folder/forwards_to_match.md``). A bad request raises a
+    one-line :class:`~cnnxai.errors.UserInputError` before any work."""
+    folder = request.folder
+    dataset, images = stability_images(request)
+    stability = stability_run(request, dataset, images)
+    if folder.overwrite:
+        clear_run(folder.folder, folder.shard, RUN_FILES)
+    status = stability.run()
+    write_stability_summary(folder.folder)
+    return RunStatus(stability.folder, stability.rows_folder, status)

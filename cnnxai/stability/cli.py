@@ -1,4 +1,5 @@
-"""The command line of MyStability.py: options, checks, the run and what it prints.
+"""The command line of MyStability.py: parse the flags into a :class:`~cnnxai.stability.request.StabilityRequest`,
+call :func:`cnnxai.reporting.stability.run_stability`, print.
 
 Exit status as MyFaithfulness.py's: 0 when every image was explained; 1 when some image could not be read (its
 rows say why); 2 for a bad option or input (one line on stderr, nothing written); 130 when interrupted (run the
@@ -11,14 +12,7 @@ import argparse
 from functools import partial
 from pathlib import Path
 
-from cnnxai.benchmark.cli import (
-    add_folder_options,
-    add_resume_options,
-    clear_run,
-    exit_status,
-    folder_selection,
-)
-from cnnxai.benchmark.data import discover, parse_shard, select
+from cnnxai.benchmark.cli import add_folder_options, add_resume_options, exit_status, folder_request
 from cnnxai.cli_options import (
     DefaultsHelpFormatter,
     OneLineParser,
@@ -28,19 +22,14 @@ from cnnxai.cli_options import (
     add_run_options,
     argparse_type,
     explainer_options,
-    fill_alias,
     int_at_least,
-    model_request,
     run_main,
-    takes_alias,
 )
-from cnnxai.devices import resolve_device
-from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY
-from cnnxai.reporting.stability import write_stability_summary
-from cnnxai.stability.runner import StabilityRun, StabilitySettings
-from cnnxai.stability.specs import MethodSpec, ResolvedMethod, parse_specs, resolve_method
-from cnnxai.zoo import load_classifier
+from cnnxai.reporting.stability import run_stability, write_stability_summary
+from cnnxai.stability.request import StabilityRequest
+from cnnxai.stability.runner import StabilitySettings
+from cnnxai.stability.specs import BASELINE, parse_specs, resolve_methods
 
 DEFAULT_METHODS = (
     "lime, gradlime, gradlime[prior_strength=10], gradlime[prior_strength=100], camlime, baylime, "
@@ -50,9 +39,6 @@ DEFAULT_METHODS = (
 DEFAULT_GRID = (50, 100, 250, 500, 1000, 2000)
 # The explainers' shared settings offered as flags (the budget is the grid's, so not --num-samples).
 ALIASES = ("segmenter", "hide_color")
-RUN_FILES = ("rows.csv", "manifest.json", "summary.csv", "summary.md", "comparison.csv", "forwards_to_match.csv",
-             "forwards_to_match.md", "curves.png", "curves.pdf")  # fmt: skip
-BASELINE = "lime"
 
 
 def grid_option(text: str) -> list[int]:
@@ -132,32 +118,22 @@ def build_parser(prog: str | None = None) -> OneLineParser:
     return parser
 
 
-def run_options(specs: list[MethodSpec], args: argparse.Namespace) -> dict[str, dict]:
-    """The options the run's flags and ``--explainer-option`` give each explainer name of the run (and lime's)."""
+def stability_request(args: argparse.Namespace) -> StabilityRequest:
+    """The run the flags ask for; every spec and option checked before any work (a one-line
+    :class:`UserInputError`)."""
+    specs = args.methods if args.methods is not None else parse_specs(DEFAULT_METHODS, REGISTRY)
+    grid = list(args.num_samples_grid)
+    # The options the run's flags and --explainer-option give each explainer name of the run (and lime's).
     names = list(dict.fromkeys([spec.name for spec in specs] + [BASELINE]))
-    return explainer_options(REGISTRY, names, args, ALIASES)
-
-
-def resolve_methods(
-    specs: list[MethodSpec], base: dict[str, dict], grid: list[int], match_samples: int
-) -> list[ResolvedMethod]:
-    """Every spec resolved (see :func:`resolve_method`), plain lime at ``match_samples`` added as the baseline."""
-    methods = [resolve_method(spec, base[spec.name], grid, REGISTRY) for spec in specs]
-    labels = [m.label for m in methods]
-    if BASELINE in labels:
-        lime = methods[labels.index(BASELINE)]
-        if lime.auto:
-            raise UserInputError(
-                "--explainer-option lime.num_samples=auto leaves no plain lime at --match-samples to compare with; "
-                "write the auto variant as the spec lime[num_samples=auto]"
-            )
-        budgets = tuple(sorted({*lime.budgets, match_samples}))
-        methods[labels.index(BASELINE)] = ResolvedMethod(lime.label, lime.name, lime.options, budgets)
-    else:
-        methods.append(
-            resolve_method(MethodSpec(BASELINE, BASELINE), base[BASELINE], [match_samples], REGISTRY)
-        )
-    return methods
+    base = explainer_options(REGISTRY, names, args, ALIASES)
+    resolve_methods(specs, base, grid, args.match_samples, REGISTRY)  # every spec and option checked now
+    settings = StabilitySettings(
+        methods=(), seeds=tuple(args.seed + i for i in range(args.seeds)), grid=tuple(grid), top_k=args.top_k,
+        reference_samples=args.reference_samples, reference_options={}, match_samples=args.match_samples,
+        curve_steps=args.curve_steps, segmenter=args.segmenter, hide_color=args.hide_color, seed=args.seed,
+        preprocess=args.preprocess,
+    )  # fmt: skip
+    return StabilityRequest(tuple(specs), base, settings, folder_request(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -166,41 +142,11 @@ def run(args: argparse.Namespace) -> int:
         print(write_stability_summary(folder).read_text(), end="")
         print((folder / "forwards_to_match.md").read_text(), end="")
         return 0
-    specs = args.methods if args.methods is not None else parse_specs(DEFAULT_METHODS, REGISTRY)
-    grid = list(args.num_samples_grid)
-    base = run_options(specs, args)
-    resolve_methods(specs, base, grid, args.match_samples)  # every spec and option checked before any work
-    shard = parse_shard(args.shard) if args.shard else (1, 1)
-    dataset = discover(args.data_dir)
-    images = select(dataset, args.num_classes, args.per_class, args.seed)
-    if not images:
-        raise UserInputError(f"--data-dir {args.data_dir}: no images found")
-    device = resolve_device(args.device)
-    loaded = load_classifier(model_request(args), device, takes_alias(REGISTRY, list(base), "layers"), not args.quiet)
-    fill_alias(base, REGISTRY, "layers", list(loaded.layers))
-    methods = resolve_methods(specs, base, grid, args.match_samples)
-    reference = REGISTRY.options(BASELINE, {k: v for k, v in base[BASELINE].items() if k != "num_samples"})
-    reference.pop("num_samples")
-    settings = StabilitySettings(
-        methods=tuple(methods), seeds=tuple(args.seed + i for i in range(args.seeds)), grid=tuple(grid),
-        top_k=args.top_k, reference_samples=args.reference_samples, reference_options=reference,
-        match_samples=args.match_samples, curve_steps=args.curve_steps, segmenter=args.segmenter,
-        hide_color=args.hide_color, seed=args.seed, preprocess=args.preprocess,
-        frame_size=loaded.info.input_size, resize=loaded.info.resize,
-    )  # fmt: skip
-    if args.overwrite:
-        clear_run(folder, shard, RUN_FILES)
-    selection = folder_selection(args, dataset)
-    stability = StabilityRun(
-        settings, loaded.model, loaded.manifest, dataset, images, folder, shard, args.batch_size, selection,
-        progress=not args.quiet, debug=args.debug,
-    )  # fmt: skip
-    status = stability.run()
-    write_stability_summary(folder)
+    status = run_stability(stability_request(args))
     print((folder / "summary.md").read_text(), end="")
     print()
     print((folder / "forwards_to_match.md").read_text(), end="")
-    print(f"wrote {stability.rows_folder}/ (rows.csv, manifest.json) and {folder}/summary.md, summary.csv, "
+    print(f"wrote {status.rows_folder}/ (rows.csv, manifest.json) and {folder}/summary.md, summary.csv, "
           "comparison.csv, forwards_to_match.md, forwards_to_match.csv, curves.png, curves.pdf")  # fmt: skip
     return exit_status(status)
 

@@ -17,6 +17,7 @@ from cnnxai.options import split_assignment
 from cnnxai.registry import Registry
 
 AUTO = "auto"
+BASELINE = "lime"  # plain lime: the reference and the baseline of forwards_to_match
 SPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(.*)\])?$", re.DOTALL)
 
 
@@ -143,3 +144,26 @@ def resolve_method(
         registry.options(spec.name, {**given, "num_samples": value})
     options.pop("num_samples", None)
     return ResolvedMethod(spec.label, spec.name, options, budgets)
+
+
+def resolve_methods(
+    specs: Sequence[MethodSpec], base: Mapping[str, Mapping[str, Any]], grid: Sequence[int], match_samples: int,
+    registry: Registry,
+) -> list[ResolvedMethod]:  # fmt: skip
+    """Every spec resolved (see :func:`resolve_method`; ``base``: the run's given options by explainer name, lime's
+    among them), plain lime at ``match_samples`` added as the baseline of forwards_to_match."""
+    methods = [resolve_method(spec, base[spec.name], grid, registry) for spec in specs]
+    labels = [m.label for m in methods]
+    if BASELINE in labels:
+        lime = methods[labels.index(BASELINE)]
+        if lime.auto:
+            raise UserInputError(
+                "--explainer-option lime.num_samples=auto leaves no plain lime at --match-samples to compare with; "
+                "write the auto variant as the spec lime[num_samples=auto]"
+            )
+        budgets = tuple(sorted({*lime.budgets, match_samples}))
+        methods[labels.index(BASELINE)] = ResolvedMethod(lime.label, lime.name, lime.options, budgets)
+    else:
+        lime = resolve_method(MethodSpec(BASELINE, BASELINE), base[BASELINE], [match_samples], registry)
+        methods.append(lime)
+    return methods

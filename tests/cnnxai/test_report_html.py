@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 import cnnxai.benchmark.cli as benchmark_cli
+import cnnxai.benchmark.request as benchmark_request
 from cnnxai.groundtruth.cli import main as localisation_main
 from cnnxai.reporting.html import BEST_COLOUR, HEADER_COLOUR, write_report
 from cnnxai.reporting.summary import write_summary
@@ -214,7 +215,7 @@ def test_report_alone_rewrites_only_the_report_without_a_model(faithfulness_run,
     def no_model(*args, **kwargs):
         raise AssertionError("--report loaded a model")
 
-    monkeypatch.setattr(benchmark_cli, "load_classifier", no_model)
+    monkeypatch.setattr(benchmark_request, "load_classifier", no_model)
     argv = ["--output-dir", str(out), "--report", "--report-images", "1"]
     assert benchmark_cli.main("faithfulness", argv) == 0
     assert "report.html" in capsys.readouterr().out

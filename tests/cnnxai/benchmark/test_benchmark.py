@@ -385,3 +385,25 @@ def test_selection_and_groups_follow_the_seed(imagenet_folder):
     groups = make_groups(select(dataset, None, None, 0), 4, seed=0)
     assert [len(g.images) for g in groups] == [4, 2]
     assert [g.index for g in shard_groups(groups, (2, 2))] == [1]
+
+
+def test_run_benchmark_is_the_command_as_one_library_call(tmp_path, capsys):
+    """A request made in Python, without a command line, gives the rows MyComplexity.py gives with the same flags,
+    and the library prints nothing (quiet: no progress bar)."""
+    from cnnxai.benchmark.request import BenchmarkRequest, FolderRequest
+    from cnnxai.benchmark.runner import BenchmarkSettings
+    from cnnxai.metrics import resolve_settings
+    from cnnxai.reporting.benchmark import run_benchmark
+
+    settings = BenchmarkSettings(tool="MyComplexity", methods=("saliency", "control_random"), metrics=("Sparseness",),
+                                 metric_settings=resolve_settings(["Sparseness"]))  # fmt: skip
+    request = BenchmarkRequest(settings, FolderRequest(str(tmp_path / "library"), device="cpu", quiet=True))
+    status = run_benchmark(request)
+    assert capsys.readouterr().out == ""
+    assert status.exit_status == 0 and status.failures == {} and status.status["images"] == 3
+    assert status.rows_folder == tmp_path / "library" and (tmp_path / "library" / "summary.md").exists()
+    argv = ["--methods", "saliency,control_random", "--metrics", "Sparseness", "--device", "cpu", "--quiet"]
+    code, out, _ = run("complexity", [*argv, "--output-dir", str(tmp_path / "command")], capsys)
+    assert code == 0 and out.startswith((tmp_path / "library" / "summary.md").read_text().split("\n")[0])
+    rows_of = rows(tmp_path / "library")
+    assert len(rows_of) == 3 * 2 and rows_of == rows(tmp_path / "command")

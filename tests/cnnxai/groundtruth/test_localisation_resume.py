@@ -122,3 +122,29 @@ def test_two_shards_summarised_give_the_whole_run(whole, tmp_path, capsys):
     assert same_gallery(gallery(out), gallery(expected))
     assert np.array_equal(pixels(out / "examples.png"), pixels(expected / "examples.png"))
     assert (out / "report.html").exists()
+
+
+def test_run_localisation_is_the_command_as_one_library_call(whole, tmp_path, capsys):
+    """A request made in Python gives the rows Localisation.py gave with the same flags (the model read from the
+    cache that run filled, said through ``on_model``; the command line's default backend, auto, set around the
+    call as the command line does); the library prints nothing."""
+    from cnnxai.groundtruth.report import LocalisationRequest, LocalisationSettings
+    from cnnxai.reporting.localisation import run_localisation
+    from cnnxai.synthetic.shapes_model import CAM_LAYER
+    from lime_ext.backends import default_backend
+
+    expected, cache = whole
+    settings = LocalisationSettings(
+        methods=METHODS, explainer_options={"gradcam": {"layers": [CAM_LAYER]},
+                                            "lime": {"num_samples": 60, "segmenter": "slic"}},
+        num_images=4, train_images=100, epochs=1, examples=2, cache_dir=str(cache),
+    )  # fmt: skip
+    models = []
+    request = LocalisationRequest(settings, str(tmp_path / "library"), report_images=3, dpi=30, quiet=True)
+    with default_backend("auto"):
+        status = run_localisation(request, models.append)
+    assert capsys.readouterr().out == ""
+    assert [info["loaded_from_cache"] for info in models] == [True]
+    assert status.status["images"] == 4 and "summary.csv" in status.files and "examples.png" in status.files
+    assert status.report.settings.methods == METHODS
+    assert rows(tmp_path / "library" / "scores.csv") == rows(expected / "scores.csv")

@@ -255,3 +255,31 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tool, tmp_path, capsys,
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and err.startswith("error:")
     assert not out.exists()
+
+
+def test_run_stability_is_the_command_as_one_library_call(tool, tmp_path, capsys):
+    """A request made in Python gives the rows MyStability.py gives with the same flags (--backend torch: the
+    library's default backend, the command line's is auto); the library prints nothing."""
+    from cnnxai.benchmark.request import FolderRequest
+    from cnnxai.explainers import REGISTRY
+    from cnnxai.reporting.stability import run_stability
+    from cnnxai.stability.request import StabilityRequest
+    from cnnxai.stability.runner import StabilitySettings
+    from cnnxai.stability.specs import parse_specs
+    from cnnxai.zoo import ModelRequest
+
+    folder = FolderRequest(str(tmp_path / "library"), data_dir=str(tool), model=ModelRequest(layers=("4",)),
+                           device="cpu", quiet=True)  # fmt: skip
+    settings = StabilitySettings(methods=(), seeds=(0, 1), grid=(20, 40), top_k=5, reference_samples=60,
+                                 reference_options={}, match_samples=40, curve_steps=5, segmenter="slic",
+                                 hide_color=0)  # fmt: skip
+    options = {"lime": {"segmenter": "slic", "hide_color": 0}}
+    request = StabilityRequest(tuple(parse_specs("lime", REGISTRY)), options, settings, folder)
+    status = run_stability(request)
+    assert capsys.readouterr().out == ""
+    assert status.exit_status == 0 and status.status["images"] == 2
+    assert (tmp_path / "library" / "forwards_to_match.md").exists()
+    argv = ["--data-dir", str(tool), *CHEAP, "--methods", "lime", "--backend", "torch"]
+    assert run([*argv, "--output-dir", str(tmp_path / "command")]) == 0
+    found = rows_of(tmp_path / "library")
+    assert len(found) == 2 * (1 + 2 * 2) and found == rows_of(tmp_path / "command")
