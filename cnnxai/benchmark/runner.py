@@ -222,6 +222,13 @@ class ImageFolderRun(ResumableRun):
         batch_size: inputs per forward pass for the explainers and metrics (None: from the device).
         selection: how the images were drawn (recorded in the identity).
         progress: show a progress bar; debug: let an explainer's error stop the run (else its rows say why).
+        pool: a :class:`~cnnxai.distributed.WorkerPool` given the run's work objects (:meth:`_worker`'s, built in
+            each Ray worker) to compute there; None: in this process, on ``model``.
+
+    The run computes its pending work with :meth:`_compute`: a subclass says what the work items are
+    (:meth:`_work`), what computes one (:meth:`_worker`, an object with ``load(item)`` and ``compute(loaded)``
+    yielding finished units, as :class:`~cnnxai.distributed.LocalPool` and the Ray pool take), what to do with
+    a finished unit (:meth:`_take`) and with an item a worker kept dying on (:meth:`_given_up`).
     """
 
     def __init__(
@@ -237,6 +244,7 @@ class ImageFolderRun(ResumableRun):
         selection: dict | None = None,
         progress: bool = True,
         debug: bool = False,
+        pool: Any = None,
     ) -> None:
         super().__init__(settings, folder, shard, progress)
         self.model, self.model_info = model, model_info
@@ -244,6 +252,48 @@ class ImageFolderRun(ResumableRun):
         self.batch_size, self.debug = batch_size, debug
         self.selection = dict(selection or {})
         self.device = module_device(model)
+        self.pool = pool
+
+    @property
+    def device_name(self) -> str:
+        """Where the work runs, for the manifest: this process's device, or the Ray workers'."""
+        return self.pool.device if self.pool is not None else str(self.device)
+
+    def _compute(self, expected: dict, done: set, bar: Any) -> dict:
+        """Every pending work item, here or on the pool, each finished unit handed to :meth:`_take` as it comes
+        (so an interrupted run keeps it); returns :meth:`_totals` and, on a pool, the cluster's description."""
+        pool = self.pool or LocalPool(self._worker())
+        for key, result in pool.map_unordered(self._work(expected, done)):
+            if isinstance(result, WorkFailed):
+                result = self._given_up(key, result.reason, expected, done)
+            for finished in result:
+                self._take(key, finished, done, bar)
+        extra = self._totals()
+        if self.pool is not None:
+            extra["cluster"] = self.pool.describe(f"{self.bar_unit}s")
+        return extra
+
+    def _work(self, expected: dict, done: set) -> list[tuple[Hashable, Any, int]]:
+        """The pending work items: (key, item, size), the item what :meth:`_worker`'s ``load`` takes (picklable:
+        it may go to a Ray worker) and the size its share of the load balance."""
+        raise NotImplementedError
+
+    def _worker(self) -> Any:
+        """The work object computing an item in this process (a Ray worker builds its own)."""
+        raise NotImplementedError
+
+    def _take(self, key: Hashable, finished: Any, done: set, bar: Any) -> None:
+        """Store one finished unit of item ``key``, add it to ``done`` and move ``bar`` (None: no bar)."""
+        raise NotImplementedError
+
+    def _given_up(self, key: Hashable, reason: str, expected: dict, done: set) -> list:
+        """The finished units (as the worker's) that stand for the pending units of item ``key`` when a worker
+        kept dying on it: their rows say ``reason``."""
+        raise NotImplementedError
+
+    def _totals(self) -> dict:
+        """The run's own fields of the status, summed over the units taken."""
+        return {}
 
     def identity(self) -> dict:
         """What must be equal for rows to belong to the same run (device, batch size and progress may differ)."""
@@ -484,8 +534,8 @@ class BenchmarkRun(ImageFolderRun):
     must be given the same folder)."""
 
     def __init__(
-        self, settings: BenchmarkSettings, *args: Any, pool: Any = None,
-        report_images: int = DEFAULT_REPORT_IMAGES, cache: Path | None = None, **kwargs: Any,
+        self, settings: BenchmarkSettings, *args: Any, report_images: int = DEFAULT_REPORT_IMAGES,
+        cache: Path | None = None, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(settings, *args, **kwargs)
         self.cache = None if cache is None else Path(cache).resolve()
@@ -493,9 +543,10 @@ class BenchmarkRun(ImageFolderRun):
         self.groups = make_groups(self.images, settings.group_size, settings.seed)
         self.mine = shard_groups(self.groups, self.shard)
         self.store = ResultStore(self.rows_folder)
-        self.pool = pool
         self.report_images = report_images
         self.gallery = gallery_keys(self.images, report_images)
+        self.explain_seconds: dict[str, list[float]] = {m: [] for m in settings.methods}
+        self.cache_reads = {"maps": 0, "scores": 0}
 
     bar_unit = "map"
 
@@ -503,7 +554,7 @@ class BenchmarkRun(ImageFolderRun):
         return build_manifest(
             f"{self.settings.tool}.py", ("captum", "zennit", "quantus", "tqdm"),
             identity=self.identity(), seed=self.settings.seed,
-            model={**self.model_info, "device": self.pool.device if self.pool else str(self.device)},
+            model={**self.model_info, "device": self.device_name},
             batch_size=self.batch_size,
             metrics={
                 name: {"direction": METRICS[name].direction, "family": METRICS[name].family,
@@ -524,49 +575,47 @@ class BenchmarkRun(ImageFolderRun):
     def _unit_size(self, unit: tuple[int, str], rows: int) -> int:
         return len(self.groups[unit[0]].images)  # the bar counts maps (a group's index is its place)
 
-    def _compute(self, expected: dict, done: set, bar: Any) -> dict:
-        methods = self.settings.methods
-        explain_seconds: dict[str, list[float]] = {m: [] for m in methods}
-        cache_reads = {"maps": 0, "scores": 0}
-        groups = {group.index: group for group in self.mine}
+    def _work(self, expected: dict, done: set) -> list[tuple[int, tuple[ImageGroup, list[str]], int]]:
         work = []
         for group in self.mine:
-            pending = [m for m in methods if (group.index, m) not in done]
+            pending = [m for m in self.settings.methods if (group.index, m) not in done]
             if pending:
                 work.append((group.index, (group, pending), len(group.images) * len(pending)))
-        pool = self.pool or LocalPool(
-            GroupScorer(self.settings, self.model, self.batch_size, self.debug, self.gallery, self.cache)
-        )
-        for index, result in pool.map_unordered(work):
-            group = groups[index]
-            if isinstance(result, WorkFailed):
-                pending = [m for m in methods if (index, m) not in done]
-                result = [self._given_up(group, m, result.reason) for m in pending]
-            for method, scores, curves, seconds, shown, reused in result:
-                self.store.append(scores, curves)
-                for kind, count in reused.items():
-                    cache_reads[kind] += count
-                self._keep_maps(method, shown)
-                done.add((index, method))
-                explain_seconds[method] += seconds
-                if bar is not None:
-                    bar.update(len(group.images))
+        return work
+
+    def _worker(self) -> GroupScorer:
+        return GroupScorer(self.settings, self.model, self.batch_size, self.debug, self.gallery, self.cache)
+
+    def _take(self, index: int, finished: UnitRows, done: set, bar: Any) -> None:
+        method, scores, curves, seconds, shown, reused = finished
+        self.store.append(scores, curves)
+        for kind, count in reused.items():
+            self.cache_reads[kind] += count
+        self._keep_maps(method, shown)
+        done.add((index, method))
+        self.explain_seconds[method] += seconds
+        if bar is not None:
+            bar.update(len(self.groups[index].images))
+
+    def _given_up(self, index: int, reason: str, expected: dict, done: set) -> list[UnitRows]:
+        """NaN rows for each pending unit of a group whose worker kept dying on it."""
+        group = self.groups[index]
+        results = []
+        for method in [m for m in self.settings.methods if (index, m) not in done]:
+            prepared = {image.key: PreparedImage(image, error=reason) for image in group.images}
+            scored = {image.key: {m: undefined(reason) for m in self.settings.metrics} for image in group.images}
+            print(f"warning: group {group.index} {method}: {reason}", file=sys.stderr)
+            results.append((method, *unit_rows(self.settings, group, method, prepared, scored), {}, {}))
+        return results
+
+    def _totals(self) -> dict:
         extra: dict[str, Any] = {
-            "mean_explain_seconds": {m: float(np.mean(s)) for m, s in explain_seconds.items() if s}
+            "mean_explain_seconds": {m: float(np.mean(s)) for m, s in self.explain_seconds.items() if s}
         }
         if self.cache is not None:
-            extra["cache"] = {"folder": str(self.cache), "maps_read": cache_reads["maps"],
-                              "scores_read": cache_reads["scores"]}  # fmt: skip
-        if self.pool is not None:
-            extra["cluster"] = self.pool.describe("maps")
+            extra["cache"] = {"folder": str(self.cache), "maps_read": self.cache_reads["maps"],
+                              "scores_read": self.cache_reads["scores"]}  # fmt: skip
         return extra
-
-    def _given_up(self, group: ImageGroup, method: str, reason: str) -> UnitRows:
-        """NaN rows for a unit whose worker kept dying on it."""
-        prepared = {image.key: PreparedImage(image, error=reason) for image in group.images}
-        results = {image.key: {m: undefined(reason) for m in self.settings.metrics} for image in group.images}
-        print(f"warning: group {group.index} {method}: {reason}", file=sys.stderr)
-        return method, *unit_rows(self.settings, group, method, prepared, results), {}, {}
 
     def _keep_maps(self, method: str, shown: dict[str, Shown]) -> None:
         """Add a finished unit's maps of gallery images to ``gallery/`` beside its rows (after the rows: a

@@ -27,6 +27,8 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 from cnnxai.benchmark.request import RunStatus  # noqa: E402
 from cnnxai.benchmark.statistics import DEFAULT_BASELINE, bootstrap_ci, compare_to_baseline  # noqa: E402
 from cnnxai.benchmark.store import clear_run, stored_identity  # noqa: E402
+from cnnxai.devices import resolve_device  # noqa: E402
+from cnnxai.distributed import worker_pool  # noqa: E402
 from cnnxai.outputs import atomic_savefig, atomic_write_text  # noqa: E402
 from cnnxai.reporting.summary import (  # noqa: E402
     ARROWS,
@@ -345,15 +347,18 @@ def write_stability_summary(folder: Path) -> Path:
 
 
 def run_stability(request: StabilityRequest) -> RunStatus:
-    """Run the stability study ``request`` asks for (its shard; an interrupted run resumes), then write the
-    summary, forwards_to_match and curves over every shard present (:func:`write_stability_summary`); returns how
-    it ended (the tables are ``folder/summary.md`` and ``folder/forwards_to_match.md``). A bad request raises a
+    """Run the stability study ``request`` asks for (its shard; here or on Ray workers; an interrupted run
+    resumes), then write the summary, forwards_to_match and curves over every shard present
+    (:func:`write_stability_summary`); returns how it ended (the tables are ``folder/summary.md`` and ``folder/forwards_to_match.md``). A bad request raises a
     one-line :class:`~cnnxai.errors.UserInputError` before any work."""
     folder = request.folder
     dataset, images = stability_images(request)
-    stability = stability_run(request, dataset, images)
-    if folder.overwrite:
-        clear_run(folder.folder, folder.shard, RUN_FILES)
-    status = stability.run()
+    # With Ray the workers start now (importing while the model loads here) and load it on their own devices.
+    with worker_pool(request.ray, folder.device, ("cnnxai.stability.runner",)) as pool:
+        device = resolve_device("cpu" if request.ray else folder.device)
+        stability = stability_run(request, dataset, images, device, pool)
+        if folder.overwrite:
+            clear_run(folder.folder, folder.shard, RUN_FILES)
+        status = stability.run()
     write_stability_summary(folder.folder)
     return RunStatus(stability.folder, stability.rows_folder, status)

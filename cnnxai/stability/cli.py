@@ -19,10 +19,12 @@ from cnnxai.cli_options import (
     add_alias_flags,
     add_explainer_option_flag,
     add_model_options,
+    add_ray_options,
     add_run_options,
     argparse_type,
     explainer_options,
     int_at_least,
+    ray_settings,
     run_main,
 )
 from cnnxai.explainers import REGISTRY
@@ -115,6 +117,7 @@ def build_parser(prog: str | None = None) -> OneLineParser:
     add_run_options(
         parser, "results/stability", "where rows.csv, the summary, the curves and the manifest are written"
     )
+    add_ray_options(parser)
     return parser
 
 
@@ -133,7 +136,7 @@ def stability_request(args: argparse.Namespace) -> StabilityRequest:
         curve_steps=args.curve_steps, segmenter=args.segmenter, hide_color=args.hide_color, seed=args.seed,
         preprocess=args.preprocess,
     )  # fmt: skip
-    return StabilityRequest(tuple(specs), base, settings, folder_request(args))
+    return StabilityRequest(tuple(specs), base, settings, folder_request(args), ray_settings(args))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
+
+import torch
 
 from cnnxai.benchmark.data import BenchmarkImage, Dataset, discover, select
 from cnnxai.benchmark.request import FolderRequest
-from cnnxai.devices import resolve_device
+from cnnxai.distributed import RaySettings
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY
 from cnnxai.registry import fill_alias, takes_alias
-from cnnxai.stability.runner import StabilityRun, StabilitySettings
+from cnnxai.stability.runner import StabilityRun, StabilitySettings, stability_in_worker
 from cnnxai.stability.specs import BASELINE, MethodSpec, resolve_methods
+from cnnxai.zoo import load_classifier_model
 
 
 @dataclass(frozen=True)
@@ -24,12 +28,14 @@ class StabilityRequest:
     the run (the specs' and plain lime's; the CAM layers are filled in from the model), its ``settings`` but for
     what the model decides, filled in once it is loaded (``methods``: the specs resolved, plain lime at
     ``match_samples`` among them; ``reference_options``; ``frame_size`` and ``resize``; leave them at ``()``,
-    ``{}`` and the defaults), and the ``folder`` run: the images, output folder, shard, model and how it runs."""
+    ``{}`` and the defaults), the ``folder`` run: the images, output folder, shard, model and how it runs, and ``ray``
+(compute on Ray workers; None: here)."""
 
     specs: tuple[MethodSpec, ...]
     options: Mapping[str, Mapping[str, Any]]
     settings: StabilitySettings
     folder: FolderRequest
+    ray: RaySettings | None = None
 
 
 def stability_images(request: StabilityRequest) -> tuple[Dataset, list[BenchmarkImage]]:
@@ -42,14 +48,16 @@ def stability_images(request: StabilityRequest) -> tuple[Dataset, list[Benchmark
     return dataset, images
 
 
-def stability_run(request: StabilityRequest, dataset: Dataset, images: list[BenchmarkImage]) -> StabilityRun:
-    """The run of ``request`` over ``images``: the model loaded (its layers filling the methods' CAM layers), every
-    method resolved with plain lime at ``match_samples`` among them, the reference's options."""
+def stability_run(
+    request: StabilityRequest, dataset: Dataset, images: list[BenchmarkImage], device: torch.device, pool: Any = None
+) -> StabilityRun:
+    """The run of ``request`` over ``images``: the model loaded on ``device`` (its layers filling the methods' CAM
+    layers), every method resolved with plain lime at ``match_samples`` among them, the reference's options, and
+    ``pool`` (a :class:`~cnnxai.distributed.WorkerPool`, or None: compute here) given the run's work."""
     folder = request.folder
     # Each explainer name of the run, and plain lime's (the reference and the baseline).
     names = dict.fromkeys([spec.name for spec in request.specs] + [BASELINE])
     base = {name: dict(request.options.get(name, {})) for name in names}
-    device = resolve_device(folder.device)
     loaded = folder.load(device, takes_alias(REGISTRY, list(base), "layers"))
     fill_alias(base, REGISTRY, "layers", list(loaded.layers))
     settings = request.settings
@@ -58,7 +66,10 @@ def stability_run(request: StabilityRequest, dataset: Dataset, images: list[Benc
     reference.pop("num_samples")
     settings = replace(settings, methods=tuple(methods), reference_options=reference,
                        frame_size=loaded.info.input_size, resize=loaded.info.resize)  # fmt: skip
+    if pool is not None:
+        load = partial(load_classifier_model, folder.model)
+        pool.using(partial(stability_in_worker, settings, load, folder.batch_size, folder.debug))
     return StabilityRun(
         settings, loaded.model, loaded.manifest, dataset, images, folder.folder, folder.shard, folder.batch_size,
-        folder.selection(dataset), progress=not folder.quiet, debug=folder.debug,
+        folder.selection(dataset), progress=not folder.quiet, debug=folder.debug, pool=pool,
     )  # fmt: skip

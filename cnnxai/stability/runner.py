@@ -7,9 +7,10 @@ smaller N is a prefix of a larger one's samples), the predicted class as target,
 curves. The reference (plain ``lime`` at ``reference_samples`` with a seed that is none of the test seeds) is a
 unit of its own, done first; a resumed run reads its attributions back from rows.csv.
 
-The unit of work is one image with one method (all its budgets and seeds); rows go to disk through the benchmark's
-:class:`~cnnxai.benchmark.store.ResultStore`, so a killed run resumes to the same rows, and shards split images
-exactly as MyFaithfulness.py's.
+The unit of work is one image with one method (all its budgets and seeds); an image's pending units are computed
+together by an :class:`ImageStability`, in this process or in a Ray worker (``--ray``), and its rows go to disk
+through the benchmark's :class:`~cnnxai.benchmark.store.ResultStore`, so a killed run resumes to the same rows, and
+shards split images exactly as MyFaithfulness.py's.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from cnnxai.benchmark.data import BenchmarkImage, make_groups, shard_groups
 from cnnxai.benchmark.runner import ImageFolderRun, explanation_failed
 from cnnxai.benchmark.store import ResultStore, read_rows
+from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.explainers.lime_family import fix_segments
@@ -37,7 +41,7 @@ from cnnxai.stability.curves import SuperpixelCurves
 from cnnxai.stability.measures import kendall, top_k_jaccard, top_k_undefined
 from cnnxai.stability.rows import REFERENCE, ROW_COLUMNS, ROWS_FILE, UNREADABLE
 from cnnxai.stability.specs import ResolvedMethod
-from lime_ext import TorchClassifier, segment_image
+from lime_ext import TorchClassifier, module_device, segment_image
 
 
 def reference_seed(seed: int, count: int) -> int:
@@ -91,7 +95,8 @@ def _attributions(row: dict) -> np.ndarray | None:
 
 class StabilityRun(ImageFolderRun):
     """One run (or one shard of it) into ``folder``; the arguments as
-    :class:`~cnnxai.benchmark.runner.ImageFolderRun`'s, with ``settings`` a :class:`StabilitySettings`."""
+    :class:`~cnnxai.benchmark.runner.ImageFolderRun`'s, with ``settings`` a :class:`StabilitySettings` and ``pool``
+    a :class:`~cnnxai.distributed.WorkerPool` of :func:`stability_in_worker` (None: compute here)."""
 
     def __init__(self, settings: StabilitySettings, *args: Any, **kwargs: Any) -> None:
         super().__init__(settings, *args, **kwargs)
@@ -100,6 +105,7 @@ class StabilityRun(ImageFolderRun):
             self.rows_folder, rows=(ROWS_FILE, ROW_COLUMNS), curves=None,
             key=lambda row: (row["image"], row["budget"], row["seed"]),
         )  # fmt: skip
+        self.curve_forwards = 0
 
     bar_unit = "explanation"
 
@@ -112,7 +118,7 @@ class StabilityRun(ImageFolderRun):
                        "options": settings.reference_options},
             methods={m.label: {"name": m.name, "description": REGISTRY[m.name].description,
                                "budgets": list(m.budgets), "options": m.options} for m in settings.methods},
-            model={**self.model_info, "device": str(self.device)}, batch_size=self.batch_size, **extra,
+            model={**self.model_info, "device": self.device_name}, batch_size=self.batch_size, **extra,
         )  # fmt: skip
 
     # -- the run's units: (image group, method), one image with all its budgets and seeds -------------------------
@@ -126,34 +132,113 @@ class StabilityRun(ImageFolderRun):
                 expected[(group.index, method.label)] = self.settings.rows_per_unit(method)
         return expected
 
-    def _compute(self, expected: dict, done: set, bar: Any) -> dict:
-        curve_forwards = 0
+    def _work(self, expected: dict, done: set) -> list[tuple[int, tuple, int]]:
+        """One item per image with pending units: (index, image, pending labels in the run's order, the stored
+        reference's attributions when the reference is done, else None), sized by its explanations."""
+        work = []
         for group in self.mine:
-            pending = [unit for unit in expected if unit[0] == group.index and unit not in done]
+            pending = [unit[1] for unit in expected if unit[0] == group.index and unit not in done]
             if pending:
-                curve_forwards += self._image(group.index, group.images[0], [u[1] for u in pending], bar)
-        return {"curve_forwards": curve_forwards}
+                image = group.images[0]
+                reference = None if REFERENCE in pending else self._stored_reference(image.key)
+                size = sum(expected[(group.index, label)] for label in pending)
+                work.append((group.index, (group.index, image, pending, reference), size))
+        return work
 
-    def _image(self, index: int, image: BenchmarkImage, pending: list[str], bar) -> int:
-        """Every pending unit of one image, in the order of the run (the reference first); returns the curves'
-        forwards."""
+    def _worker(self) -> ImageStability:
+        return ImageStability(self.settings, self.model, self.batch_size, self.debug)
+
+    def _take(self, index: int, finished: tuple[str, list[dict], int], done: set, bar: Any) -> None:
+        label, rows, forwards = finished
+        self.store.append(rows)
+        self.curve_forwards += forwards
+        done.add((index, label))
+        if bar is not None:
+            bar.update(len(rows))
+
+    def _given_up(self, index: int, reason: str, expected: dict, done: set) -> list[tuple[str, list[dict], int]]:
+        """NaN rows for each pending unit of an image whose worker kept dying on it."""
+        image = next(group.images[0] for group in self.mine if group.index == index)
+        pending = [unit[1] for unit in expected if unit[0] == index and unit not in done]
+        print(f"warning: {image.key}: {reason}", file=sys.stderr)
+        return [(label, undefined_rows(self.settings, index, image, label, reason), 0) for label in pending]
+
+    def _totals(self) -> dict:
+        return {"curve_forwards": self.curve_forwards}
+
+    def _stored_reference(self, key: str) -> np.ndarray | None:
+        """The reference attributions of image ``key`` as rows.csv holds them (so a resumed run reads the same)."""
+        for row in read_rows(self.store.scores_path, ROW_COLUMNS):
+            if row["image"] == key and row["method"] == REFERENCE:
+                return _attributions(row)
+        return None
+
+
+def _common(index: int, image: BenchmarkImage, label: str, budget, seed: int) -> dict:
+    return {
+        "image": image.key, "group": index, "true_class": "" if image.true_class is None else image.true_class,
+        "method": label, "budget": budget, "seed": seed,
+    }  # fmt: skip
+
+
+def undefined_rows(
+    settings: StabilitySettings, index: int, image: BenchmarkImage, label: str, reason: str
+) -> list[dict]:
+    """The rows of unit (image, ``label``) when none of its explanations could be made: NaN, and ``reason``."""
+    if label == REFERENCE:
+        cells = [(settings.reference_samples, settings.reference_seed)]
+    else:
+        budgets = {m.label: m.budgets for m in settings.methods}[label]
+        cells = [(b, s) for s in settings.seeds for b in budgets]
+    nan = _text(math.nan)
+    return [{**_common(index, image, label, b, s), "target_class": "", "forwards": "", "seconds": nan, "r2": nan,
+             "deletion_auc": nan, "insertion_auc": nan, "jaccard_vs_reference": nan, "kendall_vs_reference": nan,
+             "superpixels": "", "reason": reason, "attributions": ""}
+            for b, s in cells]  # fmt: skip
+
+
+class ImageStability:
+    """The work of a stability run on one image, in this process or in a Ray worker (:mod:`cnnxai.distributed`).
+    An item is ``(index, image, pending labels, reference)``: :meth:`load` reads the image and puts it in the
+    model-input frame (CPU only); :meth:`compute` segments and predicts it once, then yields each pending unit in
+    the run's order (the reference first, whose attributions the others are compared with; ``reference`` is the
+    stored one when the reference is not pending) as ``(label, rows, curve forwards)``.
+
+    Args:
+        settings: the run's :class:`StabilitySettings`; model: the classifier on its device.
+        batch_size: inputs per forward pass (None: from the device); debug: let an explainer's error stop the run.
+    """
+
+    def __init__(
+        self, settings: StabilitySettings, model: nn.Module, batch_size: int | None = None, debug: bool = False
+    ) -> None:
+        self.settings, self.model, self.batch_size, self.debug = settings, model, batch_size, debug
+        self.device = module_device(model)
+
+    def load(self, item: tuple) -> tuple:
+        index, image, pending, reference = item
         settings = self.settings
-        methods = {m.label: m for m in settings.methods}
         try:
             frame = to_model_frame(image.load(), settings.preprocess, settings.resize, settings.frame_size)
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
+            return index, image, pending, reference, f"{UNREADABLE}: {error}"
+        return index, image, pending, reference, frame
+
+    def compute(self, loaded: tuple) -> Iterator[tuple[str, list[dict], int]]:
+        index, image, pending, reference, frame = loaded
+        settings = self.settings
+        if isinstance(frame, str):  # could not be read: the reason
             for label in pending:
-                self._undefined(index, image, label, f"{UNREADABLE}: {error}", methods, bar)
-            return 0
+                yield label, undefined_rows(settings, index, image, label, frame), 0
+            return
         segments = segment_image(frame, settings.segmenter, seed=settings.seed)
         num = int(segments.max()) + 1
         if num < 2:
             for label in pending:
-                self._undefined(
-                    index, image, label, f"{settings.segmenter} found a single superpixel", methods, bar
-                )
-            return 0
+                yield label, undefined_rows(settings, index, image, label,
+                                            f"{settings.segmenter} found a single superpixel"), 0  # fmt: skip
+            return
         classifier = TorchClassifier(self.model)
         with torch.no_grad(), classifier.session():
             target = int(classifier.forward_prepared(classifier.prepare_rgb(frame)[None])[0].argmax())
@@ -164,63 +249,30 @@ class StabilityRun(ImageFolderRun):
         )
         context = {"index": index, "image": image, "frame": frame, "target": target, "shared": shared,
                    "curves": curves, "num": num}  # fmt: skip
-        if REFERENCE in pending:
-            row = self._explain(context, "lime", {**settings.reference_options,
-                                                  "num_samples": settings.reference_samples},
-                                REFERENCE, settings.reference_samples, settings.reference_seed, None)  # fmt: skip
-            self.store.append([row])
-            if bar is not None:
-                bar.update(1)
-            reference = _attributions(row)
-        else:
-            reference = self._stored_reference(image.key)
+        counted = 0  # the curves' forwards already handed over
+        methods = {m.label: m for m in settings.methods}
         for label in pending:
             if label == REFERENCE:
-                continue
-            method, rows = methods[label], []
-            for seed in settings.seeds:
-                for budget in method.budgets:
-                    rows.append(self._explain(context, method.name, method.options_for(budget), label, budget, seed,
-                                              reference))  # fmt: skip
-                    if bar is not None:
-                        bar.update(1)
-            self.store.append(rows)
-        return curves.forwards
-
-    def _stored_reference(self, key: str) -> np.ndarray | None:
-        """The reference attributions of image ``key`` as rows.csv holds them (so a resumed run reads the same)."""
-        for row in read_rows(self.store.scores_path, ROW_COLUMNS):
-            if row["image"] == key and row["method"] == REFERENCE:
-                return _attributions(row)
-        return None
-
-    def _common(self, index: int, image: BenchmarkImage, label: str, budget, seed: int) -> dict:
-        return {
-            "image": image.key, "group": index, "true_class": "" if image.true_class is None else image.true_class,
-            "method": label, "budget": budget, "seed": seed,
-        }  # fmt: skip
-
-    def _undefined(self, index, image, label, reason, methods, bar) -> None:
-        settings = self.settings
-        if label == REFERENCE:
-            cells = [(settings.reference_samples, settings.reference_seed)]
-        else:
-            cells = [(b, s) for s in settings.seeds for b in methods[label].budgets]
-        nan = _text(math.nan)
-        rows = [{**self._common(index, image, label, b, s), "target_class": "", "forwards": "", "seconds": nan,
-                 "r2": nan, "deletion_auc": nan, "insertion_auc": nan, "jaccard_vs_reference": nan,
-                 "kendall_vs_reference": nan, "superpixels": "", "reason": reason, "attributions": ""}
-                for b, s in cells]  # fmt: skip
-        self.store.append(rows)
-        if bar is not None:
-            bar.update(len(rows))
+                row = self._explain(context, "lime", {**settings.reference_options,
+                                                      "num_samples": settings.reference_samples},
+                                    REFERENCE, settings.reference_samples, settings.reference_seed, None)  # fmt: skip
+                reference = _attributions(row)
+                rows = [row]
+            else:
+                method, rows = methods[label], []
+                for seed in settings.seeds:
+                    for budget in method.budgets:
+                        rows.append(self._explain(context, method.name, method.options_for(budget), label, budget,
+                                                  seed, reference))  # fmt: skip
+            yield label, rows, curves.forwards - counted
+            counted = curves.forwards
 
     def _explain(
         self, context: dict, name: str, options: dict, label: str, budget, seed: int, reference
     ) -> dict:
         """One explanation and its row."""
         settings = self.settings
-        row = {**self._common(context["index"], context["image"], label, budget, seed),
+        row = {**_common(context["index"], context["image"], label, budget, seed),
                "target_class": context["target"], "superpixels": context["num"]}  # fmt: skip
         nan = _text(math.nan)
         start = time.perf_counter()
@@ -258,3 +310,13 @@ class StabilityRun(ImageFolderRun):
             "reason": "; ".join(r for r in reasons if r),
             "attributions": json.dumps([float(v) for v in found.attributions]),
         }  # fmt: skip
+
+
+def stability_in_worker(
+    settings: StabilitySettings, load: Callable[[torch.device], tuple[nn.Module, dict]], batch_size: int | None,
+    debug: bool, device: str,
+) -> ImageStability:  # fmt: skip
+    """An :class:`ImageStability` built inside a Ray worker on ``device`` ('cuda': its own GPU), with the model
+    loaded there by ``load(device)`` (e.g. a partial of :func:`cnnxai.zoo.load_classifier_model`)."""
+    model, _ = load(resolve_device(device))
+    return ImageStability(settings, model, batch_size, debug)

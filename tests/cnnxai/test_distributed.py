@@ -23,6 +23,7 @@ from cnnxai.benchmark.cli import main
 from cnnxai.cli import main as explain_main
 from cnnxai.errors import UserInputError
 from cnnxai.groundtruth.cli import main as localisation_main
+from cnnxai.stability.cli import main as stability_main
 from tests.helpers import TINY_IMAGENET_MODEL, small_photo
 
 ray = pytest.importorskip("ray")
@@ -163,6 +164,28 @@ def test_localisation_with_ray_equals_one_process(tmp_path, capsys):
     ]  # in the same order: the driver puts the images back in order
     cluster = json.loads((tmp_path / "ray" / "manifest.json").read_text())["cluster"]
     assert sum(worker["maps"] for worker in cluster["per_worker"]) == 5 * 3
+
+
+def test_stability_with_ray_equals_one_process(images, tmp_path):
+    """MyStability.py --ray: the same rows as one process (the reference of each image computed in the worker
+    that explains the image), every explanation counted in the cluster's record."""
+    args = [*TINY_IMAGENET_MODEL, "--data-dir", str(images), "--per-class", "3", "--methods", "lime,gradlime",
+            "--layers", "4", "--num-samples-grid", "20,40", "--seeds", "2", "--reference-samples", "60",
+            "--match-samples", "40", "--curve-steps", "5", "--segmenter", "slic", "--device", "cpu", "--quiet"]  # fmt: skip
+    with threads(1):
+        assert stability_main([*args, "--output-dir", str(tmp_path / "one")]) == 0
+    assert stability_main([*args, "--output-dir", str(tmp_path / "ray"), *RAY]) == 0
+
+    def rows_of(name: str) -> list[dict]:
+        found = [{k: v for k, v in r.items() if k != "seconds"}
+                 for r in csv.DictReader(open(tmp_path / name / "rows.csv"))]  # fmt: skip
+        return sorted(found, key=lambda r: (r["image"], r["method"], r["budget"], r["seed"]))
+
+    one = rows_of("one")
+    assert len(one) == 3 * (1 + 2 * 2 + 2 * 2) and all(r["reason"] != "" or r["r2"] != "nan" for r in one)
+    assert rows_of("ray") == one
+    cluster = json.loads((tmp_path / "ray" / "manifest.json").read_text())["cluster"]
+    assert sum(worker["explanations"] for worker in cluster["per_worker"]) == len(one)
 
 
 def test_a_folder_run_with_ray_writes_what_one_process_writes(images, tmp_path, capsys):
