@@ -96,11 +96,18 @@ class ImageSession:
         return self.classifier.prepare_rgb(self.frame)[None]
 
     @cached_property
-    def probabilities(self) -> np.ndarray:
-        """The classifier's output (C,) float32 on the unperturbed image: one forward, in eval mode (the model's
-        modes restored after) and full float32 on CUDA unless ``tf32``."""
+    def output(self) -> torch.Tensor:
+        """The model's own output (1,K) float32 on the unperturbed image, on the device (a classifier's logits):
+        the session's one forward, in eval mode (the model's modes restored after) and full float32 on CUDA unless
+        ``tf32``. Read it, do not modify it."""
         with self.classifier.session():
-            return self.classifier.forward_prepared(self.x)[0].cpu().numpy()
+            return self.classifier.forward_raw(self.x)
+
+    @cached_property
+    def probabilities(self) -> np.ndarray:
+        """The classifier's output (C,) float32 on the unperturbed image (the softmax of :attr:`output`, or the
+        output itself for a raw-output model), as every perturbation loop computes it."""
+        return self.classifier.activate(self.output)[0].cpu().numpy()
 
     @property
     def predicted(self) -> int:

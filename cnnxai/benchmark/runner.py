@@ -339,7 +339,7 @@ class GroupScorer:
         item.session = ImageSession(self.model, item.frame, tf32=settings.tf32)
         item.metrics = ImageMetrics.of(
             item.session, target, settings.metric_settings, seed=settings.seed, key=item.image.key,
-            feature_unit=settings.feature_unit, batch_size=self.batch_size, tf32=settings.tf32,
+            feature_unit=settings.feature_unit, batch_size=self.batch_size,
         )  # fmt: skip
 
     def _unit(self, group: ImageGroup, method: str, prepared: dict[str, PreparedImage]) -> UnitRows:

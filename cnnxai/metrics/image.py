@@ -55,12 +55,12 @@ class ImageMetrics:
         draws: replacements for random draws, by name (e.g. 'FaithfulnessCorrelation.subsets'); tests and
             the benchmark pass the draws Quantus made, to compare values one for one.
         tf32: allow TF32 convolutions on CUDA (see :func:`lime_ext.full_float32`).
-        session: the image's :class:`~cnnxai.session.ImageSession` when the caller has one (see :meth:`of`): the
-            metrics' own per-image results (IROF's superpixels, the insertion substrate) go to its ``memo``.
+        session: the image's :class:`~cnnxai.session.ImageSession` when the caller has one (see :meth:`of`): its
+            one forward gives the prediction (without one, the metrics' scorer runs it), and the metrics' own
+            per-image results (IROF's superpixels, the insertion substrate) go to its ``memo``.
 
-    The prediction the metrics follow is this class's own forward through the metrics' scorer, not the
-    session's: the target's logit and probability are written out, so they come from the logits as they
-    always have.
+    The target's logit and probability (written out by the metrics) are the model's output on ``x`` and its
+    softmax, in float32: a session with ``amp`` cannot serve them.
     """
 
     def __init__(
@@ -92,7 +92,15 @@ class ImageMetrics:
         self._draws = dict(draws or {})
         # per-image results of the metrics' own (e.g. IROF's superpixels), kept in the image's session if any
         self.cache: dict[Any, Any] = {} if session is None else session.memo
-        output = self.scorer.outputs(self.x[None])[0].float()
+        if session is None:
+            output = self.scorer.outputs(self.x[None])[0].float()
+        elif session.model is not model or session.amp or session.tf32 != bool(tf32) or (
+            session.classifier.backend != self.scorer.classifier.backend
+        ):
+            raise ValueError("the session is of another model, or predicts in other numerics than the metrics "
+                             "(amp, tf32, backend): make the metrics with ImageMetrics.of(session)")
+        else:
+            output = session.output[0].float()
         self.predicted = int(output.argmax())
         if target is None:
             self.scorer.target = self.predicted
@@ -112,9 +120,10 @@ class ImageMetrics:
         settings: Mapping[str, Mapping[str, Any]],
         **options: Any,
     ) -> ImageMetrics:
-        """The metrics of the session's image on the session's model (its input ``x``, its memo); ``options`` are
-        the constructor's other keywords (``seed``, ``key``, ``feature_unit``, ``batch_size``, ``tf32``, ...)."""
-        return cls(session.model, session.x, target, settings, session=session, **options)
+        """The metrics of the session's image on the session's model (its input ``x``, its one forward, its memo,
+        its ``tf32``); ``options`` are the constructor's other keywords (``seed``, ``key``, ``feature_unit``,
+        ``batch_size``, ``draws``)."""
+        return cls(session.model, session.x, target, settings, session=session, tf32=session.tf32, **options)
 
     # -- shared, computed once per image ------------------------------------------------------------------
 
