@@ -8,10 +8,10 @@ Whoever holds the image (a benchmark's prepared image, a stability unit, a figur
 command line's explained image) makes one session and hands it to every :func:`cnnxai.explainers.explain` and to
 the image's :class:`cnnxai.metrics.ImageMetrics`.
 
-What belongs to the session and what to one explainer call: the session is the model, the frame and the numerics
-of its one prediction (``amp``, ``tf32``, ``backend``: they decide the probabilities' last bits). The seed, the
-batch size and the explainer's options belong to the call; the caches that depend on them are keyed by them (the
-segments and neighbourhoods by seed, segmenter and hide colour), and a neighbourhood keeps the batch size and numerics of the
+What belongs to the session and what to one explainer call: the session is the model, the frame and the numerics of
+its one prediction (``amp``, ``tf32``, ``backend``: they decide the probabilities' last bits). The seed, the batch
+size and the explainer's options belong to the call; the caches that depend on them are keyed by them (the segments
+and neighbourhoods by seed, segmenter and hide colour), and a neighbourhood keeps the batch size and numerics of the
 call that drew it first, so later calls on the same samples predict nothing again.
 """
 
