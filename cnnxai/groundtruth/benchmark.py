@@ -75,9 +75,9 @@ class LocaliseWork:
     """Explains the cases of one unit (their places in the set) with every method and scores the maps against
     their masks: the work of a localisation run, in this process or in a Ray worker (:mod:`cnnxai.distributed`).
 
-    ``compute(cases)`` yields one list: an :class:`ImageScores` per case. One :class:`~cnnxai.session.ImageSession` per case, so LIME,
-    GradLIME, CamLIME and KernelSHAP fit the same perturbations. The arguments are :func:`run_localisation`'s;
-    ``predicted`` (N,) the classes recorded in the rows.
+    ``compute(cases)`` yields one list: an :class:`ImageScores` per case. One
+    :class:`~cnnxai.session.ImageSession` per case, so LIME, GradLIME, CamLIME and KernelSHAP fit the same
+    perturbations. The arguments are :func:`run_localisation`'s; ``predicted`` (N,) the classes recorded in the rows.
     """
 
     def __init__(
@@ -116,7 +116,8 @@ class LocaliseWork:
             note = ""
             try:
                 raw = explain(method, explained, image, target, seed=self.seed, device=self.device,
-                              batch_size=self.batch_size, session=session, **self.options.get(method, {})).map  # fmt: skip
+                              batch_size=self.batch_size, session=session,
+                              **self.options.get(method, {})).map  # fmt: skip
                 scored = postprocess(raw, self.attribution)
                 scores = {m: r.value for m, r in localisation_scores(scored, mask, self.settings).items()}
                 scored_image.maps[method] = scored
