@@ -3,7 +3,7 @@
 What it measures: the wall-clock seconds of one explanation of the sample photo (``chelsea`` in the model-input
 frame, 224x224) by
   (a) ours: the registry's ``lime``, and ``gradlime`` (Grad-CAM of the model's default layers, one forward and
-      backward more, then the prior-aware fit and LIME beside it), each with a fresh ``shared`` dict, so each
+      backward more, then the prior-aware fit and LIME beside it), each with a fresh image session, so each
       draws and predicts its own N perturbations;
   (b) lime 0.2.0.1: ``LimeImageExplainer().explain_instance`` with its defaults (cosine kernel of width 0.25,
       ridge), the classifier function written as a lime user writes it (each uint8 numpy batch converted to a
@@ -55,9 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_lime import Clock, forward_time  # noqa: E402
 
 from cnnxai.explainers import explain  # noqa: E402
-from cnnxai.explainers.lime_family import fix_segments  # noqa: E402
 from cnnxai.images import sample_image  # noqa: E402
 from cnnxai.preprocess import to_model_frame  # noqa: E402
+from cnnxai.session import ImageSession  # noqa: E402
 from cnnxai.zoo import MODELS, load_model  # noqa: E402
 from lime_ext import auto_batch_size, hidden_image, segment_image  # noqa: E402
 from lime_ext.backends import BACKENDS, resolve_backend  # noqa: E402
@@ -127,8 +127,8 @@ class Peers:
         self.layouts[method].add("channels-last" if channels_last else "NCHW")
 
     def ours(self, name: str, num_samples: int, backend: str | None = None) -> np.ndarray:
-        shared: dict = {}
-        fix_segments(shared, self.segments)
+        session = ImageSession(self.model, self.image)
+        session.fix_segments(self.segments)
         options = {"layers": self.layers} if name == "gradlime" else {}
         result = explain(
             name,
@@ -138,7 +138,7 @@ class Peers:
             seed=SEED,
             device=self.device,
             batch_size=self.batch_size,
-            shared=shared,
+            session=session,
             num_samples=num_samples,
             hide_color=HIDE_COLOR,
             backend=backend or self.backend,

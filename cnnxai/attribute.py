@@ -37,6 +37,7 @@ from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, class_index, explain, make_context
 from cnnxai.explainers.lime_family import shared_sampler
 from cnnxai.explainers.registry import as_user_errors
+from cnnxai.session import ImageSession
 from cnnxai.targets import TargetScore
 from cnnxai.zoo import Renormalised
 from lime_ext import (
@@ -198,6 +199,8 @@ class Explainer:
         return tuple(prefix + layer for layer in self.layers)
 
     def _predicted(self, inputs: torch.Tensor) -> list[int]:
+        """The model's classes for ``inputs`` themselves (captum's target None), in one batch: not the sessions'
+        predictions, which are of the 8-bit frames the inputs show (their rounding can move a near tie)."""
         with evaluation_mode(self.model), full_float32(not self.tf32), torch.no_grad():
             logits = self.model(inputs.detach().to(module_device(self.model), torch.float32))
         return [int(c) for c in logits.argmax(dim=-1).tolist()]
@@ -213,15 +216,16 @@ class Explainer:
             predicted = self._predicted(inputs)
             targets = [predicted[i] if t is None else t for i, t in enumerate(targets)]
         layers = self._layers(inputs) if self.takes_layers else None
-        jobs = []  # (the model the explainer sees, the class it explains, the image's shared dict, CAM layers)
+        jobs = []  # (the model the explainer sees, the class it explains, the image's session, CAM layers)
         tasks: dict[int, TargetScore] = {}  # one per target object: images with the same one share forwards
-        for t in targets:
+        for frame, t in zip(frames, targets, strict=True):
             if isinstance(t, int):  # per_image_targets made every class an int
-                jobs.append((self._renormalised, t, {}, layers))
+                model, label, job_layers = self._renormalised, t, layers
             else:  # a score of the model's output: the explainers see a one-output model
                 if id(t) not in tasks:
                     tasks[id(t)] = TargetScore(self._renormalised, t, input_space="imagenet")
-                jobs.append((tasks[id(t)], 0, {}, layers and tuple(TargetScore.layer_names(layers))))
+                model, label, job_layers = tasks[id(t)], 0, layers and tuple(TargetScore.layer_names(layers))
+            jobs.append((model, label, ImageSession(model, frame, self.amp, self.tf32, self.backend), job_layers))
         common = dict(
             seed=int(seed), batch_size=self.batch_size, amp=self.amp, tf32=self.tf32, backend=self.backend,
             **self.options,
@@ -230,19 +234,19 @@ class Explainer:
             self._predict_together(frames, jobs, common)
         maps = []
         for i in tqdm(range(len(frames)), desc=self.name, unit="image", disable=not self.progress):
-            model, label, shared, job_layers = jobs[i]
+            model, label, session, job_layers = jobs[i]
             given = {"layers": job_layers} if job_layers else {}
-            maps.append(explain(self.name, model, frames[i], label, shared=shared, **common, **given).map)
+            maps.append(explain(self.name, model, frames[i], label, session=session, **common, **given).map)
         return torch.from_numpy(np.stack(maps)[:, None]).to(device=inputs.device, dtype=inputs.dtype)
 
     def _predict_together(self, frames: np.ndarray, jobs: list, common: dict) -> None:
-        """Draw every image's LIME neighbourhood into its shared dict, predicting the images that share a model
+        """Draw every image's LIME neighbourhood into its session, predicting the images that share a model
         in one stream of forwards (the explainer then finds its samples predicted). The images are segmented in
         threads (quickshift and SLIC release the GIL), which matters where the forwards are fast (a GPU)."""
         contexts = []
-        for frame, (model, label, shared, layers) in zip(frames, jobs, strict=True):
+        for frame, (model, label, session, layers) in zip(frames, jobs, strict=True):
             given = {"layers": layers} if layers else {}
-            contexts.append(make_context(self.name, model, frame, label, shared=shared, **common, **given))
+            contexts.append(make_context(self.name, model, frame, label, session=session, **common, **given))
         settings = contexts[0].settings(LimeSettings)
         if settings.adaptive:  # rounds drawn by a stopping test: nothing to predict ahead
             return

@@ -26,6 +26,7 @@ from cnnxai.explainers.lime_family import VARIANTS
 from cnnxai.images import SAMPLE_IMAGES, find_images, sample_image
 from cnnxai.preprocess import to_model_frame
 from cnnxai.registry import fill_alias
+from cnnxai.session import ImageSession
 from cnnxai.targets import TargetScore
 from cnnxai.tasks.explain import Choice, Selection, explain_task
 from cnnxai.tasks.models import TASK_MODELS, task_frame, task_model_spec, task_sample
@@ -190,11 +191,12 @@ class ExplainRun:
             frame = to_model_frame(image, s.preprocess, self.resize, self.frame_size)
             class_names = self.class_names
             framing = {"preprocess": s.preprocess, "frame_size": self.frame_size, "resize": self.resize}
-            shared: dict = {}  # this image's neighbourhood and CAMs, reused by the compared explainers
             model = self.model
+            # this image's prediction, neighbourhood and CAMs, reused by the compared explainers
+            session = ImageSession(model, frame, s.amp, s.tf32)
             result = explain_image(
                 s.variant, model, frame, s.target, s.top_labels, s.seed, self.device, s.batch_size,
-                shared, s.amp, progress=not s.quiet, tf32=s.tf32, **self.options[s.variant],
+                session, s.amp, progress=not s.quiet, tf32=s.tf32, **self.options[s.variant],
             )  # fmt: skip
         else:
             frame = task_frame(image, self.task.frame)
@@ -202,16 +204,16 @@ class ExplainRun:
                 s.variant, self.task, self.model, frame, s.task.choice, s.seed, self.device, s.batch_size,
                 s.amp, progress=not s.quiet, tf32=s.tf32, **self.options[s.variant],
             )  # fmt: skip
-            selection, model, result, shared = (
+            selection, model, result, session = (
                 explained.selection,
                 explained.model,
                 explained.result,
-                explained.shared,
+                explained.session,
             )
             class_names = [selection.name]
             framing = {"frame_size_wh": [int(frame.shape[1]), int(frame.shape[0])]}
         compare = {
-            name: explain(name, model, frame, result.target, s.seed, self.device, s.batch_size, shared,
+            name: explain(name, model, frame, result.target, s.seed, self.device, s.batch_size, session,
                           tf32=s.tf32, **self.options[name]).map
             for name in s.compare
         }  # fmt: skip

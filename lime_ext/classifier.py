@@ -187,7 +187,11 @@ class TorchClassifier:
     @torch.inference_mode()
     def forward_prepared(self, batch: torch.Tensor) -> torch.Tensor:
         """Normalised model inputs (B,C,H,W) -> (B,K) float32 outputs (see the class), run by the backend."""
-        out = self.forward_raw(batch)
+        return self.activate(self.forward_raw(batch))
+
+    def activate(self, out: torch.Tensor) -> torch.Tensor:
+        """The model's own output (B,K) (:meth:`forward_raw`) -> this classifier's output: its softmax for
+        ``output='softmax'``, else the output itself."""
         if self.output == "softmax":
             return torch.softmax(out, dim=-1)
         return out

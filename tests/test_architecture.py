@@ -53,6 +53,7 @@ LAYERS = (
         "cnnxai/outputs", "cnnxai/devices", "cnnxai/preprocess")),
     ("lime_ext", ("lime_ext",)),
     ("cam_ext", ("cam_ext",)),
+    ("one image on one model", ("cnnxai/session",)),
     ("model zoo, images, synthetic data and models", ("cnnxai/zoo", "cnnxai/images", "cnnxai/synthetic")),
     ("targets", ("cnnxai/targets",)),
     ("explainers, metrics", ("cnnxai/explainers", "cnnxai/metrics")),

@@ -38,8 +38,9 @@ from cnnxai.metrics import METRICS, ImageMetrics, MetricResult, check_sizes, suf
 from cnnxai.metrics.result import undefined
 from cnnxai.outputs import build_manifest, json_fallback, write_json
 from cnnxai.preprocess import FRAME_SIZE, RESIZE_SIZE, to_model_frame
+from cnnxai.session import ImageSession
 from cnnxai.zoo import imagenet_class_names
-from lime_ext import TorchClassifier, module_device
+from lime_ext import module_device
 
 ATTRIBUTION_VIEWS = ("signed", "positive", "absolute")
 TARGETS = ("predicted", "true")
@@ -104,13 +105,14 @@ def postprocess(attribution: np.ndarray, view: str) -> np.ndarray:
 
 @dataclass
 class PreparedImage:
-    """One image, ready to explain and score; ``error`` says why it cannot be (then nothing else is set)."""
+    """One image, ready to explain and score; ``error`` says why it cannot be (then nothing else is set). Its
+    ``session`` (the frame on the run's model) is shared by every explainer and by its ``metrics``."""
 
     image: BenchmarkImage
     error: str = ""
     frame: np.ndarray | None = None
+    session: ImageSession | None = None
     metrics: ImageMetrics | None = None
-    shared: dict = field(default_factory=dict)
 
 
 class ResumableRun:
@@ -384,10 +386,10 @@ class GroupScorer:
             return
         settings = self.settings
         target = item.image.true_class if settings.target == "true" else None
-        x = TorchClassifier(self.model).prepare_rgb(item.frame)
-        item.metrics = ImageMetrics(
-            self.model, x, target, settings.metric_settings, settings.seed, item.image.key,
-            settings.feature_unit, self.batch_size, tf32=settings.tf32,
+        item.session = ImageSession(self.model, item.frame, tf32=settings.tf32)
+        item.metrics = ImageMetrics.of(
+            item.session, target, settings.metric_settings, seed=settings.seed, key=item.image.key,
+            feature_unit=settings.feature_unit, batch_size=self.batch_size,
         )  # fmt: skip
 
     def _unit(self, group: ImageGroup, method: str, prepared: dict[str, PreparedImage]) -> UnitRows:
@@ -414,7 +416,7 @@ class GroupScorer:
                 try:
                     attribution = explain(
                         method, self.model, item.frame, item.metrics.target, seed=settings.seed,
-                        device=self.device, batch_size=self.batch_size, shared=item.shared, tf32=settings.tf32,
+                        device=self.device, batch_size=self.batch_size, session=item.session, tf32=settings.tf32,
                         **settings.explainer_options[method],
                     )  # fmt: skip
                 # UserInputError is a ValueError; CUDA's errors are RuntimeErrors

@@ -1,5 +1,6 @@
 """The 11 CAM maps themselves, fused over the requested layers and upsampled to the input frame, and the CAMs of
-one image shared by every explainer that needs them (the CAM maps, GradLIME and CamLIME)."""
+one image, kept in its session (:class:`~cnnxai.session.ImageSession`) for every explainer that needs them (the CAM
+maps, GradLIME and CamLIME)."""
 
 from __future__ import annotations
 
@@ -39,17 +40,16 @@ def cam_settings(context: ExplainContext, method: str) -> CamSettings:
 
 
 def shared_cams(context: ExplainContext, settings: CamSettings, targets: Sequence[int]) -> LayerCams:
-    """The raw CAMs of ``settings`` for ``targets`` on the context's image, computed once per image: a pass that
+    """The raw CAMs of ``settings`` for ``targets`` on the context's image, computed once per session: a pass that
     covered more layers with the same method, smoothing and targets serves a subset of them (FullGrad's single
     map serves any layers: it ignores them)."""
     key = (
-        "cams",
         settings.method,
         settings.aug_smooth,
         settings.eigen_smooth,
         tuple(int(t) for t in targets),
     )
-    computed: list[tuple[tuple[str, ...], LayerCams]] = context.shared.setdefault(key, [])
+    computed: list[tuple[tuple[str, ...], LayerCams]] = context.session.cams.setdefault(key, [])
     for requested, cams in computed:
         if set(settings.layers) <= set(requested):
             return cams if FULLGRAD_KEY in cams.maps else cams.restricted(settings.layers)

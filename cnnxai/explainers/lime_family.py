@@ -28,6 +28,7 @@ from cnnxai.explainers.registry import (
     register,
 )
 from cnnxai.options import Option, at_least, parse_colour, positive
+from cnnxai.session import ImageSession
 from lime_ext import (
     AUTO,
     CAM_MODES,
@@ -100,38 +101,29 @@ CAMLIME_OPTIONS = (
 VARIANTS = {"gradlime": "GradLIME", "camlime": "CamLIME"}
 
 
-FIXED_SEGMENTS = ("segments", "fixed")
-
-
-def fix_segments(shared: dict, segments: np.ndarray) -> None:
-    """Make every LIME-family explainer (and KernelSHAP) given this ``shared`` dict use ``segments`` (H,W), ids
-    0..M-1, whatever its seed or segmenter: one segmentation per image across seeds (``MyStability.py``)."""
-    segments = np.asarray(segments)
-    if segments.ndim != 2 or segments.min() < 0:
-        raise ValueError(f"segments must be (H,W) with ids 0..M-1, got shape {segments.shape}")
-    shared[FIXED_SEGMENTS] = segments
-
-
 def shared_segments(context: ExplainContext, settings: LimeSettings) -> np.ndarray:
-    """The image's superpixels for this seed and segmenter (or those of :func:`fix_segments`), computed once."""
-    if FIXED_SEGMENTS in context.shared:
-        return context.shared[FIXED_SEGMENTS]
-    key = ("segments", context.seed, settings.segmenter)
-    if key not in context.shared:
+    """The image's superpixels for this seed and segmenter (or the session's fixed ones), computed once."""
+    session = context.session
+    if session.fixed_segments is not None:
+        return session.fixed_segments
+    key = (context.seed, settings.segmenter)
+    if key not in session.segments:
         explainer = CamLimeExplainer(context.classifier, settings)
-        context.shared[key] = explainer.segment(context.image, context.seed)
-    return context.shared[key]
+        session.segments[key] = explainer.segment(context.image, context.seed)
+    return session.segments[key]
 
 
 def shared_sampler(context: ExplainContext, settings: LimeSettings) -> NeighbourhoodSampler:
     """One lazily drawn neighbourhood per (image, seed, segmentation, hide colour): LIME and every prior fit the
-    same samples, and a smaller sample count is the first rows of a larger one, so they share forwards too."""
+    same samples, and a smaller sample count is the first rows of a larger one, so they share forwards too. The
+    sampler keeps the classifier and batch size of the call that made it."""
     segments = shared_segments(context, settings)
-    key = ("sampler", context.seed, settings.segmenter, settings.hide_color, id(segments))
-    if key not in context.shared:
+    key = (context.seed, settings.segmenter, settings.hide_color, id(segments))
+    samplers = context.session.samplers
+    if key not in samplers:
         explainer = CamLimeExplainer(context.classifier, settings, context.batch_size)
-        context.shared[key] = explainer.sampler(context.image, context.seed, segments)
-    return context.shared[key]
+        samplers[key] = explainer.sampler(context.image, context.seed, segments)
+    return samplers[key]
 
 
 def shared_neighbourhood(
@@ -182,15 +174,6 @@ def superpixel_extras(explanation: Explanation, label: int) -> dict[str, Any]:
     }
 
 
-def shared_probabilities(context: ExplainContext) -> np.ndarray:
-    """The classifier's output (C,) on the unperturbed image, computed once per image."""
-    key = ("probabilities",)
-    if key not in context.shared:
-        with context.classifier.session():
-            context.shared[key] = context.classifier.forward_prepared(context.input_tensor)[0].cpu().numpy()
-    return context.shared[key]
-
-
 def cam_lime(
     context: ExplainContext,
     targets: Sequence[int],
@@ -218,7 +201,7 @@ def cam_lime(
             f"segmentation ({lime.segmenter}) found a single superpixel: nothing to explain; try --segmenter slic"
         )
     start = time.perf_counter()
-    probabilities = shared_probabilities(context)
+    probabilities = context.session.probabilities
     cams = shared_cams(context, cam, labels)
     priors = {
         label: cam_prior(cams, segments, cam.fusion, i, cam.prior_floor) for i, label in enumerate(labels)
@@ -273,28 +256,31 @@ def explain_image(
     seed: int = 0,
     device: torch.device | None = None,
     batch_size: int | None = None,
-    shared: dict | None = None,
+    session: ImageSession | None = None,
     amp: bool = False,
     progress: bool = False,
     tf32: bool = False,
+    shared: dict | None = None,
     **options: Any,
 ) -> CamLimeResult:
     """GradLIME (``name='gradlime'``) or CamLIME (``'camlime'``) of one image (RGB uint8 (H,W,3), model-input
     frame), with plain LIME on the same samples: what ``GradLIME.py`` / ``CamLIME.py`` run per image.
 
     The explained classes are ``[target]`` or, without a target, the ``top_labels`` best predicted ones, each with
-    its own CAM prior. ``options`` are the explainer's declared options; ``shared`` lets a caller reuse this
-    image's neighbourhood and CAMs for other explainers (``--compare``); ``amp`` runs the perturbation forwards in
+    its own CAM prior. ``options`` are the explainer's declared options; ``session`` (an
+    :class:`~cnnxai.session.ImageSession` of ``model`` and ``image``) lets a caller reuse this image's prediction,
+    neighbourhood and CAMs for other explainers (``--compare``; ``shared``: its earlier form, see
+    :func:`~cnnxai.explainers.registry.make_context`); ``amp`` runs the perturbation forwards in
     float16 autocast on CUDA; ``tf32`` allows TF32 on CUDA (off: full float32, as in every tool).
     """
     if name not in VARIANTS:
         raise ValueError(f"explain_image explains with {' or '.join(VARIANTS)}, not {name!r}")
     target = None if target is None else class_index(target)
     context = make_context(
-        name, model, image, target or 0, seed, device, batch_size, shared, amp, tf32, **options
+        name, model, image, target or 0, seed, device, batch_size, session, amp, tf32, shared=shared, **options
     )
     with context.precision(), as_user_errors():
-        probabilities = shared_probabilities(context)
+        probabilities = context.session.probabilities
         if target is not None:
             if not 0 <= int(target) < len(probabilities):
                 raise UserInputError(

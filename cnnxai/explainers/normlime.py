@@ -224,8 +224,8 @@ def normlime_model(context: ExplainContext) -> NormLimeModel:
         "seed": context.seed,
     }
     key_in_memory = ("normlime", settings["num_clusters"], lime, context.option("reference"))
-    if key_in_memory in context.shared:
-        return context.shared[key_in_memory]
+    if key_in_memory in context.session.memo:
+        return context.session.memo[key_in_memory]
     images, sources = _reference_images(context)
     cache_dir = Path(context.option("cache") or Path.home() / ".cache" / "cnnxai" / "normlime")
     path = cache_dir / f"{_cache_key(context.model, sources, settings)}.npz"
@@ -236,7 +236,7 @@ def normlime_model(context: ExplainContext) -> NormLimeModel:
             context.model, images, lime, settings["num_clusters"], context.seed, context.batch_size
         )
         fitted.save(path)
-    context.shared[key_in_memory] = fitted
+    context.session.memo[key_in_memory] = fitted
     return fitted
 
 

@@ -18,6 +18,7 @@ from torch import nn
 from cnnxai.errors import UserInputError
 from cnnxai.options import Option, SettingsT, settings_from
 from cnnxai.registry import Registry
+from cnnxai.session import ImageSession
 from cnnxai.system import tune_malloc
 from lime_ext import TorchClassifier, auto_batch_size, full_float32, module_device
 from lime_ext.backends import BackendError
@@ -33,14 +34,19 @@ def as_user_errors() -> Iterator[None]:
         raise UserInputError(str(error)) from None
 
 
+# Where a caller's ``shared`` dict (the earlier form of ``session``) keeps the image's session.
+SESSION_KEY = ("session",)
+
+
 @dataclass
 class ExplainContext:
     """The arguments every explainer receives.
 
     ``image`` is the prepared RGB uint8 image (H,W,3) in the model-input frame; ``target`` the class;
     ``seed`` seeds every random draw; ``options`` holds the explainer's declared options, every one present
-    (defaults filled in); ``shared`` is per-image state that explainers compared on one image share (the LIME
-    family's single perturbation set, the CAMs); ``amp`` runs the classifier's forwards in float16 autocast on
+    (defaults filled in); ``session`` is the image's :class:`~cnnxai.session.ImageSession` (of ``model`` and
+    ``image``): the per-image state that explainers compared on one image share (the LIME family's single
+    perturbation set, the CAMs, the prediction); ``amp`` runs the classifier's forwards in float16 autocast on
     CUDA; ``tf32`` allows TF32 on CUDA (off: every computation in full float32, whatever the tool). A model with ``output_activation = 'identity'`` (a :class:`~cnnxai.targets.TargetScore`) is
     explained on its raw output, not on its softmax. ``backend`` runs the classifier's forward-only passes
     (:class:`~lime_ext.classifier.TorchClassifier`: 'torch', 'onnxruntime', 'openvino', 'auto'; None: the
@@ -54,7 +60,7 @@ class ExplainContext:
     device: torch.device | None = None
     batch_size: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    shared: dict[Any, Any] = field(default_factory=dict)
+    session: ImageSession | None = None
     amp: bool = False
     tf32: bool = False
     backend: str | None = None
@@ -62,6 +68,10 @@ class ExplainContext:
     def __post_init__(self) -> None:
         if self.device is None:
             self.device = module_device(self.model)
+        if self.session is None:
+            self.session = ImageSession(self.model, self.image, self.amp, self.tf32, self.backend)
+        elif not self.session.serves(self.model, self.image):
+            raise ValueError("the session is of another model or image than the one explained")
         # A model whose output is already the explained score (a task target) declares it: no softmax.
         output = getattr(self.model, "output_activation", "softmax")
         with as_user_errors():
@@ -176,20 +186,30 @@ def make_context(
     seed: int = 0,
     device: torch.device | None = None,
     batch_size: int | None = None,
-    shared: dict | None = None,
+    session: ImageSession | None = None,
     amp: bool = False,
     tf32: bool = False,
     backend: str | None = None,
+    shared: dict | None = None,
     **options: Any,
 ) -> ExplainContext:
     """The context explainer ``name`` runs in: its options resolved (defaults filled, unknown ones refused).
+    Without a ``session``, a new one of ``model`` and ``image`` with this call's numerics (nothing shared).
+    ``shared``, the earlier form of ``session`` (also taken in its place), is a dict kept by the caller for one
+    image: it holds the image's session under :data:`SESSION_KEY` (made by the first call given it).
     The library's entry points pass through here, so the process is tuned here once (see :mod:`cnnxai.system`)."""
     tune_malloc()
     resolved = REGISTRY.options(name, options)
-    shared = shared if shared is not None else {}
-    return ExplainContext(
-        model, image, class_index(target), int(seed), device, batch_size, resolved, shared, amp, tf32, backend
+    if isinstance(session, dict):  # the earlier form given in session's place
+        session, shared = None, session
+    if session is None and shared is not None:
+        session = shared.get(SESSION_KEY)
+    context = ExplainContext(
+        model, image, class_index(target), int(seed), device, batch_size, resolved, session, amp, tf32, backend
     )
+    if shared is not None:
+        shared.setdefault(SESSION_KEY, context.session)
+    return context
 
 
 def explain(
@@ -200,17 +220,20 @@ def explain(
     seed: int = 0,
     device: torch.device | None = None,
     batch_size: int | None = None,
+    session: ImageSession | None = None,
     shared: dict | None = None,
     **options: Any,
 ) -> Attribution:
     """Run explainer ``name`` on one prepared image (RGB uint8 (H,W,3)) for class ``target``.
 
     ``options`` are the explainer's declared options (``python -m cnnxai.explainers --list``); an unknown one is
-    a :class:`~cnnxai.errors.UserInputError` naming the close matches. ``shared`` (a dict kept by the caller for
-    one image) lets explainers reuse one another's work on that image: the LIME neighbourhood, the CAMs.
+    a :class:`~cnnxai.errors.UserInputError` naming the close matches. ``session`` (the caller's
+    :class:`~cnnxai.session.ImageSession` of ``model`` and ``image``) lets explainers reuse one another's work on
+    that image: the LIME neighbourhood, the CAMs, the prediction (``shared``: its earlier form, see
+    :func:`make_context`).
     """
     spec = get_explainer(name)
-    context = make_context(name, model, image, target, seed, device, batch_size, shared, **options)
+    context = make_context(name, model, image, target, seed, device, batch_size, session, shared=shared, **options)
     with context.precision(), as_user_errors():
         result = spec.fn(context)
     if result.map.shape != image.shape[:2] or result.map.dtype != np.float32:

@@ -286,7 +286,7 @@ def deletion_insertion(run: FigureRun) -> Figure:
     names = list(run.settings.methods)
     step = str(run.settings.curve_step)
     settings = resolve_settings(["Deletion", "Insertion"], {"Deletion.step": step, "Insertion.step": step})
-    metrics = ImageMetrics(ctx.model, ctx.x, ctx.target, settings, seed=ctx.seed, key=run.image_key)
+    metrics = ImageMetrics.of(ctx.session, ctx.target, settings, seed=ctx.seed, key=run.image_key)
     columns = max(2, len(names))  # the two curve panels need two columns even for one method
     fig = Figure(figsize=(max(2.0 * columns, 9.0), 6.4), constrained_layout=True)
     layout = GridSpec(2, columns, figure=fig, height_ratios=[1, 1.6])

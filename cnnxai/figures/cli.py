@@ -250,7 +250,7 @@ def run_application(args: argparse.Namespace, figure: FigureSpec) -> int:
         with torch.random.fork_rng(devices=[]):
             explained = explain_task("camlime", spec, model, frame, choice, args.seed, device, args.batch_size,
                                      **options["camlime"])  # fmt: skip
-            others = {m: explain(m, explained.model, frame, 0, args.seed, device, args.batch_size, explained.shared,
+            others = {m: explain(m, explained.model, frame, 0, args.seed, device, args.batch_size, explained.session,
                                  **options[m]).map for m in methods}  # fmt: skip
             fig = figure.draw(explained, task, "CamLIME", others)
         manifest = build_manifest(

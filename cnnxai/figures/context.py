@@ -1,6 +1,7 @@
-"""What the paper figures of one image share, computed once: the prediction, one LIME neighbourhood (so every
-LIME / CamLIME panel of a figure is a paired comparison), and the CAMs by method and layers; and the typed
-settings of one figure (:class:`FigureSettings`, :class:`FigureRun`) that the catalogue's functions read.
+"""What the paper figures of one image share, computed once in its :class:`~cnnxai.session.ImageSession`: the
+prediction, one LIME neighbourhood (so every LIME / CamLIME panel of a figure is a paired comparison), and the CAMs
+by method and layers; and the typed settings of one figure (:class:`FigureSettings`, :class:`FigureRun`) that the
+catalogue's functions read.
 
 Every LIME, GradLIME / CamLIME and CAM panel comes from the explainer registry (:func:`cnnxai.explainers.explain`):
 the figures have no computation of their own.
@@ -23,7 +24,8 @@ from cnnxai.explainers import REGISTRY, Attribution, explain, make_context
 from cnnxai.explainers.cams import shared_cams
 from cnnxai.explainers.lime_family import shared_neighbourhood
 from cnnxai.explainers.sise import block_output_layers
-from lime_ext import CamLimeExplainer, Explanation, LimeSettings, Neighbourhood, TorchClassifier
+from cnnxai.session import ImageSession
+from lime_ext import CamLimeExplainer, Explanation, LimeSettings, Neighbourhood
 
 
 class FigureContext:
@@ -56,24 +58,26 @@ class FigureContext:
         self.options = {name: dict(given) for name, given in options.items()}
         self.class_names, self.seed, self.batch_size = class_names, int(seed), batch_size
         self.requested_target = target
-        self.classifier = TorchClassifier(model)
-        self.device = self.classifier.device
-        self.shared: dict = {}  # the explainer registry's per-image state: the neighbourhood, the CAMs
+        # The image on the model: its prediction and the explainer registry's per-image state (the neighbourhood,
+        # the CAMs), shared by every panel.
+        self.session = ImageSession(model, frame)
+        self.classifier = self.session.classifier
+        self.device = self.session.device
 
-    @cached_property
+    @property
     def x(self) -> torch.Tensor:
         """The normalised model input (1,3,H,W)."""
-        return self.classifier.prepare_rgb(self.frame)[None]
+        return self.session.x
 
-    @cached_property
+    @property
     def probabilities(self) -> np.ndarray:
-        with self.classifier.session():
-            return self.classifier.forward_prepared(self.x)[0].cpu().numpy()
+        """The classifier's output (C,) on the image (the session's one forward)."""
+        return self.session.probabilities
 
     @property
     def target(self) -> int:
         chosen = self.requested_target
-        return int(np.argmax(self.probabilities)) if chosen is None else int(chosen)
+        return self.session.predicted if chosen is None else int(chosen)
 
     @property
     def target_title(self) -> str:
@@ -92,7 +96,7 @@ class FigureContext:
         return explain(name, *self._arguments(), **self.given(name, **overrides))
 
     def _arguments(self) -> tuple:
-        return self.model, self.frame, self.target, self.seed, self.device, self.batch_size, self.shared
+        return self.model, self.frame, self.target, self.seed, self.device, self.batch_size, self.session
 
     @cached_property
     def lime_settings(self) -> LimeSettings:

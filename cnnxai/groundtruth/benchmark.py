@@ -24,6 +24,7 @@ from cnnxai.devices import recover_from
 from cnnxai.distributed import LocalPool, WorkFailed
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.metrics import LOCALISATION_METRICS, localisation_scores, metric_settings
+from cnnxai.session import ImageSession
 from cnnxai.synthetic.shapes import CLASSES, SyntheticSet
 from lime_ext import TorchClassifier, forward_batches
 
@@ -74,9 +75,9 @@ class LocaliseWork:
     """Explains the cases of one unit (their places in the set) with every method and scores the maps against
     their masks: the work of a localisation run, in this process or in a Ray worker (:mod:`cnnxai.distributed`).
 
-    ``compute(cases)`` yields one list: an :class:`ImageScores` per case. One ``shared`` dict per case, so LIME,
-    GradLIME, CamLIME and KernelSHAP fit the same perturbations. The arguments are :func:`run_localisation`'s;
-    ``predicted`` (N,) the classes recorded in the rows.
+    ``compute(cases)`` yields one list: an :class:`ImageScores` per case. One
+    :class:`~cnnxai.session.ImageSession` per case, so LIME, GradLIME, CamLIME and KernelSHAP fit the same
+    perturbations. The arguments are :func:`run_localisation`'s; ``predicted`` (N,) the classes recorded in the rows.
     """
 
     def __init__(
@@ -108,14 +109,15 @@ class LocaliseWork:
         dataset = self.dataset
         image, mask, label = dataset.images[i], dataset.masks[i], int(dataset.labels[i])
         explained, target = (self.model, label) if self.case_models is None else (self.case_models[i], 0)
-        shared: dict = {}
+        session = ImageSession(explained, image)
         scored_image = ImageScores(i)
         for method in self.methods:
             start = time.perf_counter()
             note = ""
             try:
                 raw = explain(method, explained, image, target, seed=self.seed, device=self.device,
-                              batch_size=self.batch_size, shared=shared, **self.options.get(method, {})).map  # fmt: skip
+                              batch_size=self.batch_size, session=session,
+                              **self.options.get(method, {})).map  # fmt: skip
                 scored = postprocess(raw, self.attribution)
                 scores = {m: r.value for m, r in localisation_scores(scored, mask, self.settings).items()}
                 scored_image.maps[method] = scored

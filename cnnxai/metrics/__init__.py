@@ -1,6 +1,7 @@
 """Faithfulness, complexity and localisation metrics of attribution maps, batched on the model's device.
 
-``ImageMetrics(model, x, target, settings)`` holds what one image's metrics share; ``.score(map, names)``
+``ImageMetrics(model, x, target, settings)`` (or ``ImageMetrics.of(session, target, settings)`` on the image's
+:class:`~cnnxai.session.ImageSession`) holds what one image's metrics share; ``.score(map, names)``
 scores one explainer's (H,W) map; :func:`sufficiency` scores a group of images; :func:`localisation_scores`
 scores a map against a ground-truth mask. ``METRICS`` is the registry of every metric: its function, family,
 direction and declared parameters, registered with the function by :func:`metric`.

@@ -23,6 +23,7 @@ from cnnxai.errors import UserInputError
 from cnnxai.metrics.perturbation import FeatureView, TargetScorer
 from cnnxai.metrics.result import MetricResult, undefined
 from cnnxai.metrics.specs import METRICS, check_sizes
+from cnnxai.session import ImageSession
 from cnnxai.system import tune_malloc
 
 
@@ -54,6 +55,12 @@ class ImageMetrics:
         draws: replacements for random draws, by name (e.g. 'FaithfulnessCorrelation.subsets'); tests and
             the benchmark pass the draws Quantus made, to compare values one for one.
         tf32: allow TF32 convolutions on CUDA (see :func:`lime_ext.full_float32`).
+        session: the image's :class:`~cnnxai.session.ImageSession` when the caller has one (see :meth:`of`): its
+            one forward gives the prediction (without one, the metrics' scorer runs it), and the metrics' own
+            per-image results (IROF's superpixels, the insertion substrate) go to its ``memo``.
+
+    The target's logit and probability (written out by the metrics) are the model's output on ``x`` and its
+    softmax, in float32: a session with ``amp`` cannot serve them.
     """
 
     def __init__(
@@ -68,6 +75,7 @@ class ImageMetrics:
         batch_size: int | None = None,
         draws: Mapping[str, np.ndarray] | None = None,
         tf32: bool = False,
+        session: ImageSession | None = None,
     ) -> None:
         tune_malloc()  # a library entry point (see cnnxai.system)
         self.x = (x[0] if x.ndim == 4 else x).detach()
@@ -82,8 +90,17 @@ class ImageMetrics:
             model, 0 if target is None else target, batch_size, tf32, tuple(x.shape[-2:])
         )
         self._draws = dict(draws or {})
-        self.cache: dict[Any, Any] = {}  # per-image results of the metrics' own (e.g. IROF's superpixels)
-        output = self.scorer.outputs(self.x[None])[0].float()
+        # per-image results of the metrics' own (e.g. IROF's superpixels), kept in the image's session if any
+        self.cache: dict[Any, Any] = {} if session is None else session.memo
+        if session is None:
+            output = self.scorer.outputs(self.x[None])[0].float()
+        elif session.model is not model or session.amp or session.tf32 != bool(tf32) or (
+            session.classifier.backend != self.scorer.classifier.backend
+        ):
+            raise ValueError("the session is of another model, or predicts in other numerics than the metrics "
+                             "(amp, tf32, backend): make the metrics with ImageMetrics.of(session)")
+        else:
+            output = session.output[0].float()
         self.predicted = int(output.argmax())
         if target is None:
             self.scorer.target = self.predicted
@@ -94,6 +111,19 @@ class ImageMetrics:
             )
         self.logit = float(output[self.target])
         self.probability = float(torch.softmax(output, dim=-1)[self.target])
+
+    @classmethod
+    def of(
+        cls,
+        session: ImageSession,
+        target: int | None,
+        settings: Mapping[str, Mapping[str, Any]],
+        **options: Any,
+    ) -> ImageMetrics:
+        """The metrics of the session's image on the session's model (its input ``x``, its one forward, its memo,
+        its ``tf32``); ``options`` are the constructor's other keywords (``seed``, ``key``, ``feature_unit``,
+        ``batch_size``, ``draws``)."""
+        return cls(session.model, session.x, target, settings, session=session, tf32=session.tf32, **options)
 
     # -- shared, computed once per image ------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """A stability run: every image x method x budget N x seed, one row each in rows.csv, resumable and shardable.
 
-Per image: one segmentation (the run's segmenter and seed) used by every explanation, one ``shared`` dict across
-all methods, seeds and budgets (the LIME neighbourhood of a seed is sampled once; per the explainers' contract, a
-smaller N is a prefix of a larger one's samples), the predicted class as target, and one
+Per image: one :class:`~cnnxai.session.ImageSession` across all methods, seeds and budgets, holding one segmentation
+(the run's segmenter and seed) used by every explanation (the LIME neighbourhood of a seed is sampled once; per the
+explainers' contract, a smaller N is a prefix of a larger one's samples) and the prediction (the target), and one
 :class:`~cnnxai.stability.curves.SuperpixelCurves` that caches every perturbed image of the deletion and insertion
 curves. The reference (plain ``lime`` at ``reference_samples`` with a seed that is none of the test seeds) is a
 unit of its own, done first; a resumed run reads its attributions back from rows.csv.
@@ -33,15 +33,15 @@ from cnnxai.benchmark.store import ResultStore, read_rows
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
-from cnnxai.explainers.lime_family import fix_segments
 from cnnxai.outputs import build_manifest
 from cnnxai.preprocess import FRAME_SIZE, RESIZE_SIZE, to_model_frame
+from cnnxai.session import ImageSession
 from cnnxai.stability.adapter import read_explanation
 from cnnxai.stability.curves import SuperpixelCurves
 from cnnxai.stability.measures import kendall, top_k_jaccard, top_k_undefined
 from cnnxai.stability.rows import REFERENCE, ROW_COLUMNS, ROWS_FILE, UNREADABLE
 from cnnxai.stability.specs import ResolvedMethod
-from lime_ext import TorchClassifier, module_device, segment_image
+from lime_ext import module_device, segment_image
 
 
 def reference_seed(seed: int, count: int) -> int:
@@ -239,15 +239,13 @@ class ImageStability:
                 yield label, undefined_rows(settings, index, image, label,
                                             f"{settings.segmenter} found a single superpixel"), 0  # fmt: skip
             return
-        classifier = TorchClassifier(self.model)
-        with torch.no_grad(), classifier.session():
-            target = int(classifier.forward_prepared(classifier.prepare_rgb(frame)[None])[0].argmax())
-        shared: dict = {}
-        fix_segments(shared, segments)
+        session = ImageSession(self.model, frame)
+        session.fix_segments(segments)
+        target = session.predicted
         curves = SuperpixelCurves(
             self.model, frame, segments, target, settings.hide_color, settings.curve_steps, self.batch_size
         )
-        context = {"index": index, "image": image, "frame": frame, "target": target, "shared": shared,
+        context = {"index": index, "image": image, "frame": frame, "target": target, "session": session,
                    "curves": curves, "num": num}  # fmt: skip
         counted = 0  # the curves' forwards already handed over
         methods = {m.label: m for m in settings.methods}
@@ -279,7 +277,7 @@ class ImageStability:
         try:
             result = explain(
                 name, self.model, context["frame"], context["target"], seed=seed, device=self.device,
-                batch_size=self.batch_size, shared=context["shared"], **options,
+                batch_size=self.batch_size, session=context["session"], **options,
             )  # fmt: skip
             seconds = time.perf_counter() - start
             found = read_explanation(result)

@@ -13,6 +13,7 @@ from torch import nn
 
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import CamLimeResult, explain_image
+from cnnxai.session import ImageSession
 from cnnxai.targets import DetectionBoxTarget, SegmentationTarget, TargetScore, box_iou, per_image
 from lime_ext import IMAGENET_MEAN, IMAGENET_STD, TorchClassifier
 
@@ -211,13 +212,13 @@ def task_score_model(
 @dataclass(frozen=True)
 class TaskExplanation:
     """``selection`` (what was explained), ``model`` (the :class:`TargetScore` the explainers saw; reuse it with
-    ``shared`` for other explainers of the same image) and ``result`` (GradLIME / CamLIME with plain LIME on the
-    same samples; its class 0 is the selection's score)."""
+    ``session``, the frame on it, for other explainers of the same image) and ``result`` (GradLIME / CamLIME with
+    plain LIME on the same samples; its class 0 is the selection's score)."""
 
     selection: Selection
     model: TargetScore
     result: CamLimeResult
-    shared: dict
+    session: ImageSession
 
 
 def explain_task(
@@ -231,6 +232,7 @@ def explain_task(
     batch_size: int | None = None,
     amp: bool = False,
     progress: bool = False,
+    tf32: bool = False,
     **options: Any,
 ) -> TaskExplanation:
     """GradLIME (``variant='gradlime'``) or CamLIME (``'camlime'``) of what ``choice`` picks on the task model's
@@ -238,8 +240,8 @@ def explain_task(
     explainer's declared options; ``layers`` are module paths of the TargetScore (``task.<path in the model>``)."""
     selection = select_target(spec, model, frame, spec.class_names(), choice)
     wrapped = task_score_model(model, spec, selection, frame)
-    shared: dict = {}
+    session = ImageSession(wrapped, frame, amp, tf32)
     result = explain_image(
-        variant, wrapped, frame, 0, 1, seed, device, batch_size, shared, amp, progress, **options
+        variant, wrapped, frame, 0, 1, seed, device, batch_size, session, amp, progress, tf32, **options
     )
-    return TaskExplanation(selection, wrapped, result, shared)
+    return TaskExplanation(selection, wrapped, result, session)

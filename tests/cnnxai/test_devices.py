@@ -106,7 +106,7 @@ def test_a_benchmark_stops_at_a_sticky_cuda_error(monkeypatch, tmp_path, tiny_cn
     image = SimpleNamespace(key="a", true_class=0)
     item = runner.PreparedImage(image, frame=frame)
     item.metrics = SimpleNamespace(target=0)
-    item.shared = {}
+    item.session = None
     group = SimpleNamespace(images=[image])
     with pytest.raises(RuntimeError, match="device-side assert"):
         scorer._unit(group, "gradcam", {"a": item})

@@ -15,6 +15,7 @@ from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.explainers.guided import GuidedReLU, guided_nonlinearities
 from cnnxai.explainers.kernel_shap import shap_values, shapley_coalitions
+from cnnxai.session import ImageSession
 from lime_ext import LimeSettings, TorchClassifier
 from tests.helpers import ROOT, fast_options, make_tiny_cnn, small_photo
 
@@ -165,15 +166,35 @@ def test_kernel_shap_recovers_a_linear_game_and_keeps_efficiency():
 
 
 def test_lime_family_shares_one_perturbation_set():
-    shared: dict = {}
     model, image = make_tiny_cnn(), small_photo(32)
-    lime = explain("lime", model, image, 1, shared=shared, **fast_options("lime"))
-    gradlime = explain("gradlime", model, image, 1, shared=shared, **fast_options("gradlime"))
-    samplers = [value for key, value in shared.items() if key[0] == "sampler"]
+    session = ImageSession(model, image)
+    lime = explain("lime", model, image, 1, session=session, **fast_options("lime"))
+    gradlime = explain("gradlime", model, image, 1, session=session, **fast_options("gradlime"))
+    samplers = list(session.samplers.values())
     assert len(samplers) == 1 and samplers[0].predicted == fast_options("lime")["num_samples"]
     ours = gradlime.extras["explanation"].labels[1]
     np.testing.assert_allclose(ours.attributions, ours.prior * ours.weights)
     assert lime.extras["explanation"].segments is gradlime.extras["explanation"].segments
+
+    # the earlier form: a dict kept for the image holds its session, made by the first call
+    shared: dict = {}
+    again = explain("lime", model, image, 1, shared=shared, **fast_options("lime"))
+    (held,) = shared.values()
+    assert isinstance(held, ImageSession) and len(held.samplers) == 1
+    np.testing.assert_array_equal(again.map, lime.map)
+    with pytest.raises(ValueError, match="another model or image"):
+        explain("lime", make_tiny_cnn(), image, 1, session=session, **fast_options("lime"))
+
+
+def test_a_session_predicts_once_and_restores_the_mode():
+    model, image = make_tiny_cnn().train(), small_photo(32)
+    session = ImageSession(model, image)
+    probabilities = session.probabilities
+    assert model.training and probabilities.ndim == 1 and session.predicted == int(np.argmax(probabilities))
+    with torch.no_grad():
+        expected = TorchClassifier(model.eval())(torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255)[0]
+    np.testing.assert_allclose(probabilities, expected.numpy(), rtol=1e-6)
+    assert session.probabilities is probabilities  # one forward
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))

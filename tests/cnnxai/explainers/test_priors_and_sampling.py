@@ -11,7 +11,7 @@ from cam_ext.priors import floored
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import explain
 from cnnxai.explainers.kernel_shap import shap_covariance, shapley_coalitions
-from cnnxai.explainers.lime_family import fix_segments
+from cnnxai.session import ImageSession
 from lime_ext import explanation_rng
 from lime_ext.adaptive import rounds
 from tests.helpers import fast_options, make_tiny_cnn, small_photo
@@ -19,9 +19,9 @@ from tests.helpers import fast_options, make_tiny_cnn, small_photo
 MODEL, IMAGE = make_tiny_cnn(), small_photo(48)
 
 
-def run(name, shared=None, **options):
+def run(name, session=None, **options):
     return explain(
-        name, MODEL, IMAGE, 1, seed=0, shared=shared, **fast_options(name, **{"num_samples": 80, **options})
+        name, MODEL, IMAGE, 1, seed=0, session=session, **fast_options(name, **{"num_samples": 80, **options})
     )
 
 
@@ -67,15 +67,15 @@ def test_prior_floor():
 
 
 def test_baylime_on_the_shared_samples():
-    shared: dict = {}
-    lime = run("lime", shared)
-    none = run("baylime", shared)
-    informed = run("baylime", shared, prior="gradcam")
+    session = ImageSession(MODEL, IMAGE)
+    lime = run("lime", session)
+    none = run("baylime", session)
+    informed = run("baylime", session, prior="gradcam")
     assert none.extras["forwards"] == lime.extras["forwards"] == 80
-    assert len([k for k in shared if k[0] == "sampler"]) == 1  # one neighbourhood for all three
+    assert len(session.samplers) == 1  # one neighbourhood for all three
     assert not np.allclose(none.extras["superpixel_attributions"], informed.extras["superpixel_attributions"])
     # lambda -> infinity: the posterior mean is the prior mean, a * max|m0| / max(a)
-    pinned = run("baylime", shared, prior="gradcam", prior_precision=1e12)
+    pinned = run("baylime", session, prior="gradcam", prior_precision=1e12)
     a, m0 = pinned.extras["prior"], none.extras["superpixel_attributions"]
     expected = a * np.abs(m0).max() / a.max()  # m0: the non-informative fit
     np.testing.assert_allclose(pinned.extras["superpixel_attributions"], expected, rtol=1e-6, atol=1e-9)
@@ -103,11 +103,11 @@ def test_auto_is_refused_where_it_means_nothing():
 
 
 def test_fixed_segments_serve_every_seed():
-    shared: dict = {}
+    session = ImageSession(MODEL, IMAGE)
     segments = np.repeat(np.arange(6), 8)[None, :].repeat(48, axis=0)  # 6 vertical stripes
-    fix_segments(shared, segments)
+    session.fix_segments(segments)
     for seed in (0, 3):
-        result = explain("lime", MODEL, IMAGE, 1, seed=seed, shared=shared, num_samples=30)
+        result = explain("lime", MODEL, IMAGE, 1, seed=seed, session=session, num_samples=30)
         assert result.extras["superpixel_attributions"].shape == (6,)
         assert result.extras["segments"] is segments
 

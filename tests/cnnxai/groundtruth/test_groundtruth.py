@@ -18,6 +18,7 @@ from cnnxai.groundtruth.cli import main
 from cnnxai.images import dilate
 from cnnxai.metrics import LOCALISATION_METRICS, localisation_scores, metric_settings
 from cnnxai.metrics.localisation import expected_hits_in_top
+from cnnxai.session import ImageSession
 from cnnxai.synthetic.shapes import CLASSES, SyntheticSettings, draw_image, make_synthetic
 from cnnxai.synthetic.shapes_model import CAM_LAYER, load_shapes_model
 from tests.helpers import fast_options
@@ -251,12 +252,12 @@ def test_a_failing_explainer_gives_nan_rows_with_the_reason(shapes_model):
 def test_default_methods_all_run_on_the_shapes_model(shapes_model):
     model, _ = shapes_model
     image = make_synthetic(SyntheticSettings(), "test", 1).images[0]
-    shared: dict = {}
+    session = ImageSession(model, image)
     for method in default_methods():
         options = fast_options(method)
         if "layers" in options or method == "sise":
             options["layers"] = ["features.conv2", "features.conv4"] if method == "sise" else [CAM_LAYER]
-        result = explain(method, model, image, 0, shared=shared, **options)
+        result = explain(method, model, image, 0, session=session, **options)
         assert result.map.shape == (64, 64) and np.all(np.isfinite(result.map)), method
 
 

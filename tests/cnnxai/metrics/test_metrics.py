@@ -259,3 +259,28 @@ def test_settings_are_checked():
             resolve_settings(["IROF", "Deletion", "Insertion", "FaithfulnessEstimate"], overrides)
     with pytest.raises(UserInputError, match="not among the metrics"):
         resolve_settings(["IROF"], {"Deletion.step": "4"})
+
+
+def test_metrics_on_a_session_use_its_one_forward_and_memo():
+    """ImageMetrics.of(session): the prediction, logit and probability of the session's forward (the same numbers
+    as the metrics' own), the metrics' per-image results in the session's memo, and nothing of another model."""
+    from cnnxai.session import ImageSession
+    from tests.helpers import make_tiny_cnn, small_photo
+
+    model, frame = make_tiny_cnn(), small_photo(32)
+    session = ImageSession(model, frame)
+    names = ["Deletion", "Insertion"]
+    settings = resolve_settings(names, {"Deletion.step": "256", "Insertion.step": "256"})
+    on_session = ImageMetrics.of(session, None, settings, seed=1, key="k")
+    alone = ImageMetrics(model, session.x, None, settings, seed=1, key="k")
+    assert on_session.scorer.forwards == 0 and alone.scorer.forwards == 1
+    assert (on_session.predicted, on_session.logit, on_session.probability) == (
+        alone.predicted, alone.logit, alone.probability
+    )
+    assert on_session.predicted == session.predicted
+    attribution = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    scored, expected = on_session.score(attribution, names), alone.score(attribution, names)
+    assert {n: r.value for n, r in scored.items()} == {n: r.value for n, r in expected.items()}
+    assert session.memo and session.memo is on_session.cache
+    with pytest.raises(ValueError, match="another model"):
+        ImageMetrics(make_tiny_cnn(), session.x, None, settings, session=session)
