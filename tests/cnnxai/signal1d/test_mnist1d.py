@@ -386,8 +386,10 @@ def test_lime_rise_and_deletion_values_are_those_of_the_original_batch_loop(batc
                      0.001192887, -0.014183026, -0.0086290436, -0.0042073797],
         "rise": [0.15195666, 0.16560672, 0.16228785, 0.14113384, 0.15270641],
     }  # fmt: skip
-    np.testing.assert_allclose(lime[::4], before["lime"], rtol=1e-5)
-    np.testing.assert_allclose(gradlime[::4], before["gradlime"], rtol=1e-5)
+    # The fits' last bits follow the BLAS of the installed numpy/scipy: a weight near 0 may move by 1e-8, so the
+    # tolerance is relative to the map's scale (about 1e-2), not to each weight.
+    np.testing.assert_allclose(lime[::4], before["lime"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gradlime[::4], before["gradlime"], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(rise[[0, 10, 20, 30, 39]], before["rise"], rtol=1e-5)
     assert auc == pytest.approx(0.12364041861146688, rel=1e-5)
 
