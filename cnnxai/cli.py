@@ -19,21 +19,19 @@ from cnnxai.cli_options import (
     add_model_options,
     add_ray_options,
     add_run_options,
-    add_task_options,
-    check_task_flags,
     explainer_list_option,
     explainer_options,
     int_at_least,
     model_request,
     ray_settings,
     run_main,
-    task_choice,
 )
 from cnnxai.explain_run import ExplainSettings, TaskRequest
 from cnnxai.explainers import REGISTRY
 from cnnxai.explainers.lime_family import VARIANTS
 from cnnxai.images import SAMPLE_IMAGES
 from cnnxai.reporting.explain import ImageOutcome, explain_to_folder
+from cnnxai.tasks.cli import add_task_options, check_task_flags, task_choice
 from cnnxai.tasks.models import TASK_CAM_METHODS, TASK_MODELS, task_model_spec
 
 # The explainers' shared settings that these tools offer as flags (each made from the explainers' declarations).

@@ -20,15 +20,12 @@ from cnnxai.cli_options import (
     add_explainer_option_flag,
     add_model_options,
     add_run_options,
-    add_task_options,
-    check_task_flags,
     comma_separated,
     explainer_options,
     fill_alias,
     int_at_least,
     model_request,
     run_main,
-    task_choice,
 )
 from cnnxai.devices import resolve_device
 from cnnxai.errors import UserInputError
@@ -39,6 +36,7 @@ from cnnxai.images import SAMPLE_IMAGES, find_images, load_image, sample_image
 from cnnxai.outputs import atomic_savefig, build_manifest, write_json
 from cnnxai.preprocess import to_model_frame
 from cnnxai.targets import TargetScore
+from cnnxai.tasks.cli import add_task_options, check_task_flags, task_choice
 from cnnxai.tasks.explain import explain_task
 from cnnxai.tasks.models import TASK_MODELS, task_frame, task_model_spec, task_sample
 from cnnxai.zoo import MODEL_FORMS, MODELS, choose_layers, load_classifier, load_model
