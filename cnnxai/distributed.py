@@ -347,6 +347,18 @@ class LocalPool:
                 yield key, [result]
 
 
+def in_order(results: Iterable[tuple[Any, Any]], keys: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+    """``results`` (key, value), arriving in any order (a pool's), handed on in the order of ``keys``: each waits
+    for those before it, so rows are appended in the order of the run whatever worker finished first."""
+    order, ready, end = iter(keys), {}, object()
+    waiting = next(order, end)
+    for key, value in results:
+        ready[key] = value
+        while waiting is not end and waiting in ready:
+            yield waiting, ready.pop(waiting)
+            waiting = next(order, end)
+
+
 def worker_pool(settings: RaySettings | None, device: str = "auto", preload: tuple[str, ...] = ()):
     """A context manager: the :class:`WorkerPool` of ``settings``, or None without them (compute here)."""
     return nullcontext() if settings is None else WorkerPool(settings, device, preload)

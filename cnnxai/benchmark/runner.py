@@ -31,7 +31,7 @@ from cnnxai.benchmark.store import (
     run_lock,
 )
 from cnnxai.devices import recover_from, resolve_device
-from cnnxai.distributed import LocalPool, WorkFailed
+from cnnxai.distributed import LocalPool, WorkFailed, in_order
 from cnnxai.errors import UserInputError
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.metrics import METRICS, ImageMetrics, MetricResult, check_sizes, sufficiency
@@ -123,23 +123,31 @@ class ResumableRun:
 
     A subclass sets ``self.store`` and supplies ``identity()``, its units and rows through the hooks below
     (:class:`ImageFolderRun` for the runs over an image folder; the localisation run over the synthetic sets).
+    The pending work is computed by :meth:`_compute`, here or on the pool: a subclass says what the work items
+    are (:meth:`_work`), what computes one (:meth:`_worker`, an object with ``load(item)`` and ``compute(loaded)``
+    yielding finished units, as :class:`~cnnxai.distributed.LocalPool` and the Ray pool take), what to do with a
+    finished unit (:meth:`_take`) and with an item a worker kept dying on (:meth:`_given_up`).
 
     Args:
         settings: a frozen dataclass of everything that decides the rows (its ``tool`` names the run).
         folder: the output folder; a shard writes its rows to ``folder/shards/<i>-of-<n>/``.
         shard: (i, n), 1-based; (1, 1) is the whole run.
         progress: show a progress bar.
+        pool: a :class:`~cnnxai.distributed.WorkerPool` given the run's work objects (built in each Ray worker)
+            to compute there; None: :meth:`_worker`'s, in this process.
     """
 
     def __init__(
-        self, settings: Any, folder: Path, shard: tuple[int, int] = (1, 1), progress: bool = True
+        self, settings: Any, folder: Path, shard: tuple[int, int] = (1, 1), progress: bool = True, pool: Any = None
     ) -> None:
         self.settings, self.folder, self.shard, self.progress = settings, Path(folder), shard, progress
+        self.pool = pool
         self.rows_folder = (
             self.folder if shard == (1, 1) else self.folder / "shards" / f"{shard[0]}-of-{shard[1]}"
         )
 
     bar_unit = "unit"  # what the progress bar counts
+    ordered = False  # take the finished units in the order of the work items (else as they come)
 
     def run(self) -> dict:
         """Compute every unfinished unit of this shard under the run lock, after checking that the folder's rows
@@ -179,10 +187,44 @@ class ResumableRun:
         """How far a finished unit moves the progress bar (its rows unless a run counts otherwise)."""
         return rows
 
-    def _compute(self, expected: dict[Hashable, int], done: set, bar: Any) -> dict:
-        """Compute and append the rows of every unit of ``expected`` not in ``done``, moving ``bar`` (None: no
-        bar); returns the run's own fields of the status."""
+    def _compute(self, expected: dict, done: set, bar: Any) -> dict:
+        """Every pending work item, here or on the pool, each finished unit handed to :meth:`_take` as it comes
+        (so an interrupted run keeps it); returns :meth:`_totals` and, on a pool, the cluster's description."""
+        work = self._work(expected, done)
+        results = (self.pool or LocalPool(self._worker())).map_unordered(work)
+        if self.ordered:
+            results = in_order(results, [key for key, _, _ in work])
+        for key, result in results:
+            if isinstance(result, WorkFailed):
+                result = self._given_up(key, result.reason, expected, done)
+            for finished in result:
+                self._take(key, finished, done, bar)
+        extra = self._totals()
+        if self.pool is not None:
+            extra["cluster"] = self.pool.describe(f"{self.bar_unit}s")
+        return extra
+
+    def _work(self, expected: dict, done: set) -> list[tuple[Hashable, Any, int]]:
+        """The pending work items: (key, item, size), the item what :meth:`_worker`'s ``load`` takes (picklable:
+        it may go to a Ray worker) and the size its share of the load balance."""
         raise NotImplementedError
+
+    def _worker(self) -> Any:
+        """The work object computing an item in this process (a Ray worker builds its own)."""
+        raise NotImplementedError
+
+    def _take(self, key: Hashable, finished: Any, done: set, bar: Any) -> None:
+        """Store one finished unit of item ``key``, add it to ``done`` and move ``bar`` (None: no bar)."""
+        raise NotImplementedError
+
+    def _given_up(self, key: Hashable, reason: str, expected: dict, done: set) -> list:
+        """The finished units (as the worker's) that stand for the pending units of item ``key`` when a worker
+        kept dying on it: their rows say ``reason``."""
+        raise NotImplementedError
+
+    def _totals(self) -> dict:
+        """The run's own fields of the status, summed over the units taken."""
+        return {}
 
     def _manifest(self, extra: dict) -> dict:
         """The manifest of this shard (:func:`cnnxai.outputs.build_manifest`), with the status fields ``extra``."""
@@ -224,13 +266,7 @@ class ImageFolderRun(ResumableRun):
         batch_size: inputs per forward pass for the explainers and metrics (None: from the device).
         selection: how the images were drawn (recorded in the identity).
         progress: show a progress bar; debug: let an explainer's error stop the run (else its rows say why).
-        pool: a :class:`~cnnxai.distributed.WorkerPool` given the run's work objects (:meth:`_worker`'s, built in
-            each Ray worker) to compute there; None: in this process, on ``model``.
-
-    The run computes its pending work with :meth:`_compute`: a subclass says what the work items are
-    (:meth:`_work`), what computes one (:meth:`_worker`, an object with ``load(item)`` and ``compute(loaded)``
-    yielding finished units, as :class:`~cnnxai.distributed.LocalPool` and the Ray pool take), what to do with
-    a finished unit (:meth:`_take`) and with an item a worker kept dying on (:meth:`_given_up`).
+        pool: as :class:`ResumableRun`'s (None: compute in this process, on ``model``).
     """
 
     def __init__(
@@ -248,54 +284,18 @@ class ImageFolderRun(ResumableRun):
         debug: bool = False,
         pool: Any = None,
     ) -> None:
-        super().__init__(settings, folder, shard, progress)
+        super().__init__(settings, folder, shard, progress, pool)
         self.model, self.model_info = model, model_info
         self.dataset, self.images = dataset, list(images)
         self.batch_size, self.debug = batch_size, debug
         self.selection = dict(selection or {})
         self.device = module_device(model)
-        self.pool = pool
 
     @property
     def device_name(self) -> str:
         """Where the work runs, for the manifest: this process's device, or the Ray workers'."""
         return self.pool.device if self.pool is not None else str(self.device)
 
-    def _compute(self, expected: dict, done: set, bar: Any) -> dict:
-        """Every pending work item, here or on the pool, each finished unit handed to :meth:`_take` as it comes
-        (so an interrupted run keeps it); returns :meth:`_totals` and, on a pool, the cluster's description."""
-        pool = self.pool or LocalPool(self._worker())
-        for key, result in pool.map_unordered(self._work(expected, done)):
-            if isinstance(result, WorkFailed):
-                result = self._given_up(key, result.reason, expected, done)
-            for finished in result:
-                self._take(key, finished, done, bar)
-        extra = self._totals()
-        if self.pool is not None:
-            extra["cluster"] = self.pool.describe(f"{self.bar_unit}s")
-        return extra
-
-    def _work(self, expected: dict, done: set) -> list[tuple[Hashable, Any, int]]:
-        """The pending work items: (key, item, size), the item what :meth:`_worker`'s ``load`` takes (picklable:
-        it may go to a Ray worker) and the size its share of the load balance."""
-        raise NotImplementedError
-
-    def _worker(self) -> Any:
-        """The work object computing an item in this process (a Ray worker builds its own)."""
-        raise NotImplementedError
-
-    def _take(self, key: Hashable, finished: Any, done: set, bar: Any) -> None:
-        """Store one finished unit of item ``key``, add it to ``done`` and move ``bar`` (None: no bar)."""
-        raise NotImplementedError
-
-    def _given_up(self, key: Hashable, reason: str, expected: dict, done: set) -> list:
-        """The finished units (as the worker's) that stand for the pending units of item ``key`` when a worker
-        kept dying on it: their rows say ``reason``."""
-        raise NotImplementedError
-
-    def _totals(self) -> dict:
-        """The run's own fields of the status, summed over the units taken."""
-        return {}
 
     def identity(self) -> dict:
         """What must be equal for rows to belong to the same run (device, batch size and progress may differ)."""

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from cnnxai.benchmark.runner import postprocess
 from cnnxai.devices import recover_from
-from cnnxai.distributed import LocalPool, WorkFailed
+from cnnxai.distributed import LocalPool, WorkFailed, in_order
 from cnnxai.explainers import REGISTRY, explain
 from cnnxai.metrics import LOCALISATION_METRICS, localisation_scores, metric_settings
 from cnnxai.session import ImageSession
@@ -179,14 +179,9 @@ def localise(
     a unit finished early waits for those before it. A unit whose worker kept dying gets NaN rows with the
     reason."""
     items = [(image, tuple(cases), len(cases) * len(work.methods)) for image, cases in units.items()]
-    order, ready = iter(units), {}
-    waiting = next(order, None)
-    for image, results in (pool or LocalPool(work)).map_unordered(items):
+    for image, results in in_order((pool or LocalPool(work)).map_unordered(items), units):
         failed = isinstance(results, WorkFailed)
-        ready[image] = [work.lost(i, results.reason) for i in units[image]] if failed else results[0]
-        while waiting in ready:
-            yield waiting, ready.pop(waiting)
-            waiting = next(order, None)
+        yield image, [work.lost(i, results.reason) for i in units[image]] if failed else results[0]
 
 
 def method_failures(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:

@@ -32,7 +32,6 @@ from cnnxai.groundtruth.benchmark import (
     example_indices,
     example_title,
     image_units,
-    localise,
     method_failures,
     predictions,
     warn_failures,
@@ -311,8 +310,8 @@ class LocalisationRun(ResumableRun):
         options: Mapping[str, Any] | None = None, progress: bool = True, debug: bool = False, pool: Any = None,
         report_images: int = DEFAULT_REPORT_IMAGES,
     ) -> None:  # fmt: skip
-        super().__init__(settings, folder, shard, progress)
-        self.model_info, self.dataset, self.pool = model_info, dataset, pool
+        super().__init__(settings, folder, shard, progress, pool)
+        self.model_info, self.dataset = model_info, dataset
         self.options = dict(options or {})
         predicted = predictions(model, dataset.images) if case_models is None else dataset.labels.copy()
         self.work = LocaliseWork(
@@ -348,17 +347,30 @@ class LocalisationRun(ResumableRun):
     def _inputs(self) -> dict:
         return {"images": len(self.mine), "cases": sum(len(cases) for cases in self.mine.values())}
 
-    def _compute(self, expected: dict, done: set, bar: Any) -> dict:
-        pending = {image: cases for image, cases in self.mine.items() if image not in done}
-        for _, cases in localise(self.work, pending, self.pool):
-            rows = [{**row, "value": repr(float(row["value"]))} for scored in cases for row in scored.rows]
-            self.store.append(rows)
-            for scored in cases:
-                self._keep_example(scored)
-            if bar is not None:
-                bar.update(len(cases) * len(self.settings.methods))
+    ordered = True  # rows in the order of the run, whatever worker finishes first
+
+    def _work(self, expected: dict, done: set) -> list[tuple[int, tuple[int, ...], int]]:
+        methods = len(self.settings.methods)
+        return [(image, tuple(cases), len(cases) * methods) for image, cases in self.mine.items() if image not in done]
+
+    def _worker(self) -> LocaliseWork:
+        return self.work
+
+    def _take(self, image: int, cases: list[ImageScores], done: set, bar: Any) -> None:
+        rows = [{**row, "value": repr(float(row["value"]))} for scored in cases for row in scored.rows]
+        self.store.append(rows)
+        for scored in cases:
+            self._keep_example(scored)
+        done.add(image)
+        if bar is not None:
+            bar.update(len(cases) * len(self.settings.methods))
+
+    def _given_up(self, image: int, reason: str, expected: dict, done: set) -> list[list[ImageScores]]:
+        return [[self.work.lost(i, reason) for i in self.mine[image]]]
+
+    def _totals(self) -> dict:
         warn_failures(method_failures(self._rows()))
-        return {"cluster": self.pool.describe("maps")} if self.pool is not None else {}
+        return {}
 
     def _keep_example(self, scored: ImageScores) -> None:
         """Add an example's maps (as scored; NaN where its method failed) to ``gallery/`` beside the rows (after
