@@ -349,8 +349,9 @@ def write_stability_summary(folder: Path) -> Path:
 def run_stability(request: StabilityRequest) -> RunStatus:
     """Run the stability study ``request`` asks for (its shard; here or on Ray workers; an interrupted run
     resumes), then write the summary, forwards_to_match and curves over every shard present
-    (:func:`write_stability_summary`); returns how it ended (the tables are ``folder/summary.md`` and ``folder/forwards_to_match.md``). A bad request raises a
-    one-line :class:`~cnnxai.errors.UserInputError` before any work."""
+    (:func:`write_stability_summary`); returns how it ended (the tables are ``folder/summary.md`` and
+    ``folder/forwards_to_match.md``). A bad request raises a one-line :class:`~cnnxai.errors.UserInputError`
+    before any work."""
     folder = request.folder
     dataset, images = stability_images(request)
     # With Ray the workers start now (importing while the model loads here) and load it on their own devices.

@@ -28,8 +28,8 @@ class StabilityRequest:
     the run (the specs' and plain lime's; the CAM layers are filled in from the model), its ``settings`` but for
     what the model decides, filled in once it is loaded (``methods``: the specs resolved, plain lime at
     ``match_samples`` among them; ``reference_options``; ``frame_size`` and ``resize``; leave them at ``()``,
-    ``{}`` and the defaults), the ``folder`` run: the images, output folder, shard, model and how it runs, and ``ray``
-(compute on Ray workers; None: here)."""
+    ``{}`` and the defaults), the ``folder`` run: the images, output folder, shard, model and how it runs, and
+    ``ray`` (compute on Ray workers; None: here)."""
 
     specs: tuple[MethodSpec, ...]
     options: Mapping[str, Mapping[str, Any]]
